@@ -1,0 +1,20 @@
+"""symrnn: derive the mathematics of recurrent computations exactly."""
+
+from . import cells
+from .errors import (
+    LimitError,
+    NoClosedForm,
+    ParseError,
+    RecurrenceError,
+    ShapeError,
+    SymrnnError,
+    ToolMissing,
+    UnfoldError,
+)
+from .functions import relu, sigmoid, softmax, softplus
+from .matrices import matrix, vector
+from .notation import t
+from .recurrence import Recurrence
+from .unfold import Unfolded, unfold
+
+__version__ = "0.1.0"

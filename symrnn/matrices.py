@@ -1,0 +1,158 @@
+r"""Vector states and matrix parameters of explicit size.
+
+``vector('h', 3)`` is a time-indexed vector: ``h(t - 1)`` is a 3×1 matrix expression that prints
+as :math:`\mathbf{h}^{(t-1)}` and whose components are the scalar time functions ``h_1``, ``h_2``,
+``h_3``.  ``matrix('W', 3, 3)`` is a real parameter matrix (a :class:`sympy.MatrixSymbol`) whose
+entries are the scalar symbols ``W_11`` … ``W_33``.  Recurrences keep the matrix form for printing
+and compute on the components (:func:`explicit`).
+
+>>> import sympy as sp
+>>> from symrnn.notation import t
+>>> h, W = vector("h", 2), matrix("W", 2, 2)
+>>> explicit(W * h(t - 1))
+Matrix([
+[W_11*h_1(t - 1) + W_12*h_2(t - 1)],
+[W_21*h_1(t - 1) + W_22*h_2(t - 1)]])
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .notation import latex_time, time_function
+
+__all__ = ["vector", "matrix", "TimeVector", "VectorAt", "explicit", "entry_symbol", "is_matrix"]
+
+
+def is_matrix(obj: Any) -> bool:
+    """True for explicit matrices and matrix expressions."""
+    return isinstance(obj, (sp.MatrixBase, MatrixExpr))
+
+
+def entry_symbol(name: str, i: int, j: int, rows: int, cols: int) -> sp.Symbol:
+    """The real scalar symbol for entry (i, j) (0-based) of parameter matrix ``name``.
+
+    Entries are named 1-based as in the book: ``W_12``; a column vector's entries ``b_2``; indices
+    are separated (``W_10_2``) only when a dimension exceeds 9 and ``W_102`` would be ambiguous.
+    """
+    if cols == 1:
+        return sp.Symbol(f"{name}_{i + 1}", real=True)
+    if max(rows, cols) <= 9:
+        return sp.Symbol(f"{name}_{i + 1}{j + 1}", real=True)
+    return sp.Symbol(f"{name}_{i + 1}_{j + 1}", real=True)
+
+
+def matrix(name: str, rows: int, cols: int = 1) -> sp.MatrixSymbol:
+    """A real parameter matrix of explicit size (``cols=1`` for a bias vector)."""
+    _check_size(name, rows, cols)
+    return sp.MatrixSymbol(name, rows, cols)
+
+
+@cache
+def _explicit_parameter(name: str, rows: int, cols: int) -> sp.ImmutableMatrix:
+    return sp.ImmutableMatrix(
+        rows, cols, [entry_symbol(name, i, j, rows, cols) for i in range(rows) for j in range(cols)]
+    )
+
+
+def _check_size(name: str, rows: Any, cols: Any) -> None:
+    if not (isinstance(rows, int) and isinstance(cols, int) and rows >= 1 and cols >= 1):
+        raise ValueError(
+            f"size of {name!r} must be positive integers, got ({rows!r}, {cols!r}); "
+            "symrnn needs explicit sizes such as vector('h', 3)"
+        )
+
+
+class VectorAt(MatrixExpr):  # type: ignore[misc]
+    r"""A time-indexed vector at one time, e.g. ``h(t-1)``; prints as :math:`\mathbf{h}^{(t-1)}`."""
+
+    def __new__(cls, name: Any, time: Any, size: Any) -> VectorAt:
+        name = name if isinstance(name, sp.Symbol) else sp.Symbol(str(name))
+        return sp.Basic.__new__(cls, name, sp.sympify(time), sp.sympify(size))  # type: ignore
+
+    @property
+    def name(self) -> str:
+        return str(self.args[0].name)
+
+    @property
+    def time(self) -> sp.Expr:
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def shape(self) -> tuple[sp.Integer, sp.Integer]:
+        return (self.args[2], sp.Integer(1))
+
+    def components(self) -> tuple[sp.Expr, ...]:
+        """The scalar time atoms ``h_1(time)``, …, ``h_n(time)``."""
+        return tuple(time_function(f"{self.name}_{i + 1}")(self.time) for i in range(self.args[2]))
+
+    def as_explicit(self) -> sp.ImmutableMatrix:
+        return sp.ImmutableMatrix(self.components())
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Expr:
+        if isinstance(i, (int, sp.Integer)):
+            return self.components()[int(i)]
+        return sp.MatrixElement(self, i, j)
+
+    def _latex(self, printer: Any) -> str:
+        return f"\\mathbf{{{printer._print(self.args[0])}}}^{{({latex_time(self.time)})}}"
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"{self.name}({printer._print(self.time)})"
+
+
+class TimeVector:
+    """A vector-valued function of time; calling it gives a :class:`VectorAt`."""
+
+    def __init__(self, name: str, size: int):
+        _check_size(name, size, 1)
+        self.name, self.size = name, size
+
+    def __call__(self, time: Any) -> VectorAt:
+        return VectorAt(self.name, time, self.size)
+
+    @property
+    def components(self) -> tuple[sp.Function, ...]:
+        """The scalar component functions ``h_1`` … ``h_n``."""
+        return tuple(time_function(f"{self.name}_{i + 1}") for i in range(self.size))
+
+    def __repr__(self) -> str:
+        return f"vector({self.name!r}, {self.size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TimeVector) and (other.name, other.size) == (self.name, self.size)
+
+    def __hash__(self) -> int:
+        return hash(("TimeVector", self.name, self.size))
+
+
+def vector(name: str, size: int) -> TimeVector:
+    """A time-indexed vector of ``size`` real components (a vector state, input or output)."""
+    return TimeVector(name, size)
+
+
+def explicit(expr: Any) -> Any:
+    """Expand a matrix expression into an explicit ``ImmutableMatrix`` of scalar expressions.
+
+    Parameter matrices become their entry symbols and time vectors their component atoms;
+    scalars pass through unchanged.
+    """
+    if isinstance(expr, sp.MatrixBase):
+        return sp.ImmutableMatrix(expr)
+    if not isinstance(expr, MatrixExpr):
+        return expr
+    mapping: dict[Any, Any] = {}
+    for leaf in expr.atoms(sp.MatrixSymbol, VectorAt):
+        if isinstance(leaf, VectorAt):
+            mapping[leaf] = leaf.as_explicit()
+        else:
+            rows, cols = (int(n) for n in leaf.shape)
+            mapping[leaf] = _explicit_parameter(leaf.name, rows, cols)
+    replaced = expr.xreplace(mapping)
+    if isinstance(replaced, sp.MatrixBase):
+        return sp.ImmutableMatrix(replaced)
+    return sp.ImmutableMatrix(replaced.doit().as_explicit())

@@ -1,0 +1,375 @@
+r"""The :class:`Recurrence`: equations :math:`h^{(t)} = f(h^{(t-1)}, x^{(t)}; \theta)` over time.
+
+A recurrence is written the way SymPy's ``rsolve`` takes one, with undefined functions applied to
+the time index ``t``.  symrnn infers which quantities are states, inputs, outputs, same-time
+intermediates and parameters, checks that the system is explicit (computable step by step), and
+keeps both the form the user wrote (matrix form, for printing) and the scalar equations it
+computes with.
+
+>>> import sympy as sp
+>>> import symrnn as sr
+>>> t = sr.t
+>>> h, x = sp.symbols("h x", cls=sp.Function)
+>>> w, u, b = sp.symbols("w u b")
+>>> rnn = sr.Recurrence(sp.Eq(h(t), sp.tanh(w*h(t-1) + u*x(t) + b)), name="elman")
+>>> rnn.states, rnn.inputs, rnn.params, rnn.order
+((h,), (x,), (b, u, w), 1)
+>>> print(rnn)
+elman: h(t) = tanh(b + u*x(t) + w*h(t - 1))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import RecurrenceError
+from .matrices import VectorAt, explicit, is_matrix
+from .notation import is_time_atom, latex_expr, shift_of, t, time_atoms, time_of
+
+__all__ = ["Recurrence"]
+
+
+def _describe(eq: Any) -> str:
+    text = str(eq)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _as_equations(equations: Any) -> tuple[Any, ...]:
+    if isinstance(equations, (sp.Eq, sp.Equality)) or (
+        isinstance(equations, tuple) and len(equations) == 2 and not isinstance(equations[0], sp.Eq)
+    ):
+        equations = [equations]
+    try:
+        items = tuple(equations)
+    except TypeError:
+        raise RecurrenceError(
+            f"Recurrence needs an equation Eq(h(t), ...) or a list of them, got {equations!r}"
+        ) from None
+    if not items:
+        raise RecurrenceError("Recurrence got no equations; write e.g. Eq(h(t), tanh(w*h(t-1)))")
+    out = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            item = sp.Eq(item[0], item[1], evaluate=False)
+        if item is sp.true or item is sp.false:
+            raise RecurrenceError(
+                "an equation evaluated to True/False before symrnn saw it; write it as "
+                "Eq(lhs, rhs, evaluate=False) or as a (lhs, rhs) tuple"
+            )
+        if not isinstance(item, sp.Equality):
+            raise RecurrenceError(
+                f"Recurrence equations must be sympy.Eq(lhs, rhs), got {_describe(item)}"
+            )
+        out.append(item)
+    return tuple(out)
+
+
+def _scalarize(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
+    """Split one (possibly matrix) equation into (lhs atom, rhs) pairs, checking the left side."""
+    lhs, rhs = eq.lhs, eq.rhs
+    if is_matrix(lhs) or is_matrix(rhs):
+        if not (is_matrix(lhs) and is_matrix(rhs)):
+            raise RecurrenceError(
+                f"in {_describe(eq)}: one side is a matrix and the other a scalar; "
+                "both sides must have the same shape"
+            )
+        lhs_e, rhs_e = explicit(lhs), explicit(rhs)
+        if lhs_e.shape != rhs_e.shape:
+            raise RecurrenceError(
+                f"in {_describe(eq)}: left side has shape {lhs_e.shape}, right side "
+                f"{rhs_e.shape}; make the shapes agree"
+            )
+        pairs = list(zip(lhs_e, rhs_e))
+    else:
+        pairs = [(lhs, rhs)]
+    for left, _ in pairs:
+        if not (is_time_atom(left) and time_of(left) == t):
+            raise RecurrenceError(
+                f"left side of {_describe(eq)} is {left}, not a quantity at time t; "
+                "write the defined quantity as name(t), e.g. Eq(h(t), ...)"
+            )
+    return pairs  # type: ignore[return-value]
+
+
+def _check_time_arguments(eq: Any, rhs: sp.Expr) -> None:
+    for atom in sorted(time_atoms(rhs), key=sp.default_sort_key):
+        k = shift_of(atom) if not time_of(atom).is_Integer else None
+        if k is None:
+            raise RecurrenceError(
+                f"in {_describe(eq)}: {atom} has time argument {time_of(atom)}, not t - k for a "
+                "constant integer k; write lags as t - 1, t - 2, ..."
+            )
+        if k > 0:
+            raise RecurrenceError(
+                f"in {_describe(eq)}: {atom} refers to the future (t + {k}); a recurrence may "
+                "only use the present and the past, such as t and t - 1"
+            )
+    for call in rhs.atoms(AppliedUndef):
+        if not is_time_atom(call) and len(call.args) == 1 and not call.args[0].atoms(AppliedUndef):
+            arg = call.args[0]
+            if t in arg.free_symbols or arg.is_Number:
+                continue
+            raise RecurrenceError(
+                f"in {_describe(eq)}: {call} has time argument {arg}, not t - k; "
+                "write lags as t - 1, t - 2, ..."
+            )
+
+
+def _evaluation_order(
+    eq_text: dict[Any, str], same_time_deps: dict[Any, set[Any]]
+) -> tuple[Any, ...]:
+    """Topological order of the defined quantities by their same-time dependencies."""
+    order: list[Any] = []
+    state: dict[Any, int] = {}  # 1 = on the stack, 2 = done
+    for root in sorted(same_time_deps, key=lambda f: f.__name__):
+        if state.get(root) == 2:
+            continue
+        stack = [(root, iter(sorted(same_time_deps[root], key=lambda f: f.__name__)))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                state[node] = 2
+                order.append(node)
+            elif state.get(child) == 1:
+                cycle = [n.__name__ for n, _ in stack]
+                cycle = cycle[cycle.index(child.__name__) :] + [child.__name__]
+                raise RecurrenceError(
+                    f"same-time dependencies form a cycle {' -> '.join(c + '(t)' for c in cycle)}; "
+                    f"at least one of them must use a lagged value, e.g. {child.__name__}(t-1), in "
+                    f"{eq_text[child]}"
+                )
+            elif state.get(child) is None:
+                state[child] = 1
+                stack.append((child, iter(sorted(same_time_deps[child], key=lambda f: f.__name__))))
+    return tuple(order)
+
+
+@dataclass(frozen=True, eq=False)
+class Recurrence:
+    r"""A system of equations defining quantities at time t from the present and the past.
+
+    Parameters
+    ----------
+    equations : sympy.Eq or list of sympy.Eq
+        ``Eq(h(t), f(h(t-1), x(t); θ))`` per defined quantity; vector states are written with
+        :func:`symrnn.vector` and :func:`symrnn.matrix` and may be given in matrix form.
+    params : sequence of symbols, optional
+        The parameters in the order you want them; inferred (sorted by name) when omitted.
+    name : str, optional
+        A name used in messages and printed forms.
+
+    Attributes
+    ----------
+    states : tuple
+        Defined quantities used with a lag, e.g. ``h`` in ``h(t) = f(h(t-1))``.
+    inputs : tuple
+        Quantities of time that no equation defines (``x``); lagged inputs are allowed.
+    outputs : tuple
+        Defined quantities used by no other equation and never lagged (``o`` in ``o(t) = c + v*h(t)``).
+    intermediates : tuple
+        Defined quantities used at the same time by other equations and never lagged (GRU gates).
+    params : tuple
+        The remaining free symbols.
+    order : int
+        The largest lag of a defined quantity.
+    equations : tuple of sympy.Eq
+        Scalar equations in evaluation order (one per state component), as symrnn computes.
+    display : tuple of sympy.Eq
+        The equations as written (matrix form kept), for printing.
+    """
+
+    display: tuple[Any, ...]
+    equations: tuple[sp.Equality, ...]
+    states: tuple[Any, ...]
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+    intermediates: tuple[Any, ...]
+    params: tuple[Any, ...]
+    order: int
+    name: str | None = None
+    input_lag: int = 0
+    _vectors: tuple[tuple[str, tuple[Any, ...]], ...] = field(default=(), repr=False)
+
+    def __init__(
+        self,
+        equations: Any,
+        params: Sequence[Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        display = _as_equations(equations)
+        label = f"Recurrence {name!r}" if name else "Recurrence"
+        pairs: list[tuple[Any, sp.Expr, Any]] = []
+        for eq in display:
+            for lhs, rhs in _scalarize(eq):
+                pairs.append((lhs, sp.sympify(rhs), eq))
+        defined: dict[Any, tuple[sp.Expr, Any]] = {}
+        for lhs, rhs, eq in pairs:
+            if lhs.func in defined:
+                raise RecurrenceError(
+                    f"{label} defines {lhs.func.__name__}(t) twice (in {_describe(defined[lhs.func][1])} "
+                    f"and {_describe(eq)}); give each quantity one equation"
+                )
+            _check_time_arguments(eq, rhs)
+            defined[lhs.func] = (rhs, eq)
+
+        lags: dict[Any, int] = {}
+        same_time: dict[Any, set[Any]] = {f: set() for f in defined}
+        used_same_time: set[Any] = set()
+        inputs: dict[Any, None] = {}
+        input_lag = 0
+        for func, (rhs, eq) in defined.items():
+            for atom in time_atoms(rhs):
+                lag = -int(shift_of(atom))  # type: ignore[arg-type]
+                if atom.func in defined:
+                    if lag == 0:
+                        if atom.func == func:
+                            raise RecurrenceError(
+                                f"{label}: {func.__name__}(t) appears on the right of its own "
+                                f"equation {_describe(eq)}, which makes it implicit; use "
+                                f"{func.__name__}(t-1) or solve for {func.__name__}(t) first"
+                            )
+                        same_time[func].add(atom.func)
+                        used_same_time.add(atom.func)
+                    else:
+                        lags[atom.func] = max(lags.get(atom.func, 0), lag)
+                else:
+                    inputs.setdefault(atom.func, None)
+                    input_lag = max(input_lag, lag)
+        if not lags:
+            names = ", ".join(f"{f.__name__}(t)" for f in defined)
+            raise RecurrenceError(
+                f"{label} has no state: no defined quantity ({names}) is used with a lag; "
+                "a recurrence needs at least one equation such as h(t) = f(h(t-1), x(t))"
+            )
+        eq_text = {f: _describe(defined[f][1]) for f in defined}
+        order_of_eval = _evaluation_order(eq_text, same_time)
+
+        rhs_all = [defined[f][0] for f in order_of_eval]
+        free: set[Any] = set().union(*(r.free_symbols for r in rhs_all)) - {t}
+        if params is None:
+            param_tuple = tuple(sorted(free, key=sp.default_sort_key))
+        else:
+            param_tuple = tuple(
+                p for given in params for p in (explicit(given) if is_matrix(given) else [given])
+            )
+            missing = free - set(param_tuple)
+            if missing:
+                names = ", ".join(sorted(str(m) for m in missing))
+                raise RecurrenceError(
+                    f"{label} uses {names}, which is neither a state, an input nor a listed "
+                    "parameter; add it to params or substitute a value"
+                )
+
+        states = tuple(f for f in order_of_eval if f in lags)
+        nonstate = [f for f in order_of_eval if f not in lags]
+        vectors: dict[str, tuple[Any, ...]] = {}
+        for eq in display:
+            for side in (eq.lhs, eq.rhs):
+                for vec in side.atoms(VectorAt) if isinstance(side, sp.Basic) else ():
+                    vectors[vec.name] = tuple(a.func for a in vec.components())
+        object.__setattr__(self, "display", display)
+        object.__setattr__(
+            self,
+            "equations",
+            tuple(sp.Eq(f(t), defined[f][0], evaluate=False) for f in order_of_eval),
+        )
+        object.__setattr__(self, "states", states)
+        object.__setattr__(self, "inputs", tuple(sorted(inputs, key=lambda f: f.__name__)))
+        object.__setattr__(self, "outputs", tuple(f for f in nonstate if f not in used_same_time))
+        object.__setattr__(self, "intermediates", tuple(f for f in nonstate if f in used_same_time))
+        object.__setattr__(self, "params", param_tuple)
+        object.__setattr__(self, "order", max(lags.values()))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "input_lag", input_lag)
+        object.__setattr__(self, "_vectors", tuple(sorted(vectors.items())))
+
+    # ----------------------------------------------------------------- construction helpers
+    @classmethod
+    def parse(
+        cls,
+        text: str | Sequence[str],
+        params: Sequence[Any] | None = None,
+        name: str | None = None,
+        functions: Iterable[str] = (),
+    ) -> Recurrence:
+        """Read a recurrence from text through the whitelist parser (never ``eval``).
+
+        >>> import symrnn as sr
+        >>> sr.Recurrence.parse("h(t) = tanh(w*h(t-1) + u*x(t) + b)").params
+        (b, u, w)
+        """
+        from .parsing import parse_equations
+
+        return cls(parse_equations(text, functions=functions), params=params, name=name)
+
+    # ----------------------------------------------------------------------------- queries
+    @property
+    def defined(self) -> tuple[Any, ...]:
+        """Every quantity the equations define, in evaluation order."""
+        return tuple(eq.lhs.func for eq in self.equations)
+
+    @cached_property
+    def update(self) -> dict[Any, sp.Expr]:
+        """Map from each defined function to the right side of its equation (template in t)."""
+        return {eq.lhs.func: eq.rhs for eq in self.equations}
+
+    @property
+    def vectors(self) -> dict[str, tuple[Any, ...]]:
+        """Vector quantities written with :func:`symrnn.vector`: name -> component functions."""
+        return dict(self._vectors)
+
+    def lag(self, func: Any) -> int:
+        """Largest lag with which ``func`` is used (0 if never lagged)."""
+        lags = [
+            -int(shift_of(a))  # type: ignore[arg-type]
+            for r in self.update.values()
+            for a in time_atoms(r)
+            if a.func == func
+        ]
+        return max(lags, default=0)
+
+    def with_params(self, values: dict[Any, Any]) -> Recurrence:
+        """A new recurrence with some parameters replaced by values or expressions."""
+        mapping = {}
+        for key, val in values.items():
+            if is_matrix(key):
+                mapping.update(dict(zip(explicit(key), explicit(val))))
+            else:
+                mapping[key] = sp.sympify(val)
+        eqs = [sp.Eq(e.lhs, e.rhs.xreplace(mapping), evaluate=False) for e in self.equations]
+        return Recurrence(eqs, name=self.name)
+
+    # ---------------------------------------------------------------------------- printing
+    def __str__(self) -> str:
+        head = f"{self.name}: " if self.name else ""
+        lines = [f"{e.lhs} = {e.rhs}" for e in self.display]
+        return head + ("\n" + " " * len(head)).join(lines)
+
+    def __repr__(self) -> str:
+        eqs = ", ".join(f"Eq({e.lhs}, {e.rhs})" for e in self.display)
+        name = f", name={self.name!r}" if self.name else ""
+        return f"Recurrence([{eqs}]{name})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Recurrence) and (self.equations, self.params) == (
+            other.equations,
+            other.params,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.equations, self.params))
+
+    def _latex_lines(self) -> list[str]:
+        return [f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs)}" for e in self.display]
+
+    def _repr_latex_(self) -> str:
+        return "$\\begin{aligned}" + " \\\\ ".join(self._latex_lines()) + "\\end{aligned}$"

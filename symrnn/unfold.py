@@ -1,0 +1,385 @@
+r"""Unfolding a recurrence into a chain of per-step equations (Goodfellow et al., Fig. 10.2).
+
+:func:`unfold` instantiates the template equations at t = 1, …, τ:
+
+.. math:: h^{(1)} := f(h^{(0)}, x^{(1)}; \theta),\quad h^{(2)} := f(h^{(1)}, x^{(2)}; \theta),\ \dots
+
+one symbol per quantity per step.  The chain is never built as one nested tree: closed forms
+:math:`g^{(t)}(x^{(t)}, \dots, x^{(1)})` are a *view* made by substitution, for display and checks
+at small t.  Work and size grow linearly in the number of steps.
+
+Reference semantics (what the chain means)::
+
+    for k in range(1, steps + 1):
+        for q in rec.defined:                 # evaluation order (same-time dependencies first)
+            q(k) = rec.update[q] with t -> k  # h(t-1) -> h(k-1), x(t) -> x(k), ...
+
+>>> import sympy as sp
+>>> import symrnn as sr
+>>> s, f = sp.Function("s"), sp.Function("f")
+>>> theta = sp.Symbol("theta")
+>>> U = sr.unfold(sr.Recurrence(sp.Eq(s(sr.t), f(s(sr.t - 1), theta))), 3)
+>>> U.state(3)
+Eq(s(3), f(s(2), theta))
+>>> U.nested(3, levels=2)
+f(f(s(1), theta), theta)
+>>> U.closed_form(3)
+f(f(f(s(0), theta), theta), theta)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import LimitError, UnfoldError
+from .matrices import TimeVector, VectorAt, explicit, is_matrix
+from .notation import at_time, is_time_atom, latex_expr, shift_of, t, time_atoms, time_of
+from .recurrence import Recurrence
+
+__all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS"]
+
+#: Largest number of steps :func:`unfold` accepts (a chain this long holds millions of nodes).
+MAX_STEPS = 1_000_000
+#: Closed forms nest one level per step; beyond this they are unreadable and slow to build.
+MAX_CLOSED_FORM_STEPS = 200
+
+THETA = sp.Symbol("theta")
+
+
+def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
+    """Substitute time atoms for time atoms in a template without re-evaluating functions.
+
+    The template is already in canonical form and renaming ``h(t-1)`` to ``h(4)`` cannot create
+    anything a function's ``eval`` would simplify, so skipping it (``tanh.eval`` asks costly
+    assumption queries) makes unfolding several times faster.
+    """
+    if expr in mapping:
+        return mapping[expr]
+    if not expr.args:
+        return expr
+    args = tuple(_rename(a, mapping) for a in expr.args)
+    if isinstance(expr, sp.Function) and not isinstance(expr, AppliedUndef):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _template_atoms(rhs: sp.Expr) -> tuple[tuple[Any, Any, int], ...]:
+    return tuple(
+        (a, a.func, int(shift_of(a)))  # type: ignore[arg-type]
+        for a in sorted(time_atoms(rhs), key=sp.default_sort_key)
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Unfolded:
+    r"""A recurrence unfolded over ``steps`` time steps: a chain of per-step equations.
+
+    Attributes
+    ----------
+    recurrence : Recurrence
+    steps : int
+    equations : tuple of sympy.Eq
+        ``Eq(h(k), ...)`` for k = 1 … steps, every defined quantity in evaluation order.
+    init : tuple of (atom, value)
+        Initial states given values; the others stay symbolic (``h(0)``, ``h(-1)``, …).
+    """
+
+    recurrence: Recurrence
+    steps: int
+    equations: tuple[sp.Equality, ...]
+    init: tuple[tuple[Any, Any], ...] = ()
+    _closed: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # --------------------------------------------------------------------------- lookups
+    @cached_property
+    def definitions(self) -> dict[Any, sp.Expr]:
+        """Map from each chain quantity (``h(3)``) to its defining right-hand side."""
+        return {eq.lhs: eq.rhs for eq in self.equations}
+
+    @cached_property
+    def initial(self) -> tuple[Any, ...]:
+        """Initial states that stay symbolic: ``h(0)`` (and ``h(-1)``, … for higher orders)."""
+        given = {a for a, _ in self.init}
+        return tuple(
+            s(k)
+            for s in self.recurrence.states
+            for k in range(1 - self.recurrence.lag(s), 1)
+            if s(k) not in given
+        )
+
+    @cached_property
+    def inputs(self) -> tuple[Any, ...]:
+        """Input quantities the chain reads, ``x(1)`` … ``x(steps)`` (and ``x(0)`` for lags)."""
+        found: set[Any] = set()
+        for eq in self.equations:
+            found |= {a for a in time_atoms(eq.rhs) if a.func in self.recurrence.inputs}
+        return tuple(sorted(found, key=lambda a: (a.func.__name__, int(time_of(a)))))
+
+    @property
+    def params(self) -> tuple[Any, ...]:
+        return self.recurrence.params
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[sp.Equality]:
+        return iter(self.equations)
+
+    def __getitem__(self, k: int) -> Any:
+        return self.state(k)
+
+    def _components(self, of: Any) -> tuple[list[Any], bool]:
+        """Resolve ``of`` (function, name, vector) to its component functions; True if vector."""
+        rec = self.recurrence
+        if of is None:
+            groups = _state_groups(rec)
+            if len(groups) != 1:
+                names = ", ".join(name for name, _ in groups)
+                raise UnfoldError(
+                    f"the recurrence has several states ({names}); say which one with of=..."
+                )
+            return list(groups[0][1]), groups[0][0] in rec.vectors
+        if isinstance(of, (TimeVector, VectorAt)):
+            of = of.name
+        if isinstance(of, str):
+            if of in rec.vectors:
+                return list(rec.vectors[of]), True
+            matches = [f for f in rec.defined if f.__name__ == of]
+        else:
+            matches = [f for f in rec.defined if f == of]
+        if not matches:
+            known = ", ".join(f.__name__ for f in rec.defined)
+            raise UnfoldError(f"{of} is not defined by the recurrence; choose one of {known}")
+        return matches, False
+
+    def _check_step(self, k: int, lowest: int = 1) -> None:
+        if not isinstance(k, (int, sp.Integer)) or not lowest <= k <= self.steps:
+            raise UnfoldError(
+                f"step {k} is outside the unfolding (steps {lowest}..{self.steps}); "
+                f"unfold further with sr.unfold(rec, {k})" if isinstance(k, int) and k > 0 else
+                f"step {k!r} is not an integer in {lowest}..{self.steps}"
+            )
+
+    # ------------------------------------------------------------------------------ views
+    def state(self, k: int, of: Any = None) -> sp.Equality:
+        """The chain equation defining the state at step ``k``: ``Eq(h(k), f(h(k-1), x(k); θ))``."""
+        self._check_step(k)
+        funcs, vec = self._components(of)
+        lhs = [f(k) for f in funcs]
+        rhs = [self.definitions[a] for a in lhs]
+        if vec:
+            return sp.Eq(sp.ImmutableMatrix(lhs), sp.ImmutableMatrix(rhs), evaluate=False)
+        return sp.Eq(lhs[0], rhs[0], evaluate=False)
+
+    def closed_form(self, k: int, of: Any = None) -> Any:
+        r"""The closed form :math:`g^{(k)}`: the state at step ``k`` in initial states, inputs and
+        parameters only, made by substituting the chain into itself."""
+        self._check_step(k)
+        if k > MAX_CLOSED_FORM_STEPS:
+            raise LimitError(
+                f"closed_form({k}) would nest {k} levels deep (limit {MAX_CLOSED_FORM_STEPS}); "
+                "closed forms are a view for small t: use the chain U.equations or sr.lambdify"
+            )
+        funcs, vec = self._components(of)
+        try:
+            values = [self._substituted(f(k), 0, self._closed) for f in funcs]
+        except RecursionError:
+            raise LimitError(
+                f"closed_form({k}) is too deeply nested for SymPy; use a smaller step"
+            ) from None
+        return sp.ImmutableMatrix(values) if vec else values[0]
+
+    def nested(self, k: int, of: Any = None, levels: int | None = None) -> Any:
+        r"""The unfolding with the update abstracted as :math:`f`, as in the lecture.
+
+        ``nested(3, levels=2)`` is :math:`f(f(s^{(1)}; \theta); \theta)`: the steps k, k-1 written
+        through ``f``, the earlier state left as it is.  ``levels=None`` unfolds to the initial state.
+        """
+        self._check_step(k)
+        if levels is not None and levels < 1:
+            raise UnfoldError(f"levels must be a positive integer, got {levels!r}")
+        funcs, vec = self._components(of)
+        stop = 0 if levels is None else max(k - levels, 0)
+        abstract = _abstract_chain(self)
+        memo: dict[Any, Any] = {}
+        values = [_substitute_chain(abstract, f(k), stop, memo) for f in funcs]
+        return sp.ImmutableMatrix(values) if vec else values[0]
+
+    def _substituted(self, atom: Any, stop: int, memo: dict[Any, Any]) -> Any:
+        return _substitute_chain(self.equations, atom, stop, memo)
+
+    # ---------------------------------------------------------------------------- printing
+    def __repr__(self) -> str:
+        name = f" {self.recurrence.name!r}" if self.recurrence.name else ""
+        return f"<Unfolded{name}: {self.steps} steps, {len(self.equations)} equations>"
+
+    def __str__(self) -> str:
+        eqs = [f"{e.lhs} = {e.rhs}" for e in self.equations]
+        if len(eqs) > 12:
+            eqs = eqs[:6] + ["..."] + eqs[-3:]
+        return "\n".join(eqs)
+
+    def _latex_lines(self, max_lines: int = 12) -> list[str]:
+        eqs = [f"{latex_expr(e.lhs)} &:= {latex_expr(e.rhs)}" for e in self.equations]
+        if len(eqs) > max_lines:
+            eqs = eqs[: max_lines // 2] + ["&\\;\\;\\vdots"] + eqs[-2:]
+        return eqs
+
+    def _repr_latex_(self) -> str:
+        return "$\\begin{aligned}" + " \\\\ ".join(self._latex_lines()) + "\\end{aligned}$"
+
+
+def _state_groups(rec: Recurrence) -> list[tuple[str, tuple[Any, ...]]]:
+    """States grouped as the user wrote them: a vector is one group, a scalar one its own."""
+    groups: list[tuple[str, tuple[Any, ...]]] = []
+    seen: set[Any] = set()
+    by_component = {f: name for name, comps in rec.vectors.items() for f in comps}
+    for s in rec.states:
+        if s in seen:
+            continue
+        name = by_component.get(s)
+        if name is not None:
+            comps = rec.vectors[name]
+            seen |= set(comps)
+            groups.append((name, comps))
+        else:
+            seen.add(s)
+            groups.append((s.__name__, (s,)))
+    return groups
+
+
+def _substitute_chain(
+    equations: tuple[sp.Equality, ...] | list[sp.Equality], target: Any, stop: int, memo: dict
+) -> Any:
+    """``target`` with every chain quantity at a time > ``stop`` replaced by its definition.
+
+    Works forward through the chain so that no step is substituted twice (``memo`` is shared
+    across calls with the same ``stop``).
+    """
+    if target in memo:
+        return memo[target]
+    if not is_time_atom(target):
+        raise UnfoldError(f"{target} is not a quantity of the unfolded chain")
+    horizon = int(time_of(target))
+    for eq in equations:
+        time = int(time_of(eq.lhs))
+        if time > horizon:
+            break
+        if time <= stop or eq.lhs in memo:
+            continue
+        memo[eq.lhs] = eq.rhs.xreplace(memo)
+    if target not in memo:
+        if int(time_of(target)) <= stop:
+            return target
+        raise UnfoldError(f"{target} is not a quantity of the unfolded chain")
+    return memo[target]
+
+
+def _abstract_chain(U: Unfolded) -> list[sp.Equality]:
+    """The chain with each update written as an abstract function f(state…, input…; θ)."""
+    rec = U.recurrence
+    single = len(rec.defined) == 1
+    templates = {}
+    for eq in rec.equations:
+        rhs = eq.rhs
+        if isinstance(rhs, sp.Function) and not is_time_atom(rhs) and rhs.func.__class__ is sp.core.function.UndefinedFunction:
+            templates[eq.lhs.func] = rhs  # already abstract (the lecture's f(s(t-1); θ))
+            continue
+        atoms = sorted(time_atoms(rhs), key=lambda a: (a.func in rec.inputs, -shift_of(a) if shift_of(a) is not None else 0, a.func.__name__))
+        name = "f" if single else f"f_{eq.lhs.func.__name__}"
+        args = list(atoms) + ([THETA] if rhs.free_symbols - {t} else [])
+        templates[eq.lhs.func] = sp.Function(name)(*args)
+    out = []
+    for eq in U.equations:
+        k = int(time_of(eq.lhs))
+        template = templates[eq.lhs.func]
+        mapping = {a: at_time(a, time_of(a).subs(t, k)) for a in time_atoms(template)}
+        out.append(sp.Eq(eq.lhs, template.xreplace(mapping), evaluate=False))
+    return out
+
+
+def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[Any, Any]:
+    if not init:
+        return {}
+    mapping: dict[Any, Any] = {}
+    for key, value in init.items():
+        if isinstance(key, VectorAt) or (is_matrix(key) and not isinstance(key, sp.MatrixSymbol)):
+            keys, values = list(explicit(key)), list(explicit(value))
+            if len(keys) != len(values):
+                raise UnfoldError(
+                    f"init value for {key} has {len(values)} entries, expected {len(keys)}"
+                )
+        elif isinstance(key, TimeVector) or (callable(key) and not isinstance(key, sp.Basic)):
+            funcs = key.components if isinstance(key, TimeVector) else (key,)
+            vals = list(explicit(value)) if is_matrix(value) else [value] * len(funcs)
+            keys, values = [], []
+            for f, v in zip(funcs, vals):
+                for k in range(1 - rec.lag(f), 1):
+                    keys.append(f(k))
+                    values.append(v)
+        else:
+            keys, values = [key], [value]
+        for k_, v in zip(keys, values):
+            if not (is_time_atom(k_) and k_.func in rec.states and int(time_of(k_)) <= 0):
+                raise UnfoldError(
+                    f"init key {k_} is not an initial state; use h(0) (or h(-1), ... for "
+                    f"higher orders) for a state of the recurrence"
+                )
+            mapping[k_] = sp.sympify(v)
+    return mapping
+
+
+def unfold(rec: Recurrence, steps: int, init: Mapping[Any, Any] | None = None) -> Unfolded:
+    r"""Unfold ``rec`` over ``steps`` time steps into a chain of per-step equations.
+
+    Parameters
+    ----------
+    rec : Recurrence
+    steps : int
+        Number of steps τ ≥ 1; quantities are computed at t = 1 … τ.
+    init : mapping, optional
+        Values or expressions for initial states, keyed by ``h(0)`` (or by ``h`` for all of its
+        initial times, or by a vector ``h(0)``); the rest stay symbolic.
+
+    Returns
+    -------
+    Unfolded
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> import symrnn as sr
+    >>> h, x = sp.symbols("h x", cls=sp.Function)
+    >>> w = sp.Symbol("w")
+    >>> U = sr.unfold(sr.Recurrence(sp.Eq(h(sr.t), sp.tanh(w*h(sr.t-1) + x(sr.t)))), 2)
+    >>> U.equations
+    (Eq(h(1), tanh(w*h(0) + x(1))), Eq(h(2), tanh(w*h(1) + x(2))))
+    >>> U.closed_form(2)
+    tanh(w*tanh(w*h(0) + x(1)) + x(2))
+    """
+    if not isinstance(rec, Recurrence):
+        raise UnfoldError(f"unfold needs a Recurrence, got {type(rec).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, sp.Integer)) or steps < 1:
+        raise UnfoldError(f"steps must be a positive integer, got {steps!r}")
+    steps = int(steps)
+    if steps > MAX_STEPS:
+        raise LimitError(f"steps = {steps} exceeds the limit of {MAX_STEPS:,}; unfold fewer steps")
+    initial = _initial_mapping(rec, init)
+    templates = [(eq.lhs.func, eq.rhs, _template_atoms(eq.rhs)) for eq in rec.equations]
+    equations = []
+    for k in range(1, steps + 1):
+        for func, rhs, atoms in templates:
+            mapping = {a: f(k + s) for a, f, s in atoms}
+            if initial and any(v in initial for v in mapping.values()):
+                mapping = {a: initial.get(v, v) for a, v in mapping.items()}
+                value = rhs.xreplace(mapping)  # values, not atoms: let SymPy simplify
+            else:
+                value = _rename(rhs, mapping)
+            equations.append(sp.Eq(func(k), value, evaluate=False))
+    return Unfolded(rec, steps, tuple(equations), tuple(initial.items()))
