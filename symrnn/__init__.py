@@ -1,6 +1,17 @@
 """symrnn: derive the mathematics of recurrent computations exactly."""
 
 from . import cells
+from .diff import (
+    BPTT,
+    Adjoint,
+    bptt,
+    grad,
+    jacobian,
+    softmax_cross_entropy,
+    squared_error,
+    total_loss,
+    transition_jacobian,
+)
 from .errors import (
     LimitError,
     NoClosedForm,

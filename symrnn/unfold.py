@@ -31,11 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import sympy as sp
+from sympy.core.add import _addsort
 from sympy.core.function import AppliedUndef
+from sympy.core.mul import _mulsort
 
 from .errors import LimitError, UnfoldError
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
@@ -53,22 +55,30 @@ THETA = sp.Symbol("theta")
 
 
 def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
-    """Substitute time atoms for time atoms in a template without re-evaluating functions.
+    """Substitute time atoms for time atoms in a canonical template, without re-evaluating.
 
-    The template is already in canonical form and renaming ``h(t-1)`` to ``h(4)`` cannot create
-    anything a function's ``eval`` would simplify, so skipping it (``tanh.eval`` asks costly
-    assumption queries) makes unfolding several times faster.
+    Renaming ``h(t-1)`` to ``h(4)`` keeps the template's canonical form (shifts preserve the
+    order of arguments) and cannot create anything SymPy's evaluation would simplify, so the
+    nodes are rebuilt unevaluated: evaluation asks costly assumption queries (``tanh.eval``,
+    ``Mul.flatten``) and would make unfolding and differentiation several times slower.
     """
     if expr in mapping:
         return mapping[expr]
     if not expr.args:
         return expr
-    args = tuple(_rename(a, mapping) for a in expr.args)
-    if isinstance(expr, sp.Function) and not isinstance(expr, AppliedUndef):
+    args = [_rename(a, mapping) for a in expr.args]
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        # A shift can swap the canonical order of two atoms (h(t-2) vs h(t-1)); re-sort only.
+        numbers = [a for a in args if a.is_Number]
+        rest = [a for a in args if not a.is_Number]
+        (_addsort if isinstance(expr, sp.Add) else _mulsort)(rest)
+        return expr.func(*numbers, *rest, evaluate=False)
+    if isinstance(expr, (sp.Function, sp.Pow)) and not isinstance(expr, AppliedUndef):
         return expr.func(*args, evaluate=False)
     return expr.func(*args)
 
 
+@lru_cache(maxsize=4096)
 def _template_atoms(rhs: sp.Expr) -> tuple[tuple[Any, Any, int], ...]:
     return tuple(
         (a, a.func, int(shift_of(a)))  # type: ignore[arg-type]
@@ -128,6 +138,25 @@ class Unfolded:
     def __len__(self) -> int:
         return self.steps
 
+    @cached_property
+    def _initial_values(self) -> dict[Any, Any]:
+        return dict(self.init)
+
+    def instantiate(self, template: Any, k: int) -> Any:
+        """A template expression in t (``h(t-1)``, ``x(t)``) at step ``k`` of this chain.
+
+        Initial states given values in ``init`` are replaced by them.  This is how the chain
+        equations and the per-step derivatives are made from the recurrence's templates.
+        """
+        mapping: dict[Any, Any] = {a: f(k + s) for a, f, s in _template_atoms(template)}
+        if t in template.free_symbols:
+            mapping[t] = sp.Integer(k)  # explicit time dependence, e.g. h(t) = h(t-1) + t
+        initial = self._initial_values
+        if initial and any(v in initial for v in mapping.values()):
+            mapping = {a: initial.get(v, v) for a, v in mapping.items()}
+            return template.xreplace(mapping)  # values, not atoms: let SymPy simplify
+        return _rename(template, mapping)
+
     def __iter__(self) -> Iterator[sp.Equality]:
         return iter(self.equations)
 
@@ -159,11 +188,17 @@ class Unfolded:
         return matches, False
 
     def _check_step(self, k: int, lowest: int = 1) -> None:
-        if not isinstance(k, (int, sp.Integer)) or not lowest <= k <= self.steps:
+        if isinstance(k, bool) or not isinstance(k, (int, sp.Integer)):
+            raise UnfoldError(f"step {k!r} is not an integer; give a step in {lowest}..{self.steps}")
+        if k > self.steps:
             raise UnfoldError(
                 f"step {k} is outside the unfolding (steps {lowest}..{self.steps}); "
-                f"unfold further with sr.unfold(rec, {k})" if isinstance(k, int) and k > 0 else
-                f"step {k!r} is not an integer in {lowest}..{self.steps}"
+                f"unfold further with sr.unfold(rec, {k})"
+            )
+        if k < lowest:
+            raise UnfoldError(
+                f"step {k} is outside the unfolding (steps {lowest}..{self.steps}); the initial "
+                "states before step 1 are U.initial"
             )
 
     # ------------------------------------------------------------------------------ views
@@ -202,7 +237,9 @@ class Unfolded:
         through ``f``, the earlier state left as it is.  ``levels=None`` unfolds to the initial state.
         """
         self._check_step(k)
-        if levels is not None and levels < 1:
+        if levels is not None and (
+            isinstance(levels, bool) or not isinstance(levels, (int, sp.Integer)) or levels < 1
+        ):
             raise UnfoldError(f"levels must be a positive integer, got {levels!r}")
         funcs, vec = self._components(of)
         stop = 0 if levels is None else max(k - levels, 0)
@@ -300,6 +337,7 @@ def _abstract_chain(U: Unfolded) -> list[sp.Equality]:
         k = int(time_of(eq.lhs))
         template = templates[eq.lhs.func]
         mapping = {a: at_time(a, time_of(a).subs(t, k)) for a in time_atoms(template)}
+        mapping[t] = sp.Integer(k)
         out.append(sp.Eq(eq.lhs, template.xreplace(mapping), evaluate=False))
     return out
 
@@ -317,6 +355,12 @@ def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[An
                 )
         elif isinstance(key, TimeVector) or (callable(key) and not isinstance(key, sp.Basic)):
             funcs = key.components if isinstance(key, TimeVector) else (key,)
+            unknown = [f for f in funcs if f not in rec.states]
+            if unknown:
+                names = ", ".join(s.__name__ for s in rec.states)
+                raise UnfoldError(
+                    f"init key {key} is not a state of the recurrence; use one of {names}"
+                )
             vals = list(explicit(value)) if is_matrix(value) else [value] * len(funcs)
             keys, values = [], []
             for f, v in zip(funcs, vals):
@@ -371,15 +415,10 @@ def unfold(rec: Recurrence, steps: int, init: Mapping[Any, Any] | None = None) -
     if steps > MAX_STEPS:
         raise LimitError(f"steps = {steps} exceeds the limit of {MAX_STEPS:,}; unfold fewer steps")
     initial = _initial_mapping(rec, init)
-    templates = [(eq.lhs.func, eq.rhs, _template_atoms(eq.rhs)) for eq in rec.equations]
-    equations = []
-    for k in range(1, steps + 1):
-        for func, rhs, atoms in templates:
-            mapping = {a: f(k + s) for a, f, s in atoms}
-            if initial and any(v in initial for v in mapping.values()):
-                mapping = {a: initial.get(v, v) for a, v in mapping.items()}
-                value = rhs.xreplace(mapping)  # values, not atoms: let SymPy simplify
-            else:
-                value = _rename(rhs, mapping)
-            equations.append(sp.Eq(func(k), value, evaluate=False))
-    return Unfolded(rec, steps, tuple(equations), tuple(initial.items()))
+    shell = Unfolded(rec, steps, (), tuple(initial.items()))
+    equations = tuple(
+        sp.Eq(eq.lhs.func(k), shell.instantiate(eq.rhs, k), evaluate=False)
+        for k in range(1, steps + 1)
+        for eq in rec.equations
+    )
+    return Unfolded(rec, steps, equations, tuple(initial.items()))
