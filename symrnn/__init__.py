@@ -25,6 +25,7 @@ from .errors import (
 from .functions import relu, sigmoid, softmax, softplus
 from .matrices import matrix, vector
 from .notation import t
+from .numeric import Compiled, codegen, lambdify
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 

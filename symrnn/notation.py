@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import keyword
 import re
+import unicodedata
 from typing import Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
 
 __all__ = [
     "t",
@@ -37,9 +39,12 @@ __all__ = [
     "time_atoms",
     "at_time",
     "code_name",
+    "identifier",
     "latex_time",
     "latex_expr",
+    "str_expr",
     "NotationLatexPrinter",
+    "NotationStrPrinter",
 ]
 
 #: The time index of every recurrence: ``Symbol('t', integer=True)``.
@@ -92,9 +97,34 @@ def at_time(atom: sp.Basic, time: Any) -> sp.Expr:
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]")
 
 
+def _ascii_letter(char: str) -> str:
+    # Distinct letters must stay distinct (θ and λ are both common parameter names): Greek
+    # letters become their names, as SymPy spells them; other letters their code point.
+    words = unicodedata.name(char, "").split()
+    if words[:2] == ["GREEK", "SMALL"]:
+        return words[-1].lower()
+    if words[:2] == ["GREEK", "CAPITAL"]:
+        return words[-1].capitalize()
+    return f"u{ord(char):04x}"
+
+
+def identifier(name: str) -> str:
+    """A readable Python identifier for a name (Greek letters spelled out, odd characters _)."""
+    return _identifier(name)
+
+
+# Names generated code uses itself; a user's symbol of that name gets a prefix.
+_RESERVED = frozenset(
+    {"numpy", "math", "loss_value", "max", "min", "abs", "float", "len", "range", "zip", "dict"}
+)
+
+
 def _identifier(name: str) -> str:
+    name = "".join(_ascii_letter(c) if not c.isascii() and c.isalnum() else c for c in name)
     ident = _NOT_IDENT.sub("_", name)
-    if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
+    if not ident or ident[0].isdigit() or ident[0] == "_" or keyword.iskeyword(ident):
+        ident = "v_" + ident
+    elif ident in _RESERVED or ident.startswith("dL_d"):
         ident = "v_" + ident
     return ident
 
@@ -160,6 +190,22 @@ class NotationLatexPrinter(LatexPrinter):
         # tanh applied elementwise to a vector prints as \tanh(W h + b), as in the book.
         slot = sp.Dummy("slot")
         return self._print(expr.function(slot)).replace(self._print(slot), self._print(expr.expr))
+
+
+class NotationStrPrinter(StrPrinter):
+    """SymPy's str printer, with elementwise functions of vectors printed as ``tanh(W*h(t-1))``."""
+
+    def _print_ElementwiseApplyFunction(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        slot = sp.Dummy("slot")
+        return self._print(expr.function(slot)).replace(self._print(slot), self._print(expr.expr))
+
+    def _print_MatrixBase(self, expr: Any) -> str:  # noqa: N802
+        return f"Matrix({self._print(expr.tolist())})"  # one line, for one-line equations
+
+
+def str_expr(expr: Any) -> str:
+    """Plain text for any SymPy object, as ``str`` gives it but readable for vector recurrences."""
+    return NotationStrPrinter().doprint(expr)  # type: ignore[no-any-return]
 
 
 def latex_expr(expr: Any, **settings: Any) -> str:

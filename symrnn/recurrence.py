@@ -30,7 +30,7 @@ from sympy.core.function import AppliedUndef
 
 from .errors import RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
-from .notation import is_time_atom, latex_expr, shift_of, t, time_atoms, time_of
+from .notation import is_time_atom, latex_expr, shift_of, str_expr, t, time_atoms, time_of
 
 __all__ = ["Recurrence"]
 
@@ -41,6 +41,8 @@ def _describe(eq: Any) -> str:
 
 
 def _as_equations(equations: Any) -> tuple[Any, ...]:
+    if equations is sp.true or equations is sp.false:
+        equations = [equations]  # reported below with the remedy
     if isinstance(equations, (sp.Eq, sp.Equality)) or (
         isinstance(equations, tuple) and len(equations) == 2 and not isinstance(equations[0], sp.Eq)
     ):
@@ -59,7 +61,8 @@ def _as_equations(equations: Any) -> tuple[Any, ...]:
             item = sp.Eq(item[0], item[1], evaluate=False)
         if item is sp.true or item is sp.false:
             raise RecurrenceError(
-                "an equation evaluated to True/False before symrnn saw it; write it as "
+                "an equation evaluated to True/False before symrnn saw it (SymPy does so for "
+                "equal sides and for sides of different shapes); write it as "
                 "Eq(lhs, rhs, evaluate=False) or as a (lhs, rhs) tuple"
             )
         if not isinstance(item, sp.Equality):
@@ -327,6 +330,29 @@ class Recurrence:
         """Vector quantities written with :func:`symrnn.vector`: name -> component functions."""
         return dict(self._vectors)
 
+    @cached_property
+    def param_groups(self) -> dict[str, sp.ImmutableMatrix | sp.Symbol]:
+        """Parameters as the user wrote them: a matrix parameter is one group of entries.
+
+        Maps each name to its ImmutableMatrix of entry symbols (for ``sr.matrix('W', 3, 3)``) or
+        to the scalar symbol itself, in the order of :attr:`params` (by first entry).
+        """
+        matrices: dict[str, sp.ImmutableMatrix] = {}
+        for eq in self.display:
+            for side in (eq.lhs, eq.rhs):
+                if isinstance(side, sp.Basic):
+                    for m in side.atoms(sp.MatrixSymbol):
+                        matrices[m.name] = explicit(m)
+        owner = {e: name for name, m in matrices.items() for e in m}
+        groups: dict[str, sp.ImmutableMatrix | sp.Symbol] = {}
+        for p in self.params:
+            name = owner.get(p)
+            if name is None:
+                groups[str(p)] = p
+            elif name not in groups:
+                groups[name] = matrices[name]
+        return groups
+
     def lag(self, func: Any) -> int:
         """Largest lag with which ``func`` is used (0 if never lagged)."""
         lags = [
@@ -351,11 +377,11 @@ class Recurrence:
     # ---------------------------------------------------------------------------- printing
     def __str__(self) -> str:
         head = f"{self.name}: " if self.name else ""
-        lines = [f"{e.lhs} = {e.rhs}" for e in self.display]
+        lines = [f"{str_expr(e.lhs)} = {str_expr(e.rhs)}" for e in self.display]
         return head + ("\n" + " " * len(head)).join(lines)
 
     def __repr__(self) -> str:
-        eqs = ", ".join(f"Eq({e.lhs}, {e.rhs})" for e in self.display)
+        eqs = ", ".join(f"Eq({str_expr(e.lhs)}, {str_expr(e.rhs)})" for e in self.display)
         name = f", name={self.name!r}" if self.name else ""
         return f"Recurrence([{eqs}]{name})"
 

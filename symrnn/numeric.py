@@ -1,0 +1,650 @@
+r"""NumPy code from recurrences: forward pass, loss and exact gradient, scan or unrolled.
+
+:func:`lambdify` turns a recurrence (and a per-step loss) into NumPy callables; :func:`codegen`
+writes the same code as a standalone module that imports only NumPy.  Both come from one
+generator: tables describing the recurrence, step functions printed from SymPy with common
+subexpressions eliminated, and a fixed runtime (``scan_runtime.py``) that loops over time.
+
+Two evaluation strategies share one interface:
+
+``mode="scan"`` (default)
+    The step function :math:`f`, the per-step loss and the adjoint step of BPTT are generated
+    once, whatever T, and looped over time like ``lax.scan``; sequences in a batch are a leading
+    axis and are computed together.  Reference semantics::
+
+        h = init
+        for k in range(1, T + 1):
+            h = step(params, h, x[k])            # h^{(k)} = f(h^{(k-1)}, x^{(k)}; θ)
+        # backward: for k = T, ..., 1, adjoint_step gives ∂L/∂h^{(k-1)} and ∂L^{(k)}/∂θ
+
+``mode="unrolled"``
+    Straight-line code for a fixed T from the unfolded chain and its BPTT equations, common
+    subexpressions shared across steps.
+
+>>> import numpy as np, sympy as sp, symrnn as sr
+>>> rnn = sr.cells.rnn()
+>>> h, y = rnn.states[0], sp.Function("y", real=True)
+>>> F = sr.lambdify(rnn, loss=(h(sr.t) - y(sr.t))**2 / 2)
+>>> params = {"w": 0.5, "u": 1.0, "b": 0.1}
+>>> xs, ys = np.linspace(-1, 1, 5), np.zeros(5)
+>>> F.forward(params, {"x": xs})["h"].shape
+(5,)
+>>> value, g = F.value_and_grad(params, {"x": xs, "y": ys})
+>>> sorted(g)
+['b', 'u', 'w']
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+from .diff import Adjoint, bptt, step_derivatives, total_loss
+from .errors import ShapeError, SymrnnError
+from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
+from .recurrence import Recurrence
+from .unfold import Unfolded, unfold
+
+__all__ = ["lambdify", "codegen", "Compiled", "generate_source"]
+
+_RUNTIME = (Path(__file__).with_name("scan_runtime.py")).read_text()
+
+
+# ----------------------------------------------------------------------------- emitting code
+class _Printer(NumPyPrinter):
+    """NumPy printer with fully qualified names (the generated module imports ``numpy``)."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+
+class _ScalarPrinter(PythonCodePrinter):
+    """``math``-module printer for one sequence of Python floats (no array overhead)."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+    def _print_sigmoid(self, expr: Any) -> str:
+        return f"1/(1 + math.exp(-({self._print(expr.args[0])})))"
+
+    def _print_relu(self, expr: Any) -> str:
+        return f"max({self._print(expr.args[0])}, 0.0)"
+
+    def _print_softplus(self, expr: Any) -> str:
+        return f"math.log1p(math.exp({self._print(expr.args[0])}))"
+
+    def _print_Heaviside(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        x = self._print(expr.args[0])
+        at0 = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"(1.0 if ({x}) > 0 else ({at0} if ({x}) == 0 else 0.0))"
+
+
+class _Unprintable(SymrnnError):
+    pass
+
+
+def _print(printer: Any, expr: sp.Expr) -> str:
+    text = printer.doprint(expr)
+    if "# Not supported" in text or "\n" in text:
+        raise _Unprintable(f"cannot print {expr} as Python code")
+    return str(text)
+
+
+def _emit(
+    statements: Sequence[tuple[sp.Symbol, sp.Expr]],
+    outputs: Sequence[sp.Expr],
+    printer: Any,
+    indent: str = "    ",
+) -> tuple[list[str], list[str]]:
+    """Lines assigning ``statements`` in order, with common subexpressions shared.
+
+    SymPy's ``cse`` lists its replacements first; a replacement may use a variable that a later
+    statement assigns, so each replacement is emitted just before the first line that needs it.
+    Returns the lines and the printed ``outputs``.
+    """
+    exprs = [e for _, e in statements] + list(outputs)
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), order="none")
+    pending = dict(replacements)
+    deps = {s: e.free_symbols & pending.keys() for s, e in replacements}
+    lines: list[str] = []
+    done: set[Any] = set()
+
+    def need(expr: sp.Expr) -> None:
+        stack = sorted(expr.free_symbols & pending.keys() - done, key=str)
+        order: list[Any] = []
+        while stack:
+            s = stack[-1]
+            missing = [d for d in deps[s] if d not in done and d not in order]
+            if missing:
+                stack.extend(sorted(missing, key=str))
+                continue
+            stack.pop()
+            if s not in done:
+                done.add(s)
+                order.append(s)
+        for s in order:
+            lines.append(f"{indent}{s} = {_print(printer, pending[s])}")
+
+    for (target, _), expr in zip(statements, reduced):
+        need(expr)
+        lines.append(f"{indent}{target} = {_print(printer, expr)}")
+    printed = []
+    for expr in reduced[len(statements) :]:
+        need(expr)
+        printed.append(_print(printer, expr))
+    return lines, printed
+
+
+def _symbol(atom: Any) -> sp.Symbol:
+    """The code variable for a time atom, adjoint or parameter (``h__tm1``, ``dL_dh__3``)."""
+    if isinstance(atom, Adjoint):
+        return sp.Symbol(f"dL_d{code_name(atom.args[0])}", real=True)
+    return sp.Symbol(code_name(atom), real=True)
+
+
+def _to_code(expr: Any) -> Any:
+    mapping = {a: _symbol(a) for a in expr.atoms(AppliedUndef) if is_time_atom(a)}
+    mapping.update({a: _symbol(a) for a in expr.atoms(Adjoint)})
+    # Symbols symrnn made for the code (``dL_dh__t_later``) are already identifiers; user
+    # symbols go through code_name, which keeps them off those names.
+    mapping.update(
+        {s: _symbol(s) for s in expr.free_symbols - _generated(expr) if isinstance(s, sp.Symbol)}
+    )
+    return expr.xreplace(mapping)
+
+
+def _generated(expr: Any) -> set[Any]:
+    return {s for s in expr.free_symbols if str(s).startswith("dL_d")}
+
+
+def _check_concrete(rec: Recurrence, extra: Iterable[sp.Expr] = ()) -> None:
+    for e in [*rec.update.values(), *extra]:
+        for call in e.atoms(AppliedUndef):
+            if not is_time_atom(call):
+                raise SymrnnError(
+                    f"cannot generate numeric code: {call.func} is an abstract function; "
+                    "substitute a concrete update (e.g. tanh(w*s(t-1) + b)) first"
+                )
+        if e.atoms(sp.Derivative, sp.Subs):
+            raise SymrnnError("cannot generate numeric code for unevaluated derivatives")
+
+
+# ----------------------------------------------------------------------------- model tables
+def _groups(funcs: Sequence[Any], vectors: dict[str, tuple[Any, ...]]) -> list[tuple[str, list[str], bool]]:
+    """Group component functions as the user wrote them (vectors by name, scalars alone)."""
+    out: list[tuple[str, list[str], bool]] = []
+    seen: set[Any] = set()
+    owner = {f: name for name, comps in vectors.items() for f in comps}
+    for f in funcs:
+        if f in seen:
+            continue
+        name = owner.get(f)
+        if name is not None:
+            comps = [c for c in vectors[name] if c in funcs]
+            seen |= set(comps)
+            out.append((name, [identifier(c.__name__) for c in comps], True))
+        else:
+            seen.add(f)
+            out.append((identifier(f.__name__), [identifier(f.__name__)], False))
+    return out
+
+
+def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
+    """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector."""
+    by_base: dict[str, dict[int, Any]] = {}
+    for f in funcs:
+        base, _, index = f.__name__.rpartition("_")
+        if base and index.isdigit():
+            by_base.setdefault(base, {})[int(index)] = f
+    return {
+        base: tuple(comps[i] for i in range(1, len(comps) + 1))
+        for base, comps in by_base.items()
+        if len(comps) >= 2 and set(comps) == set(range(1, len(comps) + 1))
+    }
+
+
+@dataclass(frozen=True)
+class _Tables:
+    rec: Recurrence
+    loss: sp.Expr | None
+    targets: tuple[Any, ...]
+
+    @cached_property
+    def param_groups(self) -> list[tuple[str, tuple[int, ...], list[str]]]:
+        out = []
+        for name, value in self.rec.param_groups.items():
+            if isinstance(value, sp.MatrixBase):
+                rows, cols = value.shape
+                shape = (rows,) if cols == 1 else (rows, cols)
+                out.append((identifier(name), shape, [code_name(e) for e in value]))
+            else:
+                out.append((identifier(name), (), [code_name(value)]))
+        return out
+
+    @cached_property
+    def param_order(self) -> list[str]:
+        return [c for _, _, comps in self.param_groups for c in comps]
+
+    def header(self) -> dict[str, Any]:
+        rec = self.rec
+        vectors = rec.vectors
+        tv = _target_vectors(self.targets)
+        return {
+            "INPUT_LAG": rec.input_lag,
+            "QUANTITIES": [identifier(f.__name__) for f in rec.defined],
+            "STATES": [(identifier(s.__name__), rec.lag(s)) for s in rec.states],
+            "PARAM_GROUPS": self.param_groups,
+            "PARAM_ORDER": self.param_order,
+            "INPUT_GROUPS": _groups(rec.inputs, vectors) + _groups(self.targets, tv),
+            "TARGET_NAMES": [g[0] for g in _groups(self.targets, tv)],
+            "OUTPUT_GROUPS": _groups(rec.defined, vectors),
+            "STATE_GROUPS": _groups(rec.states, vectors),
+            "HAS_LOSS": self.loss is not None,
+        }
+
+
+def _arg_spec(atom: Any, rec: Recurrence) -> tuple[str, str, int]:
+    lag = -int(sp.expand(time_of(atom) - t))
+    kind = "state" if atom.func in rec.defined else "input"
+    return (kind, identifier(atom.func.__name__), lag)
+
+
+def _spec_order(atoms: Iterable[Any], rec: Recurrence) -> list[Any]:
+    defined = {f: i for i, f in enumerate(rec.defined)}
+    return sorted(
+        atoms,
+        key=lambda a: (
+            a.func not in defined,
+            defined.get(a.func, 0),
+            a.func.__name__,
+            -int(sp.expand(time_of(a) - t)),
+        ),
+    )
+
+
+def _scan_source(tables: _Tables, printer: Any) -> str:
+    """Source of ``step`` (and ``loss_step``, ``adjoint_step``) for one printer."""
+    rec = tables.rec
+    unpack = f"    ({', '.join(tables.param_order)},) = _P" if tables.param_order else "    pass"
+    # Forward step: every defined quantity at t from the past, the inputs and the parameters.
+    statements = [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in rec.equations]
+    step_atoms = set().union(*(time_atoms(eq.rhs) for eq in rec.equations)) - set(
+        eq.lhs for eq in rec.equations
+    )
+    order = _spec_order(step_atoms, rec)
+    lines, _ = _emit(statements, [], printer)
+    outs = ", ".join(str(s) for s, _ in statements)
+    parts = [
+        _def("step", [str(_symbol(a)) for a in order], [unpack, *lines], f"({outs},)"),
+    ]
+    specs = {"STEP_ARGS": [_arg_spec(a, rec) for a in order]}
+    if tables.loss is not None:
+        parts.append(_loss_source(tables, printer, unpack, specs))
+        parts.append(_adjoint_source(tables, printer, unpack, specs))
+    tables_text = "".join(f"{k} = {v!r}\n" for k, v in specs.items())
+    return tables_text + "\n\n" + "\n\n".join(parts)
+
+
+def _def(name: str, args: list[str], body: list[str], returns: str) -> str:
+    signature = ", ".join(["_P", *args])
+    return f"def {name}({signature}):\n" + "\n".join(body) + f"\n    return {returns}\n"
+
+
+def _loss_source(tables: _Tables, printer: Any, unpack: str, specs: dict[str, Any]) -> str:
+    rec, loss = tables.rec, tables.loss
+    assert loss is not None
+    atoms = _spec_order(time_atoms(loss), rec)
+    lines, (value,) = _emit([], [_to_code(loss)], printer)
+    specs["LOSS_ARGS"] = [_arg_spec(a, rec) for a in atoms]
+    return _def("loss_step", [str(_symbol(a)) for a in atoms], [unpack, *lines], value)
+
+
+def _adjoint_source(tables: _Tables, printer: Any, unpack: str, specs: dict[str, Any]) -> str:
+    """One step of BPTT: adjoints at t from the carried adjoints and the loss at t."""
+    rec, loss = tables.rec, tables.loss
+    assert loss is not None
+    D = step_derivatives(rec)
+    carry = {s: sp.Symbol(f"dL_d{code_name(s(t))}_later", real=True) for s in rec.states}
+    adj = {f: sp.Symbol(f"dL_d{code_name(f(t))}", real=True) for f in rec.defined}
+    statements: list[tuple[sp.Symbol, sp.Expr]] = []
+    for eq in reversed(rec.equations):
+        q = eq.lhs.func
+        terms = [carry[q]] if q in carry else []
+        terms.append(sp.diff(loss, q(t)))
+        for r, parts in D.partials.items():
+            terms += [adj[r] * d for a, d in parts if a == q(t)]
+        statements.append((adj[q], _to_code(sp.Add(*terms))))
+    out_keys: list[tuple[Any, int]] = []
+    out_exprs: list[sp.Expr] = []
+    for s in rec.states:
+        for lag in range(1, rec.lag(s) + 1):
+            terms = [adj[r] * d for r, parts in D.partials.items() for a, d in parts if a == s(t - lag)]
+            out_keys.append((identifier(s.__name__), lag))
+            out_exprs.append(_to_code(sp.Add(*terms)))
+    params = [p for _, _, comps in tables.param_groups for p in comps]
+    by_code = {code_name(p): p for p in rec.params}
+    pgrads = []
+    for pc in params:
+        p = by_code[pc]
+        terms = [adj[r] * d for r, parts in D.param_partials.items() for q, d in parts if q == p]
+        terms.append(sp.diff(loss, p))
+        pgrads.append(_to_code(sp.Add(*terms)))
+    value = _to_code(loss)
+    lines, printed = _emit(statements, [value, *out_exprs, *pgrads], printer)
+    used = set()
+    for e in [*(e for _, e in statements), value, *out_exprs, *pgrads]:
+        used |= e.free_symbols
+    # Arguments: every forward quantity, lag and input the expressions read, then the carries.
+    atoms = set(time_atoms(loss))
+    for eq in rec.equations:
+        atoms |= time_atoms(eq.rhs) | {eq.lhs}
+    order = [a for a in _spec_order(atoms, rec) if _symbol(a) in used]
+    carries = [s for s in rec.states]
+    specs["ADJ_ARGS"] = [_arg_spec(a, rec) for a in order] + [
+        ("carry", identifier(s.__name__), 0) for s in carries
+    ]
+    specs["ADJ_OUT"] = out_keys
+    args = [str(_symbol(a)) for a in order] + [str(carry[s]) for s in carries]
+    n_out = len(out_exprs)
+    outs = printed[1 : 1 + n_out]
+    grads = printed[1 + n_out :]
+    ret = f"{printed[0]}, ({', '.join(outs)}{',' if len(outs) == 1 else ''}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
+    return _def("adjoint_step", args, [unpack, *lines], ret)
+
+
+# ----------------------------------------------------------------------------- unrolled code
+def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
+    rec = U.recurrence
+    leaves: set[Any] = set()
+    statements = []
+    for eq in U.equations:
+        rhs = _to_code(eq.rhs)
+        statements.append((_symbol(eq.lhs), rhs))
+        leaves |= {a for a in time_atoms(eq.rhs) if a not in U.definitions}
+    leaves |= set(rec.params)
+    lines, _ = _emit(statements, [], printer)
+    unpack = [f"    {_symbol(a)} = _v[{str(_symbol(a))!r}]" for a in sorted(leaves, key=sp.default_sort_key)]
+    names = ", ".join(f"{str(s)!r}: {s}" for s, _ in statements)
+    parts = [
+        "def unrolled_forward(_v):\n" + "\n".join(unpack + lines) + f"\n    return {{{names}}}\n"
+    ]
+    if loss is not None:
+        wrt = list(rec.params) + list(U.initial)
+        B = bptt(U, loss, wrt)
+        grad_statements = list(statements)
+        value_sym = sp.Symbol("loss_value")
+        grad_statements.append((value_sym, _to_code(loss)))
+        grad_statements += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.adjoints]
+        grad_statements += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.gradients]
+        extra = {a for a in time_atoms(loss) if a not in U.definitions}
+        unpack2 = [
+            f"    {_symbol(a)} = _v[{str(_symbol(a))!r}]"
+            for a in sorted(leaves | extra, key=sp.default_sort_key)
+        ]
+        glines, _ = _emit(grad_statements, [], printer)
+        pg = ", ".join(f"{code_name(p)!r}: {_symbol(Adjoint(p))}" for p in rec.params)
+        ig = ", ".join(
+            f"({identifier(a.func.__name__)!r}, {int(time_of(a))}): {_symbol(Adjoint(a))}"
+            for a in U.initial
+        )
+        defined_adj = {eq.lhs for eq in (*B.adjoints, *B.gradients)}
+        zero_lines = [
+            f"    {_symbol(Adjoint(v))} = 0.0" for v in wrt if Adjoint(v) not in defined_adj
+        ]
+        parts.append(
+            "def unrolled_value_and_grad(_v):\n"
+            + "\n".join(unpack2 + glines + zero_lines)
+            + f"\n    return loss_value, {{{pg}}}, {{{ig}}}\n"
+        )
+    return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- source module
+def _split_loss(rec: Recurrence, loss: Any) -> tuple[sp.Expr | None, bool]:
+    """(loss expression, is_template): a template in t, or an expression at integer times."""
+    if loss is None:
+        return None, True
+    from .matrices import explicit, is_matrix
+
+    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss)
+    if is_matrix(expr):
+        expr = sp.Add(*expr)
+    atoms = time_atoms(expr)
+    symbolic = [a for a in atoms if not time_of(a).is_Integer]
+    if symbolic and len(symbolic) != len(atoms):
+        raise SymrnnError("a loss mixes t and fixed times; write a per-step template in t")
+    return expr, bool(symbolic) or not atoms
+
+
+def generate_source(
+    obj: Recurrence | Unfolded,
+    loss: Any = None,
+    mode: str = "scan",
+    steps: int | None = None,
+) -> str:
+    """The complete source of a standalone NumPy module for ``obj`` (see :func:`codegen`)."""
+    rec = obj.recurrence if isinstance(obj, Unfolded) else obj
+    if not isinstance(rec, Recurrence):
+        raise SymrnnError(f"lambdify needs a Recurrence or an Unfolded chain, got {type(obj).__name__}")
+    if mode not in ("scan", "unrolled"):
+        raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
+    expr, is_template = _split_loss(rec, loss)
+    if isinstance(obj, Unfolded):
+        steps = obj.steps if steps is None else steps
+    U = obj if isinstance(obj, Unfolded) else None
+    if expr is not None and not is_template and mode == "scan":
+        raise SymrnnError(
+            "scan mode needs the loss as a per-step template in t, e.g. (h(t) - y(t))**2/2; "
+            "for a loss at fixed times use mode='unrolled'"
+        )
+    _check_concrete(rec, [expr] if expr is not None else [])
+    targets: tuple[Any, ...] = ()
+    if expr is not None:
+        funcs = {a.func for a in time_atoms(expr)}
+        targets = tuple(sorted(funcs - set(rec.defined) - set(rec.inputs), key=lambda f: f.__name__))
+        if is_template:
+            bad = [a for a in time_atoms(expr) if time_of(a) != t]
+            if bad and mode == "scan":
+                raise SymrnnError(
+                    f"the per-step loss uses {bad[0]}; a scan loss may only use quantities at "
+                    "time t (use mode='unrolled' for losses across times)"
+                )
+    tables = _Tables(rec, expr if is_template else None, targets)
+    head = tables.header()
+    if mode == "unrolled":
+        if steps is None:
+            raise SymrnnError("unrolled code is for a fixed T: pass steps=T or an Unfolded chain")
+        if U is None or U.steps != steps:
+            U = unfold(rec, steps)
+        total = None
+        if expr is not None:
+            total = total_loss(U, expr) if is_template else expr
+        head["HAS_LOSS"] = total is not None
+        body = _unrolled_source(U, total, _Printer())
+        scalar_body = "step_scalar = None\nadjoint_step_scalar = None\n"
+    else:
+        body = _scan_source(tables, _Printer())
+        try:
+            scalar = _scan_source(tables, _ScalarPrinter())
+            scalar_body = _rename_functions(scalar)
+        except _Unprintable:
+            scalar_body = "step_scalar = None\nadjoint_step_scalar = None\n"
+    head["MODE"] = mode
+    head["STEPS"] = steps if mode == "unrolled" else None
+    doc = _module_doc(rec, tables, mode, steps)
+    table_text = "".join(f"{k} = {v!r}\n" for k, v in head.items())
+    return (
+        f'"""{doc}"""\n\nimport math\n\nimport numpy\n\n{table_text}\n\n{body}\n\n'
+        f"{scalar_body}\n\n{_RUNTIME}"
+    )
+
+
+def _rename_functions(source: str) -> str:
+    """The math-module twins of the step functions are called ``*_scalar``."""
+    out = []
+    for line in source.splitlines():
+        if line.startswith("def "):
+            name = line[4 : line.index("(")]
+            line = f"def {name}_scalar{line[4 + len(name):]}"
+        elif line.split(" = ")[0] in ("STEP_ARGS", "LOSS_ARGS", "ADJ_ARGS", "ADJ_OUT"):
+            continue  # identical tables, already defined by the NumPy version
+        out.append(line)
+    text = "\n".join(out) + "\n"
+    if "def adjoint_step_scalar" not in text:
+        text += "adjoint_step_scalar = None\n"
+    return text
+
+
+def _module_doc(rec: Recurrence, tables: _Tables, mode: str, steps: int | None) -> str:
+    from .notation import str_expr
+
+    lines = [
+        f"NumPy code generated by symrnn for {rec.name or 'a recurrence'} ({mode} mode"
+        + (f", T = {steps}" if mode == "unrolled" else "")
+        + ").",
+        "",
+        "Recurrence (t = 1, ..., T):",
+    ]
+    lines += [f"    {str_expr(e.lhs)} = {str_expr(e.rhs)}" for e in rec.display]
+    if tables.loss is not None:
+        lines += ["", "Loss: L = sum over t of", f"    {str_expr(tables.loss)}"]
+        lines += ["", "Back-propagation through time (adjoint recursion):"]
+        from .diff import template_equations
+
+        for eq in template_equations(rec):
+            lines.append(f"    {str_expr(eq.lhs)} = {str_expr(eq.rhs)}")
+    lines += ["", "Parameters and shapes:"]
+    lines += [f"    {name}: {shape}" for name, shape, _ in tables.param_groups]
+    lines += [
+        "",
+        "Use: forward(params, inputs, init=None), loss(...), value_and_grad(...); params by",
+        "name, inputs shaped (T, [batch], [n]), init shaped ([batch], [n]). Needs only NumPy.",
+    ]
+    return "\n".join(lines).replace('"""', "'''").replace("\\", "\\\\") + "\n"
+
+
+# ----------------------------------------------------------------------------- public API
+@dataclass(frozen=True)
+class Compiled:
+    r"""NumPy callables for a recurrence: ``forward``, ``loss`` and ``value_and_grad``.
+
+    Parameters are given by name (matrix parameters as arrays of their shape), inputs as arrays
+    shaped ``(T, …)`` or ``(T, batch, …)`` (vector inputs have their components last), initial
+    states shaped ``(…)`` or ``(batch, …)`` (default zero).  ``source`` is the generated module.
+    """
+
+    recurrence: Recurrence
+    mode: str
+    source: str
+    dtype: str = "float64"
+    steps: int | None = None
+    _module: types.ModuleType = field(repr=False, compare=False, default=None)  # type: ignore
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each parameter by name (``()`` for scalars)."""
+        return {name: tuple(shape) for name, shape, _ in self._module.PARAM_GROUPS}
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the input arrays (recurrence inputs, then loss targets)."""
+        return [name for name, _, _ in self._module.INPUT_GROUPS]
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("dtype", self.dtype)
+        try:
+            return fn(*args, **kwargs)
+        except self._module.ArgumentError as exc:
+            raise ShapeError(str(exc)) from None
+
+    def forward(
+        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None, steps: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """States and outputs at t = 1 … T by name, arrays shaped ``(T, [batch], [n])``."""
+        return self._call(self._module.forward, params, inputs, init, steps)  # type: ignore
+
+    __call__ = forward
+
+    def loss(
+        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None, steps: int | None = None,
+    ) -> Any:
+        """The loss of each sequence (a scalar, or shaped ``(batch,)``)."""
+        return self._call(self._module.loss, params, inputs, init, steps)
+
+    def value_and_grad(
+        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None, steps: int | None = None, init_grad: bool = False,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The loss summed over the batch and its exact gradient, shaped like the parameters."""
+        return self._call(  # type: ignore[no-any-return]
+            self._module.value_and_grad, params, inputs, init, steps, init_grad=init_grad
+        )
+
+
+def lambdify(
+    obj: Recurrence | Unfolded,
+    loss: Any = None,
+    mode: str = "scan",
+    steps: int | None = None,
+    dtype: str = "float64",
+) -> Compiled:
+    r"""NumPy callables for the forward pass, the loss and its exact gradient.
+
+    Parameters
+    ----------
+    obj : Recurrence or Unfolded
+    loss : sympy.Expr, optional
+        A per-step loss template in ``t`` (summed over t = 1 … T), e.g. ``(o(t) - y(t))**2/2``;
+        functions of time it uses that the recurrence does not define or read (``y``) become
+        inputs.  In ``mode="unrolled"`` it may instead be an expression at fixed times.
+    mode : {"scan", "unrolled"}
+        Loop a step function over any T, or straight-line code for ``steps`` (or ``obj.steps``).
+    dtype : str
+        ``"float64"`` (default), ``"float32"``, or a complex type for complex-step checks.
+
+    Returns
+    -------
+    Compiled
+        With ``forward``, ``loss``, ``value_and_grad`` and the generated ``source``.
+    """
+    source = generate_source(obj, loss, mode, steps)
+    module = types.ModuleType(f"symrnn_generated_{mode}")
+    # The source is generated by symrnn from SymPy printers and sanitised identifiers; no user
+    # string reaches it unparsed.
+    exec(compile(source, module.__name__, "exec"), module.__dict__)  # noqa: S102
+    rec = obj.recurrence if isinstance(obj, Unfolded) else obj
+    fixed = module.STEPS
+    return Compiled(rec, mode, source, str(np.dtype(dtype)), fixed, module)
+
+
+def codegen(
+    obj: Recurrence | Unfolded,
+    path: str | Path | None = None,
+    loss: Any = None,
+    mode: str = "scan",
+    steps: int | None = None,
+) -> str:
+    """Write (or return) a standalone Python module that imports only NumPy.
+
+    The module defines ``forward``, ``loss`` and ``value_and_grad`` with the same signatures as
+    :class:`Compiled`, and carries the recurrence, the adjoint equations and the parameter
+    shapes in its docstring.  The file is written atomically.
+    """
+    source = generate_source(obj, loss, mode, steps)
+    if path is not None:
+        from .files import write_atomic
+
+        write_atomic(Path(path), source)
+    return source
