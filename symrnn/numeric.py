@@ -53,7 +53,7 @@ from .diff import Adjoint, bptt, step_derivatives, total_loss
 from .errors import ShapeError, SymrnnError
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
 from .recurrence import Recurrence
-from .unfold import Unfolded, unfold
+from .unfold import Unfolded, _rename, unfold
 
 __all__ = ["lambdify", "codegen", "Compiled", "generate_source"]
 
@@ -65,14 +65,18 @@ class _Printer(NumPyPrinter):
     """NumPy printer with fully qualified names (the generated module imports ``numpy``)."""
 
     def __init__(self) -> None:
-        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        super().__init__(
+            {"fully_qualified_modules": True, "allow_unknown_functions": False, "order": "none"}
+        )
 
 
 class _ScalarPrinter(PythonCodePrinter):
     """``math``-module printer for one sequence of Python floats (no array overhead)."""
 
     def __init__(self) -> None:
-        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        super().__init__(
+            {"fully_qualified_modules": True, "allow_unknown_functions": False, "order": "none"}
+        )
 
     def _print_sigmoid(self, expr: Any) -> str:
         return f"1/(1 + math.exp(-({self._print(expr.args[0])})))"
@@ -100,6 +104,52 @@ def _print(printer: Any, expr: sp.Expr) -> str:
     return str(text)
 
 
+def _rebuild(expr: Any, args: list[Any]) -> Any:
+    """``expr`` with new arguments, unevaluated: the parts are already in canonical form."""
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or (
+        isinstance(expr, sp.Function) and not isinstance(expr, AppliedUndef)
+    ):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _cse(exprs: Sequence[sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+    """Common subexpression elimination: every compound subtree used twice gets a name.
+
+    Like SymPy's ``cse`` without its rewriting pre-pass, and it rebuilds without evaluating
+    (evaluation re-runs ``tanh.eval`` and assumption queries on every node), so it stays fast
+    on the thousands of small expressions of an unrolled chain.
+    """
+    counts: dict[Any, int] = {}
+    stack = list(exprs)
+    while stack:
+        e = stack.pop()
+        if not e.args or e.is_Atom:
+            continue
+        counts[e] = counts.get(e, 0) + 1
+        if counts[e] == 1:
+            stack.extend(e.args)
+    repeated = {e for e, c in counts.items() if c > 1 and not (e.is_Mul and e.args[0] == -1 and len(e.args) == 2)}
+    names = sp.numbered_symbols("_c")
+    replacements: list[tuple[sp.Symbol, sp.Expr]] = []
+    memo: dict[Any, Any] = {}
+
+    def rebuild(e: Any) -> Any:
+        if not e.args or e.is_Atom:
+            return e
+        if e in memo:
+            return memo[e]
+        new = _rebuild(e, [rebuild(a) for a in e.args])
+        if e in repeated:
+            name = next(names)
+            replacements.append((name, new))
+            new = name
+        memo[e] = new
+        return new
+
+    return replacements, [rebuild(e) for e in exprs]
+
+
 def _emit(
     statements: Sequence[tuple[sp.Symbol, sp.Expr]],
     outputs: Sequence[sp.Expr],
@@ -113,7 +163,7 @@ def _emit(
     Returns the lines and the printed ``outputs``.
     """
     exprs = [e for _, e in statements] + list(outputs)
-    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), order="none")
+    replacements, reduced = _cse(exprs)
     pending = dict(replacements)
     deps = {s: e.free_symbols & pending.keys() for s, e in replacements}
     lines: list[str] = []
@@ -153,6 +203,7 @@ def _symbol(atom: Any) -> sp.Symbol:
 
 
 def _to_code(expr: Any) -> Any:
+    """``expr`` with time atoms, adjoints and parameters renamed to code variables."""
     mapping = {a: _symbol(a) for a in expr.atoms(AppliedUndef) if is_time_atom(a)}
     mapping.update({a: _symbol(a) for a in expr.atoms(Adjoint)})
     # Symbols symrnn made for the code (``dL_dh__t_later``) are already identifiers; user
@@ -160,7 +211,7 @@ def _to_code(expr: Any) -> Any:
     mapping.update(
         {s: _symbol(s) for s in expr.free_symbols - _generated(expr) if isinstance(s, sp.Symbol)}
     )
-    return expr.xreplace(mapping)
+    return _rename(expr, mapping)
 
 
 def _generated(expr: Any) -> set[Any]:
@@ -381,17 +432,20 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
     if loss is not None:
         wrt = list(rec.params) + list(U.initial)
         B = bptt(U, loss, wrt)
-        grad_statements = list(statements)
         value_sym = sp.Symbol("loss_value")
-        grad_statements.append((value_sym, _to_code(loss)))
-        grad_statements += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.adjoints]
-        grad_statements += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.gradients]
-        extra = {a for a in time_atoms(loss) if a not in U.definitions}
-        unpack2 = [
-            f"    {_symbol(a)} = _v[{str(_symbol(a))!r}]"
-            for a in sorted(leaves | extra, key=sp.default_sort_key)
-        ]
-        glines, _ = _emit(grad_statements, [], printer)
+        backward = [(value_sym, _to_code(loss))]
+        backward += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.adjoints]
+        backward += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.gradients]
+        # The backward pass reads the forward values computed by unrolled_forward.
+        chain_names = {str(s) for s, _ in statements}
+        used: set[str] = set()
+        for _, e in backward:
+            used |= {str(x) for x in e.free_symbols}
+        leaf_names = sorted((used - chain_names) | {str(_symbol(a)) for a in leaves} & used)
+        unpack2 = ["    _f = unrolled_forward(_v)"]
+        unpack2 += [f"    {n} = _f[{n!r}]" for n in sorted(used & chain_names)]
+        unpack2 += [f"    {n} = _v[{n!r}]" for n in leaf_names if not n.startswith("dL_d")]
+        glines, _ = _emit(backward, [], printer)
         pg = ", ".join(f"{code_name(p)!r}: {_symbol(Adjoint(p))}" for p in rec.params)
         ig = ", ".join(
             f"({identifier(a.func.__name__)!r}, {int(time_of(a))}): {_symbol(Adjoint(a))}"
