@@ -36,6 +36,7 @@ Two evaluation strategies share one interface:
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -326,7 +327,7 @@ def _spec_order(atoms: Iterable[Any], rec: Recurrence) -> list[Any]:
 def _scan_source(tables: _Tables, printer: Any) -> str:
     """Source of ``step`` (and ``loss_step``, ``adjoint_step``) for one printer."""
     rec = tables.rec
-    unpack = f"    ({', '.join(tables.param_order)},) = _P" if tables.param_order else "    pass"
+    params = tables.param_order
     # Forward step: every defined quantity at t from the past, the inputs and the parameters.
     statements = [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in rec.equations]
     step_atoms = set().union(*(time_atoms(eq.rhs) for eq in rec.equations)) - set(
@@ -336,31 +337,36 @@ def _scan_source(tables: _Tables, printer: Any) -> str:
     lines, _ = _emit(statements, [], printer)
     outs = ", ".join(str(s) for s, _ in statements)
     parts = [
-        _def("step", [str(_symbol(a)) for a in order], [unpack, *lines], f"({outs},)"),
+        _def("step", [str(_symbol(a)) for a in order], lines, f"({outs},)", params),
     ]
     specs = {"STEP_ARGS": [_arg_spec(a, rec) for a in order]}
     if tables.loss is not None:
-        parts.append(_loss_source(tables, printer, unpack, specs))
-        parts.append(_adjoint_source(tables, printer, unpack, specs))
+        parts.append(_loss_source(tables, printer, specs))
+        parts.append(_adjoint_source(tables, printer, specs))
     tables_text = "".join(f"{k} = {v!r}\n" for k, v in specs.items())
     return tables_text + "\n\n" + "\n\n".join(parts)
 
 
-def _def(name: str, args: list[str], body: list[str], returns: str) -> str:
+def _def(name: str, args: list[str], body: list[str], returns: str, params: list[str]) -> str:
+    """A step function ``name(_P, *args)`` whose parameters arrive packed in the tuple ``_P``."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(body) + returns))
+    names = [p if p in words else "_" for p in params]
+    unpack = [f"    ({', '.join(names)},) = _P"] if any(n != "_" for n in names) else []
     signature = ", ".join(["_P", *args])
-    return f"def {name}({signature}):\n" + "\n".join(body) + f"\n    return {returns}\n"
+    lines = unpack + body
+    return f"def {name}({signature}):\n" + "\n".join(lines) + f"\n    return {returns}\n"
 
 
-def _loss_source(tables: _Tables, printer: Any, unpack: str, specs: dict[str, Any]) -> str:
+def _loss_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
     rec, loss = tables.rec, tables.loss
     assert loss is not None
     atoms = _spec_order(time_atoms(loss), rec)
     lines, (value,) = _emit([], [_to_code(loss)], printer)
     specs["LOSS_ARGS"] = [_arg_spec(a, rec) for a in atoms]
-    return _def("loss_step", [str(_symbol(a)) for a in atoms], [unpack, *lines], value)
+    return _def("loss_step", [str(_symbol(a)) for a in atoms], lines, value, tables.param_order)
 
 
-def _adjoint_source(tables: _Tables, printer: Any, unpack: str, specs: dict[str, Any]) -> str:
+def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
     """One step of BPTT: adjoints at t from the carried adjoints and the loss at t."""
     rec, loss = tables.rec, tables.loss
     assert loss is not None
@@ -410,7 +416,7 @@ def _adjoint_source(tables: _Tables, printer: Any, unpack: str, specs: dict[str,
     outs = printed[1 : 1 + n_out]
     grads = printed[1 + n_out :]
     ret = f"{printed[0]}, ({', '.join(outs)}{',' if len(outs) == 1 else ''}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
-    return _def("adjoint_step", args, [unpack, *lines], ret)
+    return _def("adjoint_step", args, lines, ret, tables.param_order)
 
 
 # ----------------------------------------------------------------------------- unrolled code
@@ -525,22 +531,43 @@ def generate_source(
             total = total_loss(U, expr) if is_template else expr
         head["HAS_LOSS"] = total is not None
         body = _unrolled_source(U, total, _Printer())
-        scalar_body = "step_scalar = None\nadjoint_step_scalar = None\n"
+        scalar_body = ""
     else:
         body = _scan_source(tables, _Printer())
         try:
             scalar = _scan_source(tables, _ScalarPrinter())
             scalar_body = _rename_functions(scalar)
         except _Unprintable:
-            scalar_body = "step_scalar = None\nadjoint_step_scalar = None\n"
+            scalar_body = ""
     head["MODE"] = mode
     head["STEPS"] = steps if mode == "unrolled" else None
     doc = _module_doc(rec, tables, mode, steps)
     table_text = "".join(f"{k} = {v!r}\n" for k, v in head.items())
+    code = f"{body}\n\n{scalar_body}"
+    imports = "import math\n\nimport numpy" if "math." in code else "import numpy"
     return (
-        f'"""{doc}"""\n\nimport math\n\nimport numpy\n\n{table_text}\n\n{body}\n\n'
-        f"{scalar_body}\n\n{_RUNTIME}"
+        f'"""{doc}"""\n\n{imports}\n\n{table_text}\n\n{code}\n\n'
+        f"{_placeholders(code)}\n\n{_RUNTIME}"
     )
+
+
+_RUNTIME_FUNCTIONS = (
+    "step", "step_scalar", "loss_step", "adjoint_step", "adjoint_step_scalar",
+    "unrolled_forward", "unrolled_value_and_grad",
+)
+_RUNTIME_TABLES = ("STEP_ARGS", "LOSS_ARGS", "ADJ_ARGS", "ADJ_OUT")
+
+
+def _placeholders(code: str) -> str:
+    """Define what this mode does not generate, so the module is complete on its own."""
+    lines = ["# Not used in this mode (the runtime below checks MODE and HAS_LOSS first):"]
+    for name in _RUNTIME_FUNCTIONS:
+        if f"def {name}(" not in code and f"{name} = None" not in code:
+            lines.append(f"{name} = None")
+    for name in _RUNTIME_TABLES:
+        if f"{name} = " not in code:
+            lines.append(f"{name} = []")
+    return "\n".join(lines) + "\n" if len(lines) > 1 else ""
 
 
 def _rename_functions(source: str) -> str:
@@ -553,10 +580,7 @@ def _rename_functions(source: str) -> str:
         elif line.split(" = ")[0] in ("STEP_ARGS", "LOSS_ARGS", "ADJ_ARGS", "ADJ_OUT"):
             continue  # identical tables, already defined by the NumPy version
         out.append(line)
-    text = "\n".join(out) + "\n"
-    if "def adjoint_step_scalar" not in text:
-        text += "adjoint_step_scalar = None\n"
-    return text
+    return "\n".join(out) + "\n"
 
 
 def _module_doc(rec: Recurrence, tables: _Tables, mode: str, steps: int | None) -> str:

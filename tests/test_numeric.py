@@ -1,0 +1,423 @@
+"""Numeric code: scan and unrolled modes, batches, dtypes, errors, and standalone modules.
+
+Every generated function is checked against routes that do not use symrnn's generator: a plain
+Python loop over ``sympy.lambdify`` of each update, the symbolic gradient from ``sr.grad``, and
+central finite differences of the loss.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symrnn as sr
+from symrnn.matrices import explicit
+
+t = sr.t
+Y = sp.Function("y", real=True)
+
+
+def squared_error(rec):
+    """Per-step loss: Σ over state components of (s(t) - y(t))² / 2 with one shared target."""
+    return sp.Add(*[(s(t) - Y(t)) ** 2 / 2 for s in rec.states])
+
+
+def softmax_loss(n_out):
+    o, y = sr.vector("o", n_out), sr.vector("y", n_out)
+    return sr.softmax_cross_entropy(o(t), y(t))
+
+
+CASES = {
+    "rnn": (sr.cells.rnn, squared_error),
+    "coupled": (sr.cells.coupled, squared_error),
+    "second_order": (sr.cells.second_order, squared_error),
+    "gru": (sr.cells.gru, squared_error),
+    "lstm": (sr.cells.lstm, squared_error),
+    "jordan": (sr.cells.jordan, squared_error),
+    "elman3": (lambda: sr.cells.elman(3, inputs=2, outputs=3), lambda rec: softmax_loss(3)),
+    "gru2": (lambda: sr.cells.gru(2), squared_error),
+    "lstm2": (lambda: sr.cells.lstm(2), squared_error),
+    "linear2": (lambda: sr.cells.linear(2), squared_error),
+}
+
+
+def random_problem(F, rng, steps, batch):
+    """Parameters, inputs and initial states for a compiled model, all random."""
+    mod = F._module
+    params = {
+        name: rng.uniform(-0.8, 0.8, shape) if shape else float(rng.uniform(-0.8, 0.8))
+        for name, shape in F.param_shapes.items()
+    }
+    lead = (batch,) if batch else ()
+    inputs = {
+        name: rng.uniform(-1, 1, (steps + mod.INPUT_LAG, *lead, *((len(comps),) if vec else ())))
+        for name, comps, vec in mod.INPUT_GROUPS
+    }
+    init = {}
+    for name, comps, vec in mod.STATE_GROUPS:
+        order = max(lag for c, lag in mod.STATES if c in comps)
+        shape = ((order,) if order > 1 else ()) + lead + ((len(comps),) if vec else ())
+        init[name] = rng.uniform(-1, 1, shape)
+    return params, inputs, init
+
+
+def component_values(F, params, inputs, init, batch_index=None):
+    """Leaf values keyed by SymPy objects (symbols and time atoms) for one sequence."""
+    rec = F.recurrence
+    mod = F._module
+    values = {}
+    for name, group in rec.param_groups.items():
+        arr = np.asarray(params[name], dtype=float).reshape(-1)
+        entries = list(group) if isinstance(group, sp.MatrixBase) else [group]
+        values.update(zip(entries, arr))
+
+    def pick(arr):
+        return arr if batch_index is None else arr[batch_index]
+
+    for name, comps, vec in mod.INPUT_GROUPS:
+        arr = np.asarray(inputs[name])
+        for k in range(arr.shape[0]):
+            row = pick(arr[k])
+            for i, c in enumerate(comps):
+                time = k + 1 - mod.INPUT_LAG
+                values[sp.Function(c, real=True)(time)] = float(row[i] if vec else row)
+    for name, comps, vec in mod.STATE_GROUPS:
+        order = max(lag for c, lag in mod.STATES if c in comps)
+        arr = np.asarray(init[name])
+        for j in range(order):
+            part = pick(arr[j] if order > 1 else arr)
+            for i, c in enumerate(comps):
+                values[sp.Function(c, real=True)(-j)] = float(part[i] if vec else part)
+    return values
+
+
+def reference_loop(rec, values, steps):
+    """Iterate the recurrence with one ``sympy.lambdify`` per update (independent of symrnn)."""
+    values = dict(values)
+    for k in range(1, steps + 1):
+        for eq in rec.equations:
+            rhs = eq.rhs
+            atoms = sorted(rhs.atoms(sp.core.function.AppliedUndef), key=sp.default_sort_key)
+            symbols = sorted(rhs.free_symbols - {t}, key=sp.default_sort_key)
+            fn = sp.lambdify([*atoms, *symbols], rhs, modules="numpy")
+            args = [values[a.func(a.args[0].subs(t, k))] for a in atoms]
+            args += [values[s] for s in symbols]
+            values[eq.lhs.func(k)] = float(fn(*args))
+    return values
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_scan_unrolled_and_reference_loop_agree(case, batch):
+    make, loss_of = CASES[case]
+    rec = make()
+    loss = loss_of(rec)
+    steps = 4
+    scan = sr.lambdify(rec, loss=loss)
+    unrolled = sr.lambdify(rec, loss=loss, mode="unrolled", steps=steps)
+    rng = np.random.default_rng(7)
+    params, inputs, init = random_problem(scan, rng, steps, batch)
+
+    fs = scan.forward(params, inputs, init)
+    fu = unrolled.forward(params, inputs, init)
+    for name in fs:
+        np.testing.assert_allclose(fs[name], fu[name], rtol=1e-12, atol=1e-14)
+
+    # Step-by-step iteration through plain sympy.lambdify, sequence by sequence.
+    for b in [None] if batch is None else range(batch):
+        ref = reference_loop(rec, component_values(scan, params, inputs, init, b), steps)
+        for name, comps, vec in scan._module.OUTPUT_GROUPS:
+            got = fs[name] if b is None else fs[name][:, b]
+            for i, c in enumerate(comps):
+                want = [ref[sp.Function(c, real=True)(k)] for k in range(1, steps + 1)]
+                column = got[:, i] if vec else got
+                np.testing.assert_allclose(column, want, rtol=1e-12, atol=1e-14)
+
+    vs, gs = scan.value_and_grad(params, inputs, init, init_grad=True)
+    vu, gu = unrolled.value_and_grad(params, inputs, init, init_grad=True)
+    np.testing.assert_allclose(vs, vu, rtol=1e-12)
+    for name in params:
+        np.testing.assert_allclose(gs[name], gu[name], rtol=1e-11, atol=1e-13)
+        assert np.shape(gs[name]) == np.shape(params[name])
+    for name in gs["init"]:
+        np.testing.assert_allclose(gs["init"][name], gu["init"][name], rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("case", ["rnn", "gru", "elman3", "second_order"])
+def test_gradient_matches_symbolic_grad_and_finite_differences(case):
+    make, loss_of = CASES[case]
+    rec = make()
+    loss = loss_of(rec)
+    steps = 3
+    F = sr.lambdify(rec, loss=loss)
+    rng = np.random.default_rng(3)
+    params, inputs, init = random_problem(F, rng, steps, None)
+    value, g = F.value_and_grad(params, inputs, init)
+
+    # Route 2: the symbolic gradient, evaluated at the same point.
+    U = sr.unfold(rec, steps)
+    L = sr.total_loss(U, loss)
+    sym = sr.grad(U, L)
+    values = {k: sp.Float(v) for k, v in component_values(F, params, inputs, init).items()}
+    for eq in U.equations:
+        values[eq.lhs] = eq.rhs.xreplace(values)
+    assert float(L.xreplace(values)) == pytest.approx(value, rel=1e-12)
+    for name, group in rec.param_groups.items():
+        entries = list(group) if isinstance(group, sp.MatrixBase) else [group]
+        want = [float(sym[e].xreplace(values)) for e in entries]
+        np.testing.assert_allclose(np.reshape(g[name], -1), want, rtol=1e-10, atol=1e-12)
+
+    # Route 3: central differences of the compiled loss.
+    eps = 1e-6
+    for name in params:
+        base = np.asarray(params[name], dtype=float)
+        flat = base.reshape(-1)
+        for i in range(flat.size):
+            up, down = flat.copy(), flat.copy()
+            up[i] += eps
+            down[i] -= eps
+            lu = F.loss({**params, name: up.reshape(base.shape)}, inputs, init)
+            ld = F.loss({**params, name: down.reshape(base.shape)}, inputs, init)
+            numeric = (lu - ld) / (2 * eps)
+            assert np.reshape(g[name], -1)[i] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("case", ["rnn", "gru2", "elman3"])
+def test_batch_equals_sequences_one_by_one(case):
+    make, loss_of = CASES[case]
+    rec = make()
+    F = sr.lambdify(rec, loss=loss_of(rec))
+    rng = np.random.default_rng(11)
+    params, inputs, init = random_problem(F, rng, 5, 4)
+    total, g = F.value_and_grad(params, inputs, init)
+    per_seq = F.loss(params, inputs, init)
+    assert per_seq.shape == (4,)
+    singles = []
+    grads = {name: 0.0 for name in params}
+    for b in range(4):
+        inp = {k: v[:, b] for k, v in inputs.items()}
+        ini = {k: v[b] if np.ndim(v) else v for k, v in init.items()}
+        v, gb = F.value_and_grad(params, inp, ini)
+        singles.append(v)
+        for name in params:
+            grads[name] = grads[name] + gb[name]
+    np.testing.assert_allclose(per_seq, singles, rtol=1e-12)
+    assert total == pytest.approx(sum(singles), rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(g[name], grads[name], rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["scan", "unrolled"])
+def test_float32_within_1e_5(mode):
+    rec = sr.cells.gru(2)
+    loss = squared_error(rec)
+    F = sr.lambdify(rec, loss=loss, mode=mode, steps=6)
+    F32 = sr.lambdify(rec, loss=loss, mode=mode, steps=6, dtype="float32")
+    rng = np.random.default_rng(5)
+    params, inputs, init = random_problem(F, rng, 6, 3)
+    h64 = F.forward(params, inputs, init)["h"]
+    h32 = F32.forward(params, inputs, init)["h"]
+    assert h32.dtype == np.float32 and h64.dtype == np.float64
+    np.testing.assert_allclose(h32, h64, rtol=1e-5, atol=1e-6)
+    v64, g64 = F.value_and_grad(params, inputs, init)
+    v32, g32 = F32.value_and_grad(params, inputs, init)
+    assert g32["W_z"].dtype == np.float32
+    assert float(v32) == pytest.approx(float(v64), rel=1e-5)
+    for name in params:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-4, atol=1e-5)
+
+
+def test_any_length_in_scan_mode_and_fixed_length_unrolled():
+    rec = sr.cells.rnn()
+    F = sr.lambdify(rec)
+    p = {"w": 0.5, "u": 1.0, "b": 0.0}
+    for T in (1, 7, 300):
+        assert F.forward(p, {"x": np.zeros(T)})["h"].shape == (T,)
+    Fu = sr.lambdify(rec, mode="unrolled", steps=3)
+    with pytest.raises(sr.ShapeError, match="T = 3"):
+        Fu.forward(p, {"x": np.zeros(4)})
+
+
+def test_autonomous_recurrence_needs_steps():
+    F = sr.lambdify(sr.cells.fibonacci())
+    out = F.forward({}, init={"s": [0.0, 1.0]}, steps=10)["s"]  # s(0), s(-1)
+    assert list(out) == [1, 1, 2, 3, 5, 8, 13, 21, 34, 55]
+    with pytest.raises(sr.ShapeError, match="steps=T"):
+        F.forward({}, init={"s": [1.0, 0.0]})
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs", "message"),
+    [
+        ({"w": 0.5, "u": 1.0}, {"x": np.zeros(3)}, "parameter 'b' is missing"),
+        ({"w": 0.5, "u": 1.0, "b": [1.0, 2.0]}, {"x": np.zeros(3)}, r"'b' has shape \(2,\), expected \(\)"),
+        ({"w": 0.5, "u": 1.0, "b": 0.0, "q": 1}, {"x": np.zeros(3)}, "unknown parameter"),
+        ({"w": 0.5, "u": 1.0, "b": 0.0}, {}, "input 'x' is missing"),
+        ({"w": 0.5, "u": 1.0, "b": 0.0}, {"x": np.zeros((3, 2, 2))}, "input 'x' has shape"),
+        ({"w": "a", "u": 1.0, "b": 0.0}, {"x": np.zeros(3)}, "cannot convert"),
+    ],
+)
+def test_argument_errors_name_the_argument(params, inputs, message):
+    F = sr.lambdify(sr.cells.rnn())
+    with pytest.raises(sr.ShapeError, match=message):
+        F.forward(params, inputs)
+
+
+def test_matrix_parameter_shape_errors():
+    F = sr.lambdify(sr.cells.elman(3))
+    rng = np.random.default_rng(0)
+    good = {"W": rng.normal(size=(3, 3)), "U": rng.normal(size=(3, 1)), "b": np.zeros(3)}
+    F.forward(good, {"x": np.zeros((4, 1))})
+    F.forward({**good, "b": np.zeros((3, 1))}, {"x": np.zeros((4, 1))})  # column vectors accepted
+    with pytest.raises(sr.ShapeError, match=r"'W' has shape \(3, 2\), expected \(3, 3\)"):
+        F.forward({**good, "W": np.zeros((3, 2))}, {"x": np.zeros((4, 1))})
+    with pytest.raises(sr.ShapeError, match="components on the last axis"):
+        F.forward(good, {"x": np.zeros((4, 2))})
+    with pytest.raises(sr.ShapeError, match="batch shape"):
+        F.forward(good, {"x": np.zeros((4, 5, 1))}, init={"h": np.zeros((2, 3))})
+
+
+def test_loss_needed_for_gradient():
+    F = sr.lambdify(sr.cells.rnn())
+    with pytest.raises(sr.ShapeError, match="no loss was compiled"):
+        F.value_and_grad({"w": 0.5, "u": 1.0, "b": 0.0}, {"x": np.zeros(3)})
+
+
+def test_bad_requests_raise_clear_errors():
+    rec = sr.cells.rnn()
+    h = rec.states[0]
+    with pytest.raises(sr.SymrnnError, match="mode must be"):
+        sr.lambdify(rec, mode="fast")
+    with pytest.raises(sr.SymrnnError, match="abstract function"):
+        sr.lambdify(sr.cells.autonomous())
+    with pytest.raises(sr.SymrnnError, match="per-step template"):
+        sr.lambdify(rec, loss=h(3) ** 2)
+    with pytest.raises(sr.SymrnnError, match="fixed T"):
+        sr.lambdify(rec, mode="unrolled")
+
+
+def test_unrolled_loss_at_fixed_times():
+    rec = sr.cells.rnn()
+    h = rec.states[0]
+    U = sr.unfold(rec, 3)
+    F = sr.lambdify(U, loss=h(3) ** 2 + h(1), mode="unrolled")
+    p = {"w": 0.7, "u": -0.4, "b": 0.2}
+    xs = np.array([0.3, -0.1, 0.8])
+    value, g = F.value_and_grad(p, {"x": xs}, {"h": 0.1})
+    states = F.forward(p, {"x": xs}, {"h": 0.1})["h"]
+    assert value == pytest.approx(states[2] ** 2 + states[0])
+    sym = sr.grad(U, h(3) ** 2 + h(1))
+    vals = {sp.Symbol("w", real=True): 0.7, sp.Symbol("u", real=True): -0.4}
+    vals[sp.Symbol("b", real=True)] = 0.2
+    vals.update({rec.inputs[0](k + 1): xs[k] for k in range(3)})
+    vals[h(0)] = 0.1
+    vals = {k: sp.Float(v) for k, v in vals.items()}
+    for eq in U.equations:
+        vals[eq.lhs] = eq.rhs.xreplace(vals)
+    for name in p:
+        assert g[name] == pytest.approx(float(sym[sp.Symbol(name, real=True)].xreplace(vals)))
+
+
+def test_generated_code_is_readable():
+    rec = sr.cells.elman(2, outputs=1)
+    o = sr.vector("o", 1)
+    source = sr.lambdify(rec, loss=(o(t)[0] - Y(t)) ** 2 / 2).source
+    assert "Dummy" not in source and "_Dummy" not in source
+    assert "def step(_P, h_1__tm1, h_2__tm1, x_1__t):" in source
+    assert "h_1__t = numpy.tanh(" in source
+    assert "W: (2, 2)" in source  # parameter shapes in the docstring
+    unrolled = sr.lambdify(rec, mode="unrolled", steps=2).source
+    assert "h_1__2 = numpy.tanh(" in unrolled
+
+
+def test_user_symbol_names_cannot_clash_with_generated_names():
+    h, x = sp.Function("h", real=True), sp.Function("x", real=True)
+    numpy_, v, max_ = sp.symbols("numpy v max", real=True)
+    rec = sr.Recurrence(sp.Eq(h(t), sr.relu(numpy_ * h(t - 1) + v * x(t) + max_)))
+    F = sr.lambdify(rec, loss=(h(t) - Y(t)) ** 2)
+    Fu = sr.lambdify(rec, loss=(h(t) - Y(t)) ** 2, mode="unrolled", steps=3)
+    p = {"v_numpy": 0.5, "v": 1.0, "v_max": 0.1}
+    data = {"x": np.array([0.2, -0.5, 0.9]), "y": np.zeros(3)}
+    np.testing.assert_allclose(F.forward(p, data)["h"], Fu.forward(p, data)["h"])
+    assert F.value_and_grad(p, data)[0] == pytest.approx(Fu.value_and_grad(p, data)[0])
+
+
+def test_codegen_module_runs_without_sympy_or_symrnn(tmp_path):
+    rec = sr.cells.gru(2)
+    loss = squared_error(rec)
+    path = tmp_path / "gru_numpy.py"
+    sr.codegen(rec, path, loss=loss)
+    F = sr.lambdify(rec, loss=loss)
+    rng = np.random.default_rng(2)
+    params, inputs, init = random_problem(F, rng, 5, 2)
+    np.savez(tmp_path / "data.npz", **{f"p_{k}": v for k, v in params.items()},
+             **{f"i_{k}": v for k, v in inputs.items()}, **{f"s_{k}": v for k, v in init.items()})
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["sympy"] = None   # importing either now fails
+        sys.modules["symrnn"] = None
+        import importlib.util, json
+        import numpy as np
+        spec = importlib.util.spec_from_file_location("gru_numpy", {str(path)!r})
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        d = np.load({str(tmp_path / "data.npz")!r})
+        pick = lambda pre: {{k[2:]: d[k] for k in d.files if k.startswith(pre)}}
+        value, g = m.value_and_grad(pick("p_"), pick("i_"), pick("s_"))
+        h = m.forward(pick("p_"), pick("i_"), pick("s_"))["h"]
+        print(json.dumps({{"value": float(value), "h": h.tolist(),
+                          "g": {{k: np.asarray(v).tolist() for k, v in g.items()}}}}))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    import json
+
+    got = json.loads(out.stdout)
+    value, g = F.value_and_grad(params, inputs, init)
+    assert got["value"] == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(got["h"], F.forward(params, inputs, init)["h"], rtol=1e-12)
+    for name in params:
+        np.testing.assert_allclose(got["g"][name], g[name], rtol=1e-12)
+
+
+def test_codegen_module_passes_ruff(tmp_path):
+    ruff = pytest.importorskip("ruff")
+    del ruff
+    path = tmp_path / "elman_numpy.py"
+    sr.codegen(sr.cells.elman(2, outputs=1), path, loss=softmax_loss(1), mode="scan")
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_codegen_leaves_no_file_when_generation_fails(tmp_path):
+    path = tmp_path / "bad.py"
+    with pytest.raises(sr.SymrnnError):
+        sr.codegen(sr.cells.autonomous(), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explicit_matches_numpy_algebra_for_generated_shapes():
+    # The parameter table orders matrix entries row-major, as NumPy reshapes them.
+    F = sr.lambdify(sr.cells.elman(2, inputs=3))
+    W = np.arange(4.0).reshape(2, 2) / 10
+    U = np.arange(6.0).reshape(2, 3) / 10
+    b = np.array([0.1, -0.2])
+    xs = np.random.default_rng(0).normal(size=(3, 3))
+    h = np.zeros(2)
+    want = []
+    for x in xs:
+        h = np.tanh(W @ h + U @ x + b)
+        want.append(h)
+    got = F.forward({"W": W, "U": U, "b": b}, {"x": xs})["h"]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert explicit(sr.matrix("W", 2, 2))[0, 1] == sp.Symbol("W_12", real=True)
