@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .matrices import explicit, is_matrix
 
@@ -56,6 +58,11 @@ class _Elementwise(sp.Function):
 
     def __new__(cls, arg: Any, **options: Any) -> Any:
         if is_matrix(arg):
+            if isinstance(arg, MatrixExpr) and arg.shape == (1, 1):
+                # SymPy's ElementwiseApplyFunction calls the function on a 1×1 argument to see
+                # whether it returns a matrix, which would recurse back here: build it directly.
+                d = sp.Dummy("d")
+                return MatrixExpr.__new__(ElementwiseApplyFunction, sp.Lambda(d, cls(d)), arg)
             return arg.applyfunc(cls)
         return super().__new__(cls, arg, **options)
 
@@ -116,6 +123,12 @@ class relu(_Elementwise):  # noqa: N801
 
 class softplus(_Elementwise):  # noqa: N801
     r""":math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, whose derivative is :math:`\sigma(x)`."""
+
+    @classmethod
+    def eval(cls, x: Any) -> Any:
+        if x.is_Number:
+            return sp.log(1 + sp.exp(x))
+        return None
 
     def fdiff(self, argindex: int = 1) -> Any:
         return sigmoid(self.args[0])

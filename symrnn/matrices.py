@@ -23,6 +23,7 @@ from typing import Any
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from .errors import ShapeError
 from .notation import latex_time, time_function
 
 __all__ = ["vector", "matrix", "TimeVector", "VectorAt", "explicit", "entry_symbol", "is_matrix"]
@@ -60,8 +61,9 @@ def _explicit_parameter(name: str, rows: int, cols: int) -> sp.ImmutableMatrix:
 
 
 def _check_size(name: str, rows: Any, cols: Any) -> None:
-    if not (isinstance(rows, int) and isinstance(cols, int) and rows >= 1 and cols >= 1):
-        raise ValueError(
+    sizes = (rows, cols)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise ShapeError(
             f"size of {name!r} must be positive integers, got ({rows!r}, {cols!r}); "
             "symrnn needs explicit sizes such as vector('h', 3)"
         )

@@ -21,6 +21,7 @@ One module owns the names, so LaTeX, graphs and generated code agree:
 from __future__ import annotations
 
 import keyword
+from functools import lru_cache
 import re
 import unicodedata
 from typing import Any
@@ -140,6 +141,7 @@ def _time_code(time: sp.Expr) -> str:
     return _identifier(str(time))
 
 
+@lru_cache(maxsize=1 << 16)
 def code_name(expr: sp.Basic) -> str:
     """A readable Python identifier for a symbol or time atom: ``h(3)`` -> ``h__3``."""
     if is_time_atom(expr):

@@ -52,6 +52,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .diff import Adjoint, bptt, step_derivatives, total_loss
 from .errors import ShapeError, SymrnnError
+from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
 from .recurrence import Recurrence
 from .unfold import Unfolded, _rename, unfold
@@ -79,15 +80,6 @@ class _ScalarPrinter(PythonCodePrinter):
             {"fully_qualified_modules": True, "allow_unknown_functions": False, "order": "none"}
         )
 
-    def _print_sigmoid(self, expr: Any) -> str:
-        return f"1/(1 + math.exp(-({self._print(expr.args[0])})))"
-
-    def _print_relu(self, expr: Any) -> str:
-        return f"max({self._print(expr.args[0])}, 0.0)"
-
-    def _print_softplus(self, expr: Any) -> str:
-        return f"math.log1p(math.exp({self._print(expr.args[0])}))"
-
     def _print_Heaviside(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
         x = self._print(expr.args[0])
         at0 = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
@@ -98,11 +90,87 @@ class _Unprintable(SymrnnError):
     pass
 
 
-def _print(printer: Any, expr: sp.Expr) -> str:
+def _fallback(printer: Any, expr: sp.Expr) -> str:
     text = printer.doprint(expr)
     if "# Not supported" in text or "\n" in text:
         raise _Unprintable(f"cannot print {expr} as Python code")
     return str(text)
+
+
+# Precedence levels of Python's operators, for the parentheses the printer needs.
+_ADD, _MUL, _POW, _ATOM = 1, 2, 3, 4
+_SAME_NAME = (sp.tanh, sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.sqrt)
+
+
+def _print(printer: Any, expr: sp.Expr) -> str:
+    """Python source for ``expr``: a small printer for the node types generated code uses.
+
+    SymPy's printers are general and slow (~0.2 ms a node, most of an unrolled compile); this
+    one handles sums, products, powers, numbers and the common functions, and hands any other
+    subexpression to ``printer``.  Parentheses follow Python's precedence.
+    """
+    module = "math" if isinstance(printer, _ScalarPrinter) else "numpy"
+
+    def go(e: Any) -> tuple[str, int]:
+        if e.is_Symbol:
+            return e.name, _ATOM
+        if e.is_Integer:
+            return str(e.p), _ATOM if e.p >= 0 else _MUL
+        if e.is_Rational:
+            return f"{e.p}/{e.q}", _MUL
+        if e.is_Float:
+            value = float(e)
+            return repr(value), _ATOM if value >= 0 else _MUL
+        if e.is_Add:
+            parts = [go(a)[0] for a in e.args]
+            text = parts[0]
+            for part in parts[1:]:
+                text += f" - {part[1:]}" if part.startswith("-") else f" + {part}"
+            return text, _ADD
+        if e.is_Mul:
+            return mul(e), _MUL
+        if e.is_Pow:
+            return power(e)
+        if type(e) in _SAME_NAME:
+            return f"{module}.{type(e).__name__}({go(e.args[0])[0]})", _ATOM
+        if isinstance(e, sigmoid):
+            return f"1/(1 + {module}.exp(-{wrap(e.args[0], _POW)}))", _MUL
+        if isinstance(e, softplus):
+            return f"{module}.log1p({module}.exp({go(e.args[0])[0]}))", _ATOM
+        if isinstance(e, relu):
+            name = "max" if module == "math" else "numpy.maximum"
+            return f"{name}({go(e.args[0])[0]}, 0.0)", _ATOM
+        return _fallback(printer, e), _ATOM if not e.is_Add else _ADD
+
+    def wrap(e: Any, level: int) -> str:
+        text, prec = go(e)
+        return f"({text})" if prec < level else text
+
+    def mul(e: Any) -> str:
+        coeff, factors = e.as_coeff_mul()
+        num = [f for f in factors if not (f.is_Pow and f.exp.is_Integer and f.exp < 0)]
+        den = [f.base ** -f.exp for f in factors if f not in num]
+        top = "*".join(wrap(f, _MUL) for f in num) if num else "1"
+        if den:
+            bottom = "*".join(wrap(f, _MUL) for f in den)
+            top += f"/({bottom})" if len(den) > 1 else f"/{wrap(den[0], _POW)}"
+        if coeff == 1:
+            return top
+        if coeff == -1:
+            return f"-{top}" if num or den else "-1"
+        c = go(coeff)[0]
+        c = f"({c})" if coeff.is_Rational and not coeff.is_Integer else c
+        return f"{c}*{top}"
+
+    def power(e: Any) -> tuple[str, int]:
+        base, exp = e.args
+        if exp == sp.S.Half:
+            return f"{module}.sqrt({go(base)[0]})", _ATOM
+        if exp.is_Integer and exp < 0:
+            return f"1/{wrap(base ** -exp, _POW)}", _MUL
+        return f"{wrap(base, _POW + 1)}**{wrap(exp, _ATOM)}", _POW
+
+    return go(expr)[0]
 
 
 def _rebuild(expr: Any, args: list[Any]) -> Any:
@@ -203,20 +271,31 @@ def _symbol(atom: Any) -> sp.Symbol:
     return sp.Symbol(code_name(atom), real=True)
 
 
-def _to_code(expr: Any) -> Any:
-    """``expr`` with time atoms, adjoints and parameters renamed to code variables."""
-    mapping = {a: _symbol(a) for a in expr.atoms(AppliedUndef) if is_time_atom(a)}
-    mapping.update({a: _symbol(a) for a in expr.atoms(Adjoint)})
-    # Symbols symrnn made for the code (``dL_dh__t_later``) are already identifiers; user
-    # symbols go through code_name, which keeps them off those names.
-    mapping.update(
-        {s: _symbol(s) for s in expr.free_symbols - _generated(expr) if isinstance(s, sp.Symbol)}
-    )
-    return _rename(expr, mapping)
+def _to_code(expr: Any, memo: dict[Any, Any] | None = None) -> Any:
+    """``expr`` with time atoms, adjoints and parameters renamed to code variables.
 
+    One pass, rebuilding unevaluated; ``memo`` may be shared across the statements of one
+    function, whose subexpressions repeat.
+    """
+    memo = {} if memo is None else memo
 
-def _generated(expr: Any) -> set[Any]:
-    return {s for s in expr.free_symbols if str(s).startswith("dL_d")}
+    def rename(e: Any) -> Any:
+        if e in memo:
+            return memo[e]
+        if isinstance(e, Adjoint) or (isinstance(e, AppliedUndef) and is_time_atom(e)):
+            out = _symbol(e)
+        elif isinstance(e, sp.Symbol):
+            # Symbols symrnn made for the code (``dL_dh__t_later``) are already identifiers;
+            # user symbols go through code_name, which keeps them off those names.
+            out = e if e.name.startswith("dL_d") else _symbol(e)
+        elif not e.args:
+            out = e
+        else:
+            out = _rebuild(e, [rename(a) for a in e.args])
+        memo[e] = out
+        return out
+
+    return rename(expr)
 
 
 def _check_concrete(rec: Recurrence, extra: Iterable[sp.Expr] = ()) -> None:
@@ -276,9 +355,7 @@ class _Tables:
         out = []
         for name, value in self.rec.param_groups.items():
             if isinstance(value, sp.MatrixBase):
-                rows, cols = value.shape
-                shape = (rows,) if cols == 1 else (rows, cols)
-                out.append((identifier(name), shape, [code_name(e) for e in value]))
+                out.append((identifier(name), tuple(value.shape), [code_name(e) for e in value]))
             else:
                 out.append((identifier(name), (), [code_name(value)]))
         return out
@@ -353,8 +430,8 @@ def _def(name: str, args: list[str], body: list[str], returns: str, params: list
     names = [p if p in words else "_" for p in params]
     unpack = [f"    ({', '.join(names)},) = _P"] if any(n != "_" for n in names) else []
     signature = ", ".join(["_P", *args])
-    lines = unpack + body
-    return f"def {name}({signature}):\n" + "\n".join(lines) + f"\n    return {returns}\n"
+    lines = [line for line in unpack + body if line.strip()]
+    return f"def {name}({signature}):\n" + "".join(f"{line}\n" for line in lines) + f"    return {returns}\n"
 
 
 def _loss_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
@@ -424,8 +501,9 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
     rec = U.recurrence
     leaves: set[Any] = set()
     statements = []
+    memo: dict[Any, Any] = {}
     for eq in U.equations:
-        rhs = _to_code(eq.rhs)
+        rhs = _to_code(eq.rhs, memo)
         statements.append((_symbol(eq.lhs), rhs))
         leaves |= {a for a in time_atoms(eq.rhs) if a not in U.definitions}
     leaves |= set(rec.params)
@@ -439,9 +517,9 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
         wrt = list(rec.params) + list(U.initial)
         B = bptt(U, loss, wrt)
         value_sym = sp.Symbol("loss_value")
-        backward = [(value_sym, _to_code(loss))]
-        backward += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.adjoints]
-        backward += [(_symbol(eq.lhs), _to_code(eq.rhs)) for eq in B.gradients]
+        backward = [(value_sym, _to_code(loss, memo))]
+        backward += [(_symbol(eq.lhs), _to_code(eq.rhs, memo)) for eq in B.adjoints]
+        backward += [(_symbol(eq.lhs), _to_code(eq.rhs, memo)) for eq in B.gradients]
         # The backward pass reads the forward values computed by unrolled_forward.
         chain_names = {str(s) for s, _ in statements}
         used: set[str] = set()

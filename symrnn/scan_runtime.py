@@ -40,25 +40,28 @@ def _as_array(name, value, dtype):
 
 
 def _params(params, dtype):
-    """Parameter values by component name, checked against the declared shapes."""
+    """Parameter values by component name, and the shape each was given in.
+
+    A column (n, 1) may also be given as a vector (n,); its gradient comes back the same way.
+    """
     params = dict(params or {})
-    values = {}
+    values, given = {}, {}
     for name, shape, comps in PARAM_GROUPS:
         if name not in params:
             names = ", ".join(n for n, _, _ in PARAM_GROUPS)
             raise ArgumentError(f"parameter {name!r} is missing; the parameters are {names}")
         arr = _as_array(f"parameter {name!r}", params.pop(name), dtype)
-        if len(shape) == 1 and arr.shape == (shape[0], 1):
-            arr = arr[:, 0]
-        if arr.shape != tuple(shape):
-            raise ArgumentError(
-                f"parameter {name!r} has shape {arr.shape}, expected {tuple(shape)}"
-            )
+        shape = tuple(shape)
+        column = len(shape) == 2 and shape[1] == 1 and arr.shape == (shape[0],)
+        if arr.shape != shape and not column:
+            expected = f"{shape}" + (f" or ({shape[0]},)" if len(shape) == 2 and shape[1] == 1 else "")
+            raise ArgumentError(f"parameter {name!r} has shape {arr.shape}, expected {expected}")
+        given[name] = arr.shape
         for comp, v in zip(comps, arr.reshape(-1)):
             values[comp] = v
     if params:
         raise ArgumentError(f"unknown parameter(s) {', '.join(sorted(params))}")
-    return values
+    return values, given
 
 
 def _split(name, arr, comps, is_vector, lead):
@@ -87,7 +90,7 @@ def _batch_of(shapes):
 
 
 def _prepare(params, inputs, init, steps, dtype):
-    P = _params(params, dtype)
+    P, shapes_given = _params(params, dtype)
     inputs = dict(inputs or {})
     X, shapes, length = {}, [], None
     for name, comps, is_vector in INPUT_GROUPS:
@@ -148,7 +151,7 @@ def _prepare(params, inputs, init, steps, dtype):
     batch = _batch_of(shapes)
     if batch:
         H = {k: numpy.broadcast_to(v, batch) for k, v in H.items()}
-    return P, X, H, T, batch
+    return P, X, H, T, batch, shapes_given
 
 
 def _scalar_path(batch, dtype):
@@ -203,7 +206,7 @@ def _dtype(dtype):
 def forward(params, inputs=None, init=None, steps=None, dtype="float64"):
     """States and outputs at t = 1..T, as arrays shaped (T, [batch], [n]) by name."""
     dt = _dtype(dtype)
-    P, X, H, T, batch = _prepare(params, inputs, init, steps, dt)
+    P, X, H, T, batch, _ = _prepare(params, inputs, init, steps, dt)
     if MODE == "unrolled":
         values = _unrolled_values(P, X, H, T)
     else:
@@ -240,7 +243,7 @@ def loss(params, inputs=None, init=None, steps=None, dtype="float64"):
     """The loss of each sequence: a scalar, or an array shaped (batch,)."""
     _check_loss()
     dt = _dtype(dtype)
-    P, X, H, T, batch = _prepare(params, inputs, init, steps, dt)
+    P, X, H, T, batch, _ = _prepare(params, inputs, init, steps, dt)
     if MODE == "unrolled":
         value, _, _ = unrolled_value_and_grad(_leaves(P, X, H, T))
         return numpy.broadcast_to(value, batch).copy() if batch else value
@@ -259,7 +262,7 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     """
     _check_loss()
     dt = _dtype(dtype)
-    P, X, H, T, batch = _prepare(params, inputs, init, steps, dt)
+    P, X, H, T, batch, given = _prepare(params, inputs, init, steps, dt)
     if MODE == "unrolled":
         value, pgrads, hgrads = unrolled_value_and_grad(_leaves(P, X, H, T))
         pending = {(c, time): g for (c, time), g in hgrads.items()}
@@ -267,9 +270,9 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
         value, pgrads, pending = _scan_value_and_grad(P, X, H, T, batch, dt)
     total = numpy.sum(numpy.broadcast_to(value, batch)) if batch else value
     grads = {}
-    for name, shape, comps in PARAM_GROUPS:
+    for name, _, comps in PARAM_GROUPS:
         flat = [numpy.sum(numpy.broadcast_to(pgrads.get(c, 0.0), batch)) for c in comps]
-        grads[name] = numpy.asarray(flat, dtype=dt).reshape(shape)
+        grads[name] = numpy.asarray(flat, dtype=dt).reshape(given[name])
     if init_grad:
         grads["init"] = _init_grads(pending, batch, dt)
     return total, grads

@@ -79,6 +79,11 @@ def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
 
 
 @lru_cache(maxsize=4096)
+def _uses_time(template: sp.Expr) -> bool:
+    return t in template.free_symbols
+
+
+@lru_cache(maxsize=4096)
 def _template_atoms(rhs: sp.Expr) -> tuple[tuple[Any, Any, int], ...]:
     return tuple(
         (a, a.func, int(shift_of(a)))  # type: ignore[arg-type]
@@ -149,7 +154,7 @@ class Unfolded:
         equations and the per-step derivatives are made from the recurrence's templates.
         """
         mapping: dict[Any, Any] = {a: f(k + s) for a, f, s in _template_atoms(template)}
-        if t in template.free_symbols:
+        if _uses_time(template):
             mapping[t] = sp.Integer(k)  # explicit time dependence, e.g. h(t) = h(t-1) + t
         initial = self._initial_values
         if initial and any(v in initial for v in mapping.values()):
@@ -189,7 +194,9 @@ class Unfolded:
 
     def _check_step(self, k: int, lowest: int = 1) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, sp.Integer)):
-            raise UnfoldError(f"step {k!r} is not an integer; give a step in {lowest}..{self.steps}")
+            raise UnfoldError(
+                f"step {k!r} is not an integer; give a step in {lowest}..{self.steps}"
+            )
         if k > self.steps:
             raise UnfoldError(
                 f"step {k} is outside the unfolding (steps {lowest}..{self.steps}); "
@@ -257,19 +264,29 @@ class Unfolded:
         return f"<Unfolded{name}: {self.steps} steps, {len(self.equations)} equations>"
 
     def __str__(self) -> str:
-        eqs = [f"{e.lhs} = {e.rhs}" for e in self.equations]
+        # Only the printed equations are converted: a long chain prints in constant time.
+        eqs = self.equations
         if len(eqs) > 12:
-            eqs = eqs[:6] + ["..."] + eqs[-3:]
-        return "\n".join(eqs)
+            return "\n".join([*map(_str_eq, eqs[:6]), "...", *map(_str_eq, eqs[-3:])])
+        return "\n".join(map(_str_eq, eqs))
 
     def _latex_lines(self, max_lines: int = 12) -> list[str]:
-        eqs = [f"{latex_expr(e.lhs)} &:= {latex_expr(e.rhs)}" for e in self.equations]
+        eqs = self.equations
         if len(eqs) > max_lines:
-            eqs = eqs[: max_lines // 2] + ["&\\;\\;\\vdots"] + eqs[-2:]
-        return eqs
+            head, tail = eqs[: max_lines // 2], eqs[-2:]
+            return [*map(_latex_eq, head), "&\\;\\;\\vdots", *map(_latex_eq, tail)]
+        return list(map(_latex_eq, eqs))
 
     def _repr_latex_(self) -> str:
         return "$\\begin{aligned}" + " \\\\ ".join(self._latex_lines()) + "\\end{aligned}$"
+
+
+def _str_eq(eq: sp.Equality) -> str:
+    return f"{eq.lhs} = {eq.rhs}"
+
+
+def _latex_eq(eq: sp.Equality) -> str:
+    return f"{latex_expr(eq.lhs)} &:= {latex_expr(eq.rhs)}"
 
 
 def _state_groups(rec: Recurrence) -> list[tuple[str, tuple[Any, ...]]]:
@@ -362,6 +379,10 @@ def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[An
                     f"init key {key} is not a state of the recurrence; use one of {names}"
                 )
             vals = list(explicit(value)) if is_matrix(value) else [value] * len(funcs)
+            if len(vals) != len(funcs):
+                raise UnfoldError(
+                    f"init value for {key} has {len(vals)} entries, expected {len(funcs)}"
+                )
             keys, values = [], []
             for f, v in zip(funcs, vals):
                 for k in range(1 - rec.lag(f), 1):

@@ -1,0 +1,40 @@
+"""Every script in ``examples/`` runs to the end; the scripts check themselves with asserts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+def test_there_are_examples():
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(script, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, (
+        f"{script.name} exited with {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )
+
+
+@pytest.mark.parametrize("name", ["lecture_example1", "lecture_example2"])
+def test_lecture_examples_write_the_golden_latex(name, tmp_path):
+    script = Path(__file__).parent.parent / "examples" / f"{name}.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    golden = Path(__file__).parent / "golden" / f"{name}.tex"
+    assert (tmp_path / f"{name}.tex").read_text(encoding="utf-8") == golden.read_text(
+        encoding="utf-8"
+    )
