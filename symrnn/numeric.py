@@ -413,15 +413,29 @@ def _scan_source(tables: _Tables, printer: Any) -> str:
     order = _spec_order(step_atoms, rec)
     lines, _ = _emit(statements, [], printer)
     outs = ", ".join(str(s) for s, _ in statements)
-    parts = [
-        _def("step", [str(_symbol(a)) for a in order], lines, f"({outs},)", params),
-    ]
-    specs = {"STEP_ARGS": [_arg_spec(a, rec) for a in order]}
+    names, step_specs = _arguments(order, rec, [e for _, e in statements])
+    parts = [_def("step", names, lines, f"({outs},)", params)]
+    specs = {"STEP_ARGS": step_specs}
     if tables.loss is not None:
         parts.append(_loss_source(tables, printer, specs))
         parts.append(_adjoint_source(tables, printer, specs))
     tables_text = "".join(f"{k} = {v!r}\n" for k, v in specs.items())
     return tables_text + "\n\n" + "\n\n".join(parts)
+
+
+_TIME = sp.Symbol(code_name(t), real=True)  # the time index as a code variable
+
+
+def _arguments(
+    atoms: list[Any], rec: Recurrence, exprs: Iterable[sp.Expr]
+) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """Argument names and runtime specs for atoms, plus the time index if the code reads it."""
+    names = [str(_symbol(a)) for a in atoms]
+    specs = [_arg_spec(a, rec) for a in atoms]
+    if any(_TIME in e.free_symbols for e in exprs):
+        names.append(str(_TIME))
+        specs.append(("time", str(_TIME), 0))
+    return names, specs
 
 
 def _def(name: str, args: list[str], body: list[str], returns: str, params: list[str]) -> str:
@@ -438,9 +452,10 @@ def _loss_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
     rec, loss = tables.rec, tables.loss
     assert loss is not None
     atoms = _spec_order(time_atoms(loss), rec)
-    lines, (value,) = _emit([], [_to_code(loss)], printer)
-    specs["LOSS_ARGS"] = [_arg_spec(a, rec) for a in atoms]
-    return _def("loss_step", [str(_symbol(a)) for a in atoms], lines, value, tables.param_order)
+    code = _to_code(loss)
+    lines, (value,) = _emit([], [code], printer)
+    names, specs["LOSS_ARGS"] = _arguments(atoms, rec, [code])
+    return _def("loss_step", names, lines, value, tables.param_order)
 
 
 def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
@@ -484,11 +499,10 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
         atoms |= time_atoms(eq.rhs) | {eq.lhs}
     order = [a for a in _spec_order(atoms, rec) if _symbol(a) in used]
     carries = [s for s in rec.states]
-    specs["ADJ_ARGS"] = [_arg_spec(a, rec) for a in order] + [
-        ("carry", identifier(s.__name__), 0) for s in carries
-    ]
+    names, arg_specs = _arguments(order, rec, [e for _, e in statements] + [value, *out_exprs, *pgrads])
+    specs["ADJ_ARGS"] = arg_specs + [("carry", identifier(s.__name__), 0) for s in carries]
     specs["ADJ_OUT"] = out_keys
-    args = [str(_symbol(a)) for a in order] + [str(carry[s]) for s in carries]
+    args = names + [str(carry[s]) for s in carries]
     n_out = len(out_exprs)
     outs = printed[1 : 1 + n_out]
     grads = printed[1 + n_out :]

@@ -19,7 +19,8 @@
 #   STEP_ARGS      ("state", component, lag) or ("input", component, lag), after P; a defined
 #                  quantity at the same time is ("state", component, 0)
 #   LOSS_ARGS      the same, for the per-step loss
-#   ADJ_ARGS       the same, plus ("carry", component, 0): dL/dh(t) carried back from later steps
+#   ADJ_ARGS       the same, plus ("carry", component, 0): dL/dh(t) carried back from later steps;
+#                  ("time", "t", 0) passes the step number k to updates that use t itself
 #   ADJ_OUT        (state component, lag) that each adjoint-step contribution goes to
 #   step, loss_step, adjoint_step (NumPy) and step_scalar, adjoint_step_scalar (math module, for
 #   one sequence of Python floats, or None)                                     (scan mode)
@@ -89,14 +90,14 @@ def _batch_of(shapes):
     return () if batch is None else batch
 
 
-def _prepare(params, inputs, init, steps, dtype):
+def _prepare(params, inputs, init, steps, dtype, targets=True):
     P, shapes_given = _params(params, dtype)
     inputs = dict(inputs or {})
     X, shapes, length = {}, [], None
     for name, comps, is_vector in INPUT_GROUPS:
         if name not in inputs:
-            if name in TARGET_NAMES and not HAS_LOSS:
-                continue
+            if name in TARGET_NAMES and not targets:
+                continue  # the forward pass does not read the loss's targets
             raise ArgumentError(
                 f"input {name!r} is missing; give an array shaped (T{', n' if is_vector else ''})"
                 f" or (T, batch{', n' if is_vector else ''})"
@@ -161,6 +162,8 @@ def _scalar_path(batch, dtype):
 def _read(X, H, values, spec, k, scalar):
     """The value of one step argument at step k (1-based)."""
     kind, comp, lag = spec
+    if kind == "time":
+        return float(k) if scalar else k
     if kind == "input":
         v = X[comp][k - lag - 1 + INPUT_LAG]
     else:
@@ -206,7 +209,7 @@ def _dtype(dtype):
 def forward(params, inputs=None, init=None, steps=None, dtype="float64"):
     """States and outputs at t = 1..T, as arrays shaped (T, [batch], [n]) by name."""
     dt = _dtype(dtype)
-    P, X, H, T, batch, _ = _prepare(params, inputs, init, steps, dt)
+    P, X, H, T, batch, _ = _prepare(params, inputs, init, steps, dt, targets=False)
     if MODE == "unrolled":
         values = _unrolled_values(P, X, H, T)
     else:

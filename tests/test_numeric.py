@@ -421,3 +421,29 @@ def test_explicit_matches_numpy_algebra_for_generated_shapes():
     got = F.forward({"W": W, "U": U, "b": b}, {"x": xs})["h"]
     np.testing.assert_allclose(got, want, rtol=1e-13)
     assert explicit(sr.matrix("W", 2, 2))[0, 1] == sp.Symbol("W_12", real=True)
+
+
+@pytest.mark.parametrize("mode", ["scan", "unrolled"])
+def test_update_that_reads_the_time_index(mode):
+    # h(t) = a h(t-1) + t x(t): the step function needs t itself.
+    h, x = sp.Function("h", real=True), sp.Function("x", real=True)
+    a = sp.Symbol("a", real=True)
+    rec = sr.Recurrence(sp.Eq(h(t), a * h(t - 1) + t * x(t)))
+    F = sr.lambdify(rec, loss=(h(t) - Y(t)) ** 2, mode=mode, steps=4)
+    xs, ys = np.array([1.0, -2.0, 0.5, 3.0]), np.array([0.1, 0.2, 0.3, 0.4])
+    got = F.forward({"a": 0.5}, {"x": xs})["h"]
+    want, prev = [], 0.0
+    for k, xk in enumerate(xs, start=1):
+        prev = 0.5 * prev + k * xk
+        want.append(prev)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    U = sr.unfold(rec, 4)
+    L = sr.total_loss(U, (h(t) - Y(t)) ** 2)
+    values = {a: sp.Float(0.5), h(0): sp.Integer(0)}
+    values.update({x(k + 1): sp.Float(v) for k, v in enumerate(xs)})
+    values.update({Y(k + 1): sp.Float(v) for k, v in enumerate(ys)})
+    for eq in U.equations:
+        values[eq.lhs] = eq.rhs.xreplace(values)
+    value, g = F.value_and_grad({"a": 0.5}, {"x": xs, "y": ys})
+    assert value == pytest.approx(float(L.xreplace(values)), rel=1e-13)
+    assert g["a"] == pytest.approx(float(sr.grad(U, L)[a].xreplace(values)), rel=1e-13)
