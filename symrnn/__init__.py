@@ -25,7 +25,9 @@ from .errors import (
 from .functions import relu, sigmoid, softmax, softplus
 from .matrices import matrix, vector
 from .notation import t
+from .graph import Edge, Graph, Node, graph
 from .numeric import Compiled, codegen, lambdify
+from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 

@@ -40,11 +40,25 @@ __all__ = [
 ]
 
 
+# One bound variable for every elementwise map, so that two maps of the same function over the
+# same matrix are equal (SymPy's applyfunc makes a fresh Dummy each time: relu(W) != relu(W)).
+_SLOT = sp.Dummy("d", real=True)
+
+
+def _map(function: Any, arg: Any) -> Any:
+    """``function`` applied to each entry of a matrix or matrix expression."""
+    if isinstance(arg, MatrixExpr):
+        # Built directly: SymPy would call the function on a 1x1 argument to probe whether it
+        # returns a matrix, which recurses back into our matrix-aware functions.
+        return MatrixExpr.__new__(ElementwiseApplyFunction, sp.Lambda(_SLOT, function(_SLOT)), arg)
+    return arg.applyfunc(function)
+
+
 def elementwise(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Wrap a scalar SymPy function so that it maps over vectors and matrix expressions."""
 
     def apply(arg: Any) -> Any:
-        return arg.applyfunc(function) if is_matrix(arg) else function(sp.sympify(arg))
+        return _map(function, arg) if is_matrix(arg) else function(sp.sympify(arg))
 
     apply.__name__ = getattr(function, "__name__", "elementwise")
     apply.__doc__ = f"Elementwise ``{apply.__name__}``: scalars as SymPy does, vectors per entry."
@@ -58,12 +72,7 @@ class _Elementwise(sp.Function):
 
     def __new__(cls, arg: Any, **options: Any) -> Any:
         if is_matrix(arg):
-            if isinstance(arg, MatrixExpr) and arg.shape == (1, 1):
-                # SymPy's ElementwiseApplyFunction calls the function on a 1×1 argument to see
-                # whether it returns a matrix, which would recurse back here: build it directly.
-                d = sp.Dummy("d")
-                return MatrixExpr.__new__(ElementwiseApplyFunction, sp.Lambda(d, cls(d)), arg)
-            return arg.applyfunc(cls)
+            return _map(cls, arg)
         return super().__new__(cls, arg, **options)
 
 

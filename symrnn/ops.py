@@ -63,7 +63,7 @@ class dot(sp.Function):  # noqa: N801 (the book's operation names are lower case
                     f"{tuple(w.shape)}; use matmul for matrix products"
                 )
             if isinstance(x, sp.MatrixBase) and isinstance(w, sp.MatrixBase):
-                return sp.Add(*[a * c for a, c in zip(x, w)])
+                return sp.Add(*[a * c for a, c in zip(x, w, strict=True)])
         return None
 
     def _latex(self, printer: Any, exp: Any = None) -> str:
