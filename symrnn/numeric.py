@@ -224,15 +224,30 @@ def _emit(
     outputs: Sequence[sp.Expr],
     printer: Any,
     indent: str = "    ",
+    batch_sums: tuple[int, frozenset[str]] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Lines assigning ``statements`` in order, with common subexpressions shared.
 
-    SymPy's ``cse`` lists its replacements first; a replacement may use a variable that a later
+    ``_cse`` lists its replacements first; a replacement may use a variable that a later
     statement assigns, so each replacement is emitted just before the first line that needs it.
-    Returns the lines and the printed ``outputs``.
+    Returns the lines and the printed ``outputs``.  ``batch_sums = (i, constants)`` prints the
+    outputs from index i on summed over the batch axis (NumPy printer only); ``constants`` names
+    the variables that are the same for every sequence (the parameters).
     """
     exprs = [e for _, e in statements] + list(outputs)
     replacements, reduced = _cse(exprs)
+    varying: set[Any] = set()
+    if batch_sums is not None:
+        constant_names = batch_sums[1]
+        for name, value in replacements:  # definitions come before their uses
+            if any(s in varying or s.name not in constant_names for s in value.free_symbols):
+                varying.add(name)
+        # A symbol is varying if it is not a parameter; cse names are classified above.
+        cse_names = {name for name, _ in replacements}
+        varying |= {
+            s for e in reduced for s in e.free_symbols
+            if s not in cse_names and s.name not in constant_names
+        }
     pending = dict(replacements)
     deps = {s: e.free_symbols & pending.keys() for s, e in replacements}
     lines: list[str] = []
@@ -258,10 +273,42 @@ def _emit(
         need(expr)
         lines.append(f"{indent}{target} = {_print(printer, expr)}")
     printed = []
-    for expr in reduced[len(statements) :]:
+    for i, expr in enumerate(reduced[len(statements) :]):
         need(expr)
-        printed.append(_print(printer, expr))
+        if batch_sums is not None and i >= batch_sums[0] and isinstance(printer, _Printer):
+            printed.append(_batch_sum(printer, expr, varying))
+        else:
+            printed.append(_print(printer, expr))
     return lines, printed
+
+
+def _batch_sum(printer: Any, expr: sp.Expr, varying: set[Any]) -> str:
+    """Python for the sum of ``expr`` over the batch axis, without a temporary per term.
+
+    A product of two or more per-sequence factors becomes one ``numpy.dot`` (a BLAS call);
+    per-sequence sums ``numpy.sum``; a term that is the same for every sequence is multiplied
+    by the number of sequences ``_n``.
+    """
+    terms = []
+    for term in sp.Add.make_args(expr):
+        factors = sp.Mul.make_args(term)
+        per_seq = [f for f in factors if f.free_symbols & varying]
+        same = sp.Mul(*[f for f in factors if not f.free_symbols & varying])
+        if not per_seq:
+            terms.append(f"_n*{_wrap(printer, same)}")
+            continue
+        if len(per_seq) == 1:
+            text = f"numpy.sum({_print(printer, per_seq[0])})"
+        else:
+            rest = _print(printer, sp.Mul(*per_seq[1:], evaluate=False))
+            text = f"numpy.dot({_print(printer, per_seq[0])}, {rest})"
+        terms.append(text if same == 1 else f"{_wrap(printer, same)}*{text}")
+    return " + ".join(terms) if terms else "0.0"
+
+
+def _wrap(printer: Any, expr: sp.Expr) -> str:
+    text = _print(printer, expr)
+    return text if expr.is_Atom and not (expr.is_Number and expr < 0) else f"({text})"
 
 
 def _symbol(atom: Any) -> sp.Symbol:
@@ -489,7 +536,12 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
         terms.append(sp.diff(loss, p))
         pgrads.append(_to_code(sp.Add(*terms)))
     value = _to_code(loss)
-    lines, printed = _emit(statements, [value, *out_exprs, *pgrads], printer)
+    # Parameter gradients leave the step summed over the batch (see _batch_sum).
+    first_grad = 1 + len(out_exprs)
+    batch_sums = (first_grad, frozenset(tables.param_order))
+    lines, printed = _emit(
+        statements, [value, *out_exprs, *pgrads], printer, batch_sums=batch_sums
+    )
     used = set()
     for e in [*(e for _, e in statements), value, *out_exprs, *pgrads]:
         used |= e.free_symbols
@@ -501,8 +553,9 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     carries = [s for s in rec.states]
     names, arg_specs = _arguments(order, rec, [e for _, e in statements] + [value, *out_exprs, *pgrads])
     specs["ADJ_ARGS"] = arg_specs + [("carry", identifier(s.__name__), 0) for s in carries]
+    specs["ADJ_ARGS"].append(("count", "_n", 0))
     specs["ADJ_OUT"] = out_keys
-    args = names + [str(carry[s]) for s in carries]
+    args = names + [str(carry[s]) for s in carries] + ["_n"]
     n_out = len(out_exprs)
     outs = printed[1 : 1 + n_out]
     grads = printed[1 + n_out :]

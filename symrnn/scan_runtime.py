@@ -19,7 +19,8 @@
 #   STEP_ARGS      ("state", component, lag) or ("input", component, lag), after P; a defined
 #                  quantity at the same time is ("state", component, 0)
 #   LOSS_ARGS      the same, for the per-step loss
-#   ADJ_ARGS       the same, plus ("carry", component, 0): dL/dh(t) carried back from later steps;
+#   ADJ_ARGS       the same, plus ("carry", component, 0): dL/dh(t) carried back from later steps,
+#                  and ("count", "_n", 0): the number of sequences (its gradients are batch sums);
 #                  ("time", "t", 0) passes the step number k to updates that use t itself
 #   ADJ_OUT        (state component, lag) that each adjoint-step contribution goes to
 #   step, loss_step, adjoint_step (NumPy) and step_scalar, adjoint_step_scalar (math module, for
@@ -274,7 +275,10 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     total = numpy.sum(numpy.broadcast_to(value, batch)) if batch else value
     grads = {}
     for name, _, comps in PARAM_GROUPS:
-        flat = [numpy.sum(numpy.broadcast_to(pgrads.get(c, 0.0), batch)) for c in comps]
+        if MODE == "scan":  # adjoint_step already summed its gradients over the batch
+            flat = [pgrads.get(c, 0.0) for c in comps]
+        else:
+            flat = [numpy.sum(numpy.broadcast_to(pgrads.get(c, 0.0), batch)) for c in comps]
         grads[name] = numpy.asarray(flat, dtype=dt).reshape(given[name])
     if init_grad:
         grads["init"] = _init_grads(pending, batch, dt)
@@ -301,9 +305,14 @@ def _scan_value_and_grad(P, X, H, T, batch, dt):
     value = 0.0
     grads = [0.0] * len(PARAM_ORDER)
     pending = {}
+    count = int(numpy.prod(batch)) if batch else 1
     for k in range(T, 0, -1):
         args = [
-            pending.pop((a[1], k), 0.0) if a[0] == "carry" else _read(X, H, values, a, k, scalar)
+            pending.pop((a[1], k), 0.0)
+            if a[0] == "carry"
+            else count
+            if a[0] == "count"
+            else _read(X, H, values, a, k, scalar)
             for a in ADJ_ARGS
         ]
         loss_k, outs, pgr = fn(pvals, *args)

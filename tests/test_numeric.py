@@ -447,3 +447,23 @@ def test_update_that_reads_the_time_index(mode):
     value, g = F.value_and_grad({"a": 0.5}, {"x": xs, "y": ys})
     assert value == pytest.approx(float(L.xreplace(values)), rel=1e-13)
     assert g["a"] == pytest.approx(float(sr.grad(U, L)[a].xreplace(values)), rel=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["scan", "unrolled"])
+def test_loss_terms_without_states_count_once_per_sequence(mode):
+    # Weight decay in the per-step loss is the same for every sequence of a batch: its gradient
+    # must count once per sequence and per step, as for sequences given one by one.
+    rec = sr.cells.rnn()
+    h = rec.states[0]
+    w = sp.Symbol("w", real=True)
+    F = sr.lambdify(rec, loss=(h(t) - Y(t)) ** 2 / 2 + w**2 / 10, mode=mode, steps=5)
+    rng = np.random.default_rng(9)
+    params, inputs, init = random_problem(F, rng, 5, 3)
+    total, g = F.value_and_grad(params, inputs, init)
+    singles = [
+        F.value_and_grad(params, {k: v[:, b] for k, v in inputs.items()}, {"h": init["h"][b]})
+        for b in range(3)
+    ]
+    assert total == pytest.approx(sum(v for v, _ in singles), rel=1e-12)
+    for name in params:
+        assert g[name] == pytest.approx(sum(gb[name] for _, gb in singles), rel=1e-11)
