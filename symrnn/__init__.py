@@ -25,6 +25,7 @@ from .errors import (
 from .functions import relu, sigmoid, softmax, softplus
 from .matrices import matrix, vector
 from .notation import t
+from .flow import GradientFlow, gradient_flow, plot_gradient_flows
 from .graph import Edge, Graph, Node, graph
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
