@@ -31,6 +31,7 @@ from sympy.core.function import AppliedUndef
 from .errors import RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import is_time_atom, latex_expr, shift_of, str_expr, t, time_atoms, time_of
+from .parsing import parse_equations
 
 __all__ = ["Recurrence"]
 
@@ -310,8 +311,6 @@ class Recurrence:
         >>> sr.Recurrence.parse("h(t) = tanh(w*h(t-1) + u*x(t) + b)").params
         (b, u, w)
         """
-        from .parsing import parse_equations
-
         return cls(parse_equations(text, functions=functions), params=params, name=name)
 
     # ----------------------------------------------------------------------------- queries
