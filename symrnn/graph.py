@@ -37,13 +37,48 @@ SymPy stores sums and products in its canonical order, so the operands of ``add`
 (and hence the numbering) follow that order, computed operands first; other operations keep the
 order in which they are written.
 
+Graphs of recurrences
+---------------------
+
+For a :class:`~symrnn.recurrence.Recurrence`, an :class:`~symrnn.unfold.Unfolded` chain and a
+:class:`~symrnn.diff.BPTT`, nodes are whole variables (a vector state is one node, as in the
+book's chapter 10), not the operations inside one update:
+
+* ``graph(rec)`` is the folded (circuit) graph of Fig. 10.2 (left): one node per quantity, the
+  recurrent dependencies as ``delay`` edges drawn with one black square per step of lag;
+* ``graph(sr.unfold(rec, τ))`` is the unfolded graph of Fig. 10.2 (right): one node per
+  quantity per step (ids ``h__3``), initial states ``h^{(0)}`` as inputs; with ``loss=`` (a
+  per-step template in t, or a total loss) the per-step losses :math:`L^{(t)}`, the targets
+  :math:`y^{(t)}` above them and the total :math:`L`, as in Fig. 10.3;
+* ``graph(sr.bptt(U, L))`` adds the adjoints :math:`\partial L/\partial v` (ids
+  ``dL_dh__3``, kind ``adjoint``) and ``backward`` edges, one for each adjoint that the
+  adjoint equations read (and from :math:`L` for the terms of the loss itself).
+
+Each edge is labelled with the parameter its dependency goes through (``W`` on
+:math:`h^{(t-1)} \to h^{(t)}` for :math:`\tanh(W h^{(t-1)} + U x^{(t)} + b)`), or with the
+function name (``f`` in :math:`f(h^{(t-1)}, x^{(t)}; \theta)`).  Parameters are nodes only
+with ``params=True``.  Unfoldings of more than :data:`MAX_DRAWN_STEPS` steps draw the first
+two, a column of :math:`h^{(\dots)}` nodes (kind ``ellipsis``) and the last two, unless
+``max_steps=`` or ``full=True`` says otherwise.  For these graphs, :attr:`Node.op` is the
+outermost operation of the defining expression (``tanh``, ``f``, ``add``; ``loss`` and
+``adjoint`` for those nodes), and :attr:`Node.expr` the expression itself.
+
+>>> import symrnn as sr
+>>> g = graph(sr.cells.rnn())
+>>> [(e.src, e.dst, e.label, e.style, e.lag) for e in g.edges]
+[('h', 'h', 'w', 'delay', 1), ('x', 'h', 'u', 'forward', 0)]
+>>> U = graph(sr.unfold(sr.cells.rnn(), 20))
+>>> [n.id for n in U.nodes if n.id.startswith("h")]
+['h__0', 'h__1', 'h__2', 'h__dots', 'h__19', 'h__20']
+
 Drawing choice: as in the book, the name of an operation is written on the arrows into the
 variable it produces, not in a box of its own.  When an operation has several operands, the name
 is drawn once, on the middle incoming arrow (the first of two), so ``dot`` appears once beside the
 arrows from :math:`\mathbf{x}` and :math:`\mathbf{w}` as in Fig. 6.8 (b).  Every :class:`Edge`
 still carries the label, so code that walks ``g.edges`` needs no knowledge of the drawing.
 Inputs are at the bottom and results at the top (``rankdir=BT``), as in the book's figures.
-Variables are ellipses, vectors and matrices bold, constants plain text.
+Variables are ellipses, vectors and matrices bold, constants plain text; adjoints and backward
+edges are red and dashed.
 """
 
 from __future__ import annotations
@@ -56,7 +91,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import singledispatch
+from functools import lru_cache, singledispatch
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +101,22 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.conventions import split_super_sub
 
+from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
-from .matrices import VectorAt, is_matrix
-from .notation import code_name, is_time_atom, latex_expr, latex_time, time_function, time_of
+from .matrices import VectorAt, explicit, is_matrix
+from .notation import (
+    code_name,
+    identifier,
+    is_time_atom,
+    latex_expr,
+    latex_time,
+    t,
+    time_atoms,
+    time_function,
+    time_of,
+)
+from .recurrence import Recurrence
+from .unfold import Unfolded
 
 __all__ = [
     "Node",
@@ -77,12 +125,15 @@ __all__ = [
     "graph",
     "NODE_KINDS",
     "EDGE_STYLES",
+    "MAX_DRAWN_STEPS",
     "variable_labels",
 ]
 
 #: Kinds of node: leaves are inputs, parameters or constants; operations produce intermediate
-#: variables or outputs (the result of an expression or of a named equation).
-NODE_KINDS = ("input", "parameter", "constant", "intermediate", "output")
+#: variables or outputs (the result of an expression or of a named equation).  Graphs of BPTT
+#: add ``adjoint`` nodes (:math:`\partial L/\partial v`), and long unfoldings ``ellipsis`` nodes
+#: (:math:`h^{(\dots)}`) that stand for the steps not drawn.
+NODE_KINDS = ("input", "parameter", "constant", "intermediate", "output", "adjoint", "ellipsis")
 
 #: Kinds of edge: ``forward`` (an operand, solid), ``backward`` (a gradient flowing back, dashed)
 #: and ``delay`` (a one-step time delay, marked with a black square as in the book's Fig. 10.2).
@@ -102,14 +153,22 @@ _OP_NAMES = {"reduce_sum": "sum", "Abs": "abs"}
 
 _DOT_NODE_DEFAULTS = (("shape", "ellipse"), ("fontname", "Times-Roman"), ("fontsize", "14"))
 _DOT_EDGE_DEFAULTS = (("fontname", "Times-Roman"), ("fontsize", "12"), ("arrowsize", "0.7"))
+#: The colour of gradients: adjoint nodes and backward edges.
+_BACKWARD_COLOUR = "#b03a2e"
 _DOT_EDGE_STYLES: dict[str, tuple[tuple[str, str], ...]] = {
     "forward": (),
-    "backward": (("style", "dashed"),),
-    "delay": (("dir", "both"), ("arrowtail", "box")),
+    "backward": (("style", "dashed"), ("color", _BACKWARD_COLOUR)),
+    "delay": (),  # dir and arrow shapes are written by _edge_attrs
 }
 _DOT_KIND_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
     "constant": (("shape", "plaintext"),),
+    "adjoint": (("color", _BACKWARD_COLOUR), ("fontcolor", _BACKWARD_COLOUR)),
+    "ellipsis": (("style", "dotted"),),
 }
+#: Graphviz draws at most four arrow shapes on one end (one black square per step of delay).
+_MAX_DELAY_SQUARES = 4
+#: Compass points (tail, head) of the first loops on a node: wide loops, not overlapping.
+_LOOP_PORTS = (("se", "ne"), ("sw", "nw"))
 _RENDER_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 _INSTALL_HINT = (
     "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
@@ -166,14 +225,22 @@ class Node:
 class Edge:
     """An arrow from operand ``src`` to the variable ``dst`` that an operation computes from it.
 
-    ``label`` is the operation's display name (plain Unicode, e.g. ``"×"``, ``"dot"``); ``style``
-    is one of :data:`EDGE_STYLES`.  Edges into one node are listed in operand order.
+    ``label`` is the operation's display name (plain Unicode, e.g. ``"×"``, ``"dot"``) or, in
+    graphs of recurrences, the parameter the dependency goes through (``"W"``); ``style`` is one
+    of :data:`EDGE_STYLES`.  Edges into one node are listed in operand order.
+
+    ``lag`` is the number of time steps the value travels: ``1`` for ``h^{(t-1)} → h^{(t)}`` (a
+    ``delay`` edge in a folded graph, drawn with one black square per step; a ``forward`` edge
+    ``h^{(2)} → h^{(3)}`` once unfolded), ``0`` otherwise.  ``label_html`` is the label as a
+    Graphviz HTML-like body (``<B><I>W</I></B>``); when empty it is ``label`` escaped.
     """
 
     src: str
     dst: str
     label: str = ""
     style: str = "forward"
+    lag: int = 0
+    label_html: str = ""
 
     def __post_init__(self) -> None:
         if self.style not in EDGE_STYLES:
@@ -181,6 +248,12 @@ class Edge:
                 f"edge {self.src!r} -> {self.dst!r} has style {self.style!r}; "
                 f"expected one of {', '.join(EDGE_STYLES)}"
             )
+        if isinstance(self.lag, bool) or not isinstance(self.lag, int) or self.lag < 0:
+            raise SymrnnError(
+                f"edge {self.src!r} -> {self.dst!r} has lag {self.lag!r}; expected an integer >= 0"
+            )
+        if not self.label_html and self.label:
+            object.__setattr__(self, "label_html", _html_text(self.label))
 
 
 @dataclass(frozen=True)
@@ -188,13 +261,24 @@ class Graph:
     """An immutable computational graph: variables (:class:`Node`) and operand arrows.
 
     For graphs of expressions, ``nodes`` are in evaluation order (every operand before the
-    variable computed from it).  ``attrs`` are Graphviz graph attributes such as ``rankdir``.
+    variable computed from it); for graphs of unfolded recurrences, in time order.  ``attrs``
+    are Graphviz graph attributes such as ``rankdir``.
+
+    ``ranks`` are rows of node ids drawn side by side (``rank=same``), each from left to right
+    (in time order), listed from the bottom row up; each row is drawn above the one before it
+    (an invisible edge says so where no edge joins the two).  They only shape the drawing: an
+    edge that runs against them (a target :math:`y^{(t)}` drawn above the loss it feeds, an
+    adjoint flowing back from step 3 to step 2) is written reversed with ``dir=back``, so that
+    time runs from left to right and the arrow still points at ``dst``.  ``columns`` are the
+    nodes of one time step, bottom to top, drawn one above the other (a Graphviz ``group``).
     """
 
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
     name: str = "G"
     attrs: tuple[tuple[str, str], ...] = field(default=(("rankdir", "BT"),))
+    ranks: tuple[tuple[str, ...], ...] = ()
+    columns: tuple[tuple[str, ...], ...] = ()
     _by_id: dict[str, Node] = field(init=False, repr=False, compare=False, hash=False)
     _operands: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False, hash=False)
 
@@ -202,11 +286,30 @@ class Graph:
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "edges", tuple(self.edges))
         object.__setattr__(self, "attrs", tuple((str(k), str(v)) for k, v in self.attrs))
+        object.__setattr__(self, "ranks", tuple(tuple(str(i) for i in row) for row in self.ranks))
+        object.__setattr__(
+            self, "columns", tuple(tuple(str(i) for i in col) for col in self.columns)
+        )
         by_id: dict[str, Node] = {}
         for n in self.nodes:
             if n.id in by_id:
                 raise SymrnnError(f"graph {self.name!r} has two nodes with id {n.id!r}")
             by_id[n.id] = n
+        for what, groups in (("rank", self.ranks), ("column", self.columns)):
+            placed: set[str] = set()
+            for group in groups:
+                for node_id in group:
+                    if node_id not in by_id:
+                        raise SymrnnError(
+                            f"{what} {list(group)} of graph {self.name!r} names node "
+                            f"{node_id!r}, which is not in the graph"
+                        )
+                    if node_id in placed:
+                        raise SymrnnError(
+                            f"node {node_id!r} of graph {self.name!r} is in two {what}s; give "
+                            "each node at most one"
+                        )
+                    placed.add(node_id)
         operands: dict[str, list[str]] = {}
         for e in self.edges:
             for end in (e.src, e.dst):
@@ -240,6 +343,35 @@ class Graph:
         """The nodes of kind ``output``, in order."""
         return tuple(n for n in self.nodes if n.kind == "output")
 
+    def in_edges(self, node_id: str) -> tuple[Edge, ...]:
+        """The edges into ``node_id`` (of every style), in order."""
+        self.node(node_id)
+        return tuple(e for e in self.edges if e.dst == node_id)
+
+    def out_edges(self, node_id: str) -> tuple[Edge, ...]:
+        """The edges out of ``node_id`` (of every style), in order."""
+        self.node(node_id)
+        return tuple(e for e in self.edges if e.src == node_id)
+
+    def node_of(self, var: Any) -> Node:
+        r"""The node of a variable: a symbol ``w``, a time atom ``h(3)`` (or ``h(t)`` in a folded
+        graph), a vector ``h(3)`` of :func:`~symrnn.vector`, or an adjoint ``Adjoint(h(3))``.
+
+        >>> import symrnn as sr
+        >>> rnn = sr.cells.rnn()
+        >>> h = rnn.states[0]
+        >>> g = graph(sr.unfold(rnn, 3))
+        >>> g.node_of(h(2)).label_latex, [e.src for e in g.in_edges("h__2")]
+        ('h^{(2)}', ['h__1', 'x__2'])
+        """
+        for candidate in _candidate_ids(var):
+            if candidate in self._by_id:
+                return self._by_id[candidate]
+        raise KeyError(
+            f"graph {self.name!r} has no node for {var}; a vector's components (h_1) are drawn "
+            "as one node: ask for the vector"
+        )
+
     def to_dot(self) -> str:
         """The graph in Graphviz DOT, ASCII only and byte-for-byte stable for the same graph."""
         return _to_dot(self)
@@ -264,6 +396,7 @@ class Graph:
         os.close(fd)
         try:
             _run_dot(dot, fmt, self.to_dot(), output=tmp_name)
+            os.chmod(tmp_name, _file_mode(target))  # mkstemp made it private (0600)
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
@@ -282,19 +415,34 @@ class Graph:
 
 
 @singledispatch
-def graph(obj: Any, *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
-    r"""The computational graph of an expression or of named equations.
+def graph(obj: Any, *, name: str | None = None, params: Any = (), **options: Any) -> Graph:
+    r"""The computational graph of an expression, equations, a recurrence, a chain or a BPTT.
 
     Parameters
     ----------
-    obj : sympy expression, ``Eq``, list of them, or dict name -> expression
+    obj : sympy expression, ``Eq``, list of them, dict name -> expression, :class:`Recurrence`, \
+          :class:`Unfolded` or :class:`BPTT`
         An expression gives one unnamed output; ``Eq(lhs, rhs)`` names the variable that computes
         ``rhs`` after ``lhs``.  In a list or dict, later equations may use earlier names, and a
-        subexpression shared by several equations is one node (Fig. 6.8 (d)).
+        subexpression shared by several equations is one node (Fig. 6.8 (d)).  A recurrence
+        gives its folded graph, an unfolded chain and a BPTT their unfolded graphs (see
+        "Graphs of recurrences" in the module documentation).
     name : str
-        The graph's name (the DOT ``digraph`` id).
-    params : iterable
-        Leaves to mark as kind ``parameter`` instead of ``input``.
+        The graph's name (the DOT ``digraph`` id); ``"G"`` for expressions, the recurrence's
+        name for recurrences.
+    params : iterable, or bool for recurrences
+        For expressions: leaves to mark as kind ``parameter`` instead of ``input``.  For
+        recurrences, chains and BPTT: ``True`` draws the parameters as nodes (shared by all
+        steps); by default they only name the edges, as in the book's figures.
+    loss : sympy expression, optional (recurrences and chains)
+        The loss per step as a template in t, e.g. ``(o(t) - y(t))**2/2``: adds the nodes
+        :math:`L^{(t)}`, the targets :math:`y^{(t)}` and the total :math:`L` (Fig. 10.3).  A
+        chain also takes the total loss; a BPTT draws its own.
+    max_steps : int, default :data:`MAX_DRAWN_STEPS` (chains and BPTT)
+        Longer unfoldings draw steps 1, 2, a column of :math:`h^{(\dots)}` nodes, and the last
+        two steps.
+    full : bool, default False (chains and BPTT)
+        Draw every step, however many.
 
     Each ``Add``/``Mul`` (n-ary), ``Pow``, function application, matrix product (``matmul``),
     :func:`~symrnn.ops.dot`, :func:`~symrnn.ops.reduce_sum` and elementwise function of a matrix
@@ -311,32 +459,41 @@ def graph(obj: Any, *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
     """
     raise TypeError(
         f"graph() cannot draw a {type(obj).__name__}; give a SymPy expression, an Eq, a list of "
-        "them, or a dict name -> expression"
+        "them, a dict name -> expression, a Recurrence, an Unfolded chain or a BPTT"
     )
 
 
 @graph.register
-def _(obj: Graph, *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
+def _(obj: Graph, *, name: str | None = None, params: Any = ()) -> Graph:
     return obj
 
 
+def _expression_params(params: Any) -> Iterable[Any]:
+    if isinstance(params, bool):
+        raise SymrnnError(
+            "params=True/False is for recurrences; for an expression give the leaves that are "
+            "parameters, e.g. params=[w, b]"
+        )
+    return params  # type: ignore[no-any-return]
+
+
 @graph.register(sp.Basic)
-def _(obj: sp.Basic, *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
-    return _build([obj], name, params)
+def _(obj: sp.Basic, *, name: str | None = None, params: Any = ()) -> Graph:
+    return _build([obj], name or "G", _expression_params(params))
 
 
 @graph.register(list)
 @graph.register(tuple)
-def _(obj: list[Any] | tuple[Any, ...], *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
-    return _build(list(obj), name, params)
+def _(obj: list[Any] | tuple[Any, ...], *, name: str | None = None, params: Any = ()) -> Graph:
+    return _build(list(obj), name or "G", _expression_params(params))
 
 
 @graph.register(Mapping)
-def _(obj: Mapping[Any, Any], *, name: str = "G", params: Iterable[Any] = ()) -> Graph:
+def _(obj: Mapping[Any, Any], *, name: str | None = None, params: Any = ()) -> Graph:
     equations = [
         sp.Eq(sp.Symbol(k) if isinstance(k, str) else k, v, evaluate=False) for k, v in obj.items()
     ]
-    return _build(equations, name, params)
+    return _build(equations, name or "G", _expression_params(params))
 
 
 @dataclass
@@ -754,24 +911,77 @@ def _labelled_edges(g: Graph) -> set[int]:
     return {members[(len(members) - 1) // 2] for members in groups.values()}
 
 
+def _edge_attrs(e: Edge, labelled: bool, reverse: bool) -> tuple[tuple[str, str], ...]:
+    """DOT attributes of one edge; ``reverse`` when it is written ``dst -> src``."""
+    attrs: list[tuple[str, str]] = []
+    if labelled:
+        attrs.append(("label", _Html(e.label_html)))
+    if e.style == "delay":
+        squares = "box" * min(max(e.lag, 1), _MAX_DELAY_SQUARES)
+        ends = (
+            (("arrowhead", squares), ("arrowtail", "normal"))
+            if reverse
+            else (("arrowtail", squares),)
+        )
+        attrs += [("dir", "both"), *ends]
+    elif reverse:
+        attrs.append(("dir", "back"))
+    attrs += _DOT_EDGE_STYLES[e.style]
+    return tuple(attrs)
+
+
 def _to_dot(g: Graph) -> str:
     lines = [f"digraph {_quote(g.name)} {{"]
     if g.attrs:
         lines.append(f"  graph [{_attr_list(g.attrs)}];")
     lines.append(f"  node [{_attr_list(_DOT_NODE_DEFAULTS)}];")
     lines.append(f"  edge [{_attr_list(_DOT_EDGE_DEFAULTS)}];")
+    group = {i: f"c{c}" for c, col in enumerate(g.columns) if len(col) > 1 for i in col}
     for n in g.nodes:
         attrs = (("label", _Html(n.label_html)), *_DOT_KIND_ATTRS.get(n.kind, ()))
+        if n.id in group:
+            attrs = (*attrs, ("group", group[n.id]))
         lines.append(f"  {_quote(n.id)} [{_attr_list(attrs)}];")
+    place = {node_id: (r, c) for r, row in enumerate(g.ranks) for c, node_id in enumerate(row)}
+    for row in g.ranks:
+        if len(row) > 1:
+            lines.append("  {rank=same; " + " ".join(f"{_quote(i)};" for i in row) + "}")
     shown = _labelled_edges(g)
+    loops: dict[str, int] = {}
     for i, e in enumerate(g.edges):
-        attrs = _DOT_EDGE_STYLES[e.style]
-        if i in shown:
-            attrs = (("label", _Html(_html_text(e.label))), *attrs)
+        src, dst = place.get(e.src), place.get(e.dst)
+        reverse = src is not None and dst is not None and src > dst
+        attrs = _edge_attrs(e, i in shown, reverse)
+        tail, head = _quote(e.dst if reverse else e.src), _quote(e.src if reverse else e.dst)
+        if e.src == e.dst:
+            # Loops (the delays of a folded graph) go round the right side, then the left.
+            k = loops[e.src] = loops.get(e.src, -1) + 1
+            if k < len(_LOOP_PORTS):
+                tail, head = f"{tail}:{_LOOP_PORTS[k][0]}", f"{head}:{_LOOP_PORTS[k][1]}"
         suffix = f" [{_attr_list(attrs)}]" if attrs else ""
-        lines.append(f"  {_quote(e.src)} -> {_quote(e.dst)}{suffix};")
+        lines.append(f"  {tail} -> {head}{suffix};")
+    # Each row above the one before: an invisible edge where no edge joins the two rows.
+    joined = {
+        tuple(sorted((place[e.src][0], place[e.dst][0])))
+        for e in g.edges
+        if e.src in place and e.dst in place
+    }
+    for r in range(len(g.ranks) - 1):
+        if (r, r + 1) not in joined:
+            below, above = _quote(g.ranks[r][-1]), _quote(g.ranks[r + 1][-1])
+            lines.append(f'  {below} -> {above} [style="invis"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _file_mode(target: Path) -> int:
+    """The permissions of a new file: those of the file it replaces, else 0666 less umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def _dot_program() -> str:
@@ -798,3 +1008,824 @@ def _run_dot(dot: str, fmt: str, source: str, output: str | None = None) -> byte
             f"{message[0] if message else 'no message'}; check the graph's labels with to_dot()"
         )
     return done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs of recurrences: folded (Fig. 10.2 left), unfolded (Fig. 10.2 right, Fig. 10.3), BPTT
+
+#: Unfolded graphs of more steps than this draw the first two steps, one column of ``…`` nodes
+#: (:math:`h^{(\dots)}`, kind ``ellipsis``) standing for the steps in between, and the last two;
+#: ``max_steps=`` changes the limit and ``full=True`` draws every step.
+MAX_DRAWN_STEPS = 6
+
+_AT_EACH_END = 2
+_DOTS = "dots"
+_END = float("inf")  # the column of nodes outside time: parameters, the total loss, gradients
+_LOSS = "L"
+
+#: Node kind of each role a quantity of a recurrence plays.
+_ROLE_KIND = {
+    "input": "input",
+    "target": "input",
+    "parameter": "parameter",
+    "state": "intermediate",
+    "intermediate": "intermediate",
+    "output": "output",
+}
+
+
+@dataclass(frozen=True)
+class _Quantity:
+    """One drawn variable of a recurrence: a scalar, or a vector of component functions."""
+
+    name: str
+    role: str
+    parts: tuple[Any, ...]  # component functions of time, or the entry symbols of a parameter
+    vector: bool
+
+    @property
+    def kind(self) -> str:
+        return _ROLE_KIND[self.role]
+
+    def at(self, time: Any) -> Any:
+        """The variable at ``time``: ``h(3)``, or the vector ``h(3)``."""
+        if self.vector:
+            return VectorAt(self.name, time, len(self.parts))
+        return self.parts[0](time) if self.parts else time_function(self.name)(time)
+
+
+class _Quantities:
+    """The quantities of a recurrence, vectors grouped as written, in drawing order."""
+
+    def __init__(self, rec: Recurrence) -> None:
+        self.rec = rec
+        vector_of = {f: name for name, comps in rec.vectors.items() for f in comps}
+        self.of: dict[Any, _Quantity] = {}
+        self.by_name: dict[str, _Quantity] = {}
+        self.defined: list[_Quantity] = []
+        self.inputs: list[_Quantity] = []
+        self.targets: list[_Quantity] = []
+        self.params: list[_Quantity] = []
+        outputs, states = set(rec.outputs), set(rec.states)
+        for f in rec.defined:
+            if f not in self.of:
+                role = "output" if f in outputs else "state" if f in states else "intermediate"
+                self.defined.append(self._add(f, vector_of, role))
+        for f in sorted(rec.inputs, key=lambda g: vector_of.get(g, g.__name__)):
+            if f not in self.of:
+                self.inputs.append(self._add(f, vector_of, "input"))
+        for pname, value in rec.param_groups.items():
+            parts = tuple(value) if isinstance(value, sp.MatrixBase) else (value,)
+            quantity = _Quantity(pname, "parameter", parts, isinstance(value, sp.MatrixBase))
+            self.params.append(quantity)
+            self.by_name.setdefault(pname, quantity)
+            for entry in parts:
+                self.of[entry] = quantity
+        self._matrices = {
+            m.name: m
+            for eq in rec.display
+            for side in (eq.lhs, eq.rhs)
+            if isinstance(side, sp.Basic)
+            for m in side.atoms(sp.MatrixSymbol)
+        }
+
+    def _add(self, f: Any, vector_of: dict[Any, str], role: str) -> _Quantity:
+        name = vector_of.get(f)
+        parts = tuple(self.rec.vectors[name]) if name is not None else (f,)
+        quantity = _Quantity(name or f.__name__, role, parts, name is not None)
+        self.by_name.setdefault(quantity.name, quantity)
+        for part in parts:
+            self.of[part] = quantity
+        return quantity
+
+    def add_targets(self, funcs: Iterable[Any], vectors: Iterable[str] = ()) -> None:
+        """Group the time functions a loss reads that the recurrence does not know (``y``).
+
+        ``y_1``, ``y_2``, … form the vector ``y`` when a loss names the vector ``y`` or when
+        several components share the name.
+        """
+        unknown = sorted({f for f in funcs if f not in self.of}, key=lambda f: f.__name__)
+        known_vectors = set(vectors)
+        bases: dict[str, list[Any]] = {}
+        for f in unknown:
+            base, _, index = f.__name__.rpartition("_")
+            if base and index.isdigit():
+                bases.setdefault(base, []).append(f)
+        for f in unknown:
+            base, _, index = f.__name__.rpartition("_")
+            members = bases.get(base, []) if base and index.isdigit() else []
+            if members and (base in known_vectors or len(members) > 1):
+                members = sorted(members, key=lambda g: int(g.__name__.rpartition("_")[2]))
+                quantity = _Quantity(base, "target", tuple(members), True)
+            else:
+                quantity = _Quantity(f.__name__, "target", (f,), False)
+            if quantity.name in self.by_name and self.by_name[quantity.name] != quantity:
+                quantity = _Quantity(f.__name__, "target", (f,), False)
+            if f in self.of:
+                continue
+            self.targets.append(quantity)
+            self.by_name.setdefault(quantity.name, quantity)
+            for part in quantity.parts:
+                self.of[part] = quantity
+
+    def param_at(self, quantity: _Quantity) -> Any:
+        """A parameter as written: its matrix symbol ``W``, or the scalar symbol."""
+        if quantity.vector:
+            return self._matrices.get(quantity.name, sp.ImmutableMatrix(quantity.parts))
+        return quantity.parts[0]
+
+    def dependencies(self, quantity: _Quantity) -> list[tuple[_Quantity, int]]:
+        """(source, lag) pairs that ``quantity`` is computed from, in drawing order: lagged
+        quantities (shortest lag first), same-time quantities, then inputs."""
+        found: set[tuple[str, int]] = set()
+        for f in quantity.parts:
+            for atom in time_atoms(self.rec.update[f]):
+                found.add((self.of[atom.func].name, -int(sp.expand(time_of(atom) - t))))
+        order = {q.name: i for i, q in enumerate(self.defined + self.inputs)}
+        deps = sorted(
+            found,
+            key=lambda d: (self.by_name[d[0]].role == "input", d[1] == 0, d[1], order[d[0]]),
+        )
+        return [(self.by_name[n], lag) for n, lag in deps]
+
+    def param_uses(self, exprs: Iterable[sp.Basic]) -> list[_Quantity]:
+        """The parameters (as drawn quantities) that ``exprs`` use, in parameter order."""
+        free: set[Any] = set()
+        for expr in exprs:
+            free |= expr.free_symbols
+        return [q for q in self.params if any(p in free for p in q.parts)]
+
+
+def _written(rec: Recurrence, quantity: _Quantity) -> list[sp.Basic]:
+    """The right side of ``quantity``'s equation as the user wrote it (matrix form kept)."""
+    for eq in rec.display:
+        lhs = eq.lhs
+        if quantity.vector and isinstance(lhs, VectorAt) and lhs.name == quantity.name:
+            return [eq.rhs]
+        if not quantity.vector and is_time_atom(lhs) and lhs.func == quantity.parts[0]:
+            return [eq.rhs]
+    return [rec.update[f] for f in quantity.parts]
+
+
+def _children(expr: sp.Basic) -> tuple[sp.Basic, ...]:
+    if isinstance(expr, ElementwiseApplyFunction):
+        return (expr.expr,)
+    if isinstance(expr, sp.MatrixBase):
+        return tuple(expr)
+    if _is_leaf(expr):
+        return ()
+    return tuple(expr.args)
+
+
+def _occurrences(root: sp.Basic, match: Any) -> list[tuple[tuple[sp.Basic, int], ...]]:
+    """Paths (ancestor, child index) from ``root`` to each subexpression ``match`` accepts."""
+    found = []
+    stack: list[tuple[sp.Basic, tuple[tuple[sp.Basic, int], ...]]] = [(root, ())]
+    while stack:
+        expr, path = stack.pop()
+        if match(expr):
+            found.append(path)
+            continue
+        children = _children(expr)
+        for i in range(len(children) - 1, -1, -1):
+            stack.append((children[i], (*path, (expr, i))))
+    return found
+
+
+def _through_parameter(parent: sp.Basic, index: int, params: Mapping[str, Any]) -> Any:
+    """The parameter P when ``parent`` is the product P·v of one parameter and its child v."""
+    if not isinstance(parent, (sp.Mul, sp.MatMul)):
+        return None
+    child = parent.args[index]
+    factors = [a for a in parent.args if not a.is_Number]
+    if len(factors) != 2 or child not in factors:
+        return None
+    other = factors[1] if factors[0] == child else factors[0]
+    if isinstance(other, (sp.Symbol, sp.MatrixSymbol)) and params.get(other.name) == other:
+        return other
+    return None
+
+
+def _named_function(expr: sp.Basic) -> str | None:
+    if isinstance(expr, ElementwiseApplyFunction):
+        return _operation(expr)[1]
+    if isinstance(expr, Application) and not is_time_atom(expr):
+        return _function_op(expr.func)[1]
+    return None
+
+
+def _parameter_label(param: Any) -> tuple[str, str]:
+    bold = isinstance(param, sp.MatrixSymbol)
+    return _greek_text(param.name), _html_name(param.name, bold)
+
+
+def _dependency_label(
+    roots: list[sp.Basic], match: Any, params: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The label of a dependency, read off where the source enters the written equation.
+
+    The parameter it is multiplied by, when every occurrence goes through the same one
+    (``W h^{(t-1)}`` gives ``W``); otherwise the innermost named function around all the
+    occurrences (``f`` in ``f(h^{(t-1)}, x^{(t)}; θ)``, ``tanh``); otherwise no label.
+    """
+    labels = set()
+    for root in roots:
+        paths = _occurrences(root, match)
+        if not paths:
+            continue
+        through = {_through_parameter(*path[-1], params) if path else None for path in paths}
+        if len(through) == 1 and None not in through:
+            labels.add(_parameter_label(through.pop()))
+            continue
+        common = 0
+        while all(len(p) > common and p[common] == paths[0][common] for p in paths):
+            common += 1
+        shared = [paths[0][j][0] for j in range(common)]
+        if common < len(paths[0]):
+            shared.append(paths[0][common][0])
+        named = next((n for n in map(_named_function, reversed(shared)) if n), None)
+        labels.add((named, _html_piece(named, italic=True)) if named else ("", ""))
+    return labels.pop() if len(labels) == 1 else ("", "")
+
+
+def _matches(source: _Quantity, time: Any) -> Any:
+    parts = set(source.parts)
+
+    def match(expr: sp.Basic) -> bool:
+        if isinstance(expr, VectorAt):
+            return source.vector and expr.name == source.name and sp.expand(expr.time - time) == 0
+        return is_time_atom(expr) and expr.func in parts and sp.expand(time_of(expr) - time) == 0
+
+    return match
+
+
+def _labels(qs: _Quantities) -> dict[tuple[str, str, int], tuple[str, str]]:
+    """(target, source, lag) -> edge label (text, HTML) for every dependency of ``qs.rec``."""
+    params: dict[str, Any] = {str(p): p for p in qs.rec.params}
+    params.update(qs._matrices)
+    out = {}
+    for quantity in qs.defined:
+        roots = _written(qs.rec, quantity)
+        scalar_roots = [qs.rec.update[f] for f in quantity.parts]
+        for source, lag in qs.dependencies(quantity):
+            match = _matches(source, t - lag)
+            if not any(_occurrences(r, match) for r in roots):
+                roots_used = scalar_roots  # written in explicit form: read the scalar equations
+            else:
+                roots_used = roots
+            out[(quantity.name, source.name, lag)] = _dependency_label(roots_used, match, params)
+    return out
+
+
+def _op_of(exprs: list[sp.Basic]) -> str | None:
+    """The outermost operation of a quantity's defining expression (``tanh``, ``f``, ``add``)."""
+    expr = exprs[0]
+    if isinstance(expr, sp.MatrixBase) and expr:
+        expr = expr[0]
+    try:
+        return _operation(expr)[0]
+    except SymrnnError:  # an exotic elementwise map: the drawing needs no operation name
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _latex_name(name: str, bold: bool) -> str:
+    tex = latex_expr(sp.Symbol(name))
+    return f"\\mathbf{{{tex}}}" if bold else tex
+
+
+def _name_labels(quantity: _Quantity, time: Any) -> tuple[str, str]:
+    """LaTeX and HTML labels of ``quantity`` at ``time`` (None: folded, _DOTS: ``h^{(…)}``).
+
+    The same text as :func:`variable_labels` of ``h(3)`` or of the vector ``h(3)``, made
+    without SymPy's printer (a long unfolding has thousands of nodes).
+    """
+    tex = _latex_name(quantity.name, quantity.vector)
+    if time is None or quantity.role == "parameter":
+        return tex, _html_name(quantity.name, quantity.vector)
+    if time == _DOTS:
+        return f"{tex}^{{(\\dots)}}", _html_name(quantity.name, quantity.vector, "(\u2026)")
+    return f"{tex}^{{({time})}}", _html_name(quantity.name, quantity.vector, f"({time})")
+
+
+def _node_id(quantity: _Quantity, time: Any) -> str:
+    base = identifier(quantity.name)
+    if time is None or quantity.role == "parameter":
+        return base
+    if time == _DOTS:
+        return f"{base}__dots"
+    return f"{base}__{time}" if time >= 0 else f"{base}__m{-time}"
+
+
+def _candidate_ids(var: Any) -> list[str]:
+    if isinstance(var, str):
+        return [var]
+    if isinstance(var, Adjoint):
+        return [f"dL_d{i}" for i in _candidate_ids(var.args[0])]
+    if isinstance(var, VectorAt) or is_time_atom(var):
+        name = var.name if isinstance(var, VectorAt) else var.func.__name__
+        time = var.time if isinstance(var, VectorAt) else time_of(var)
+        ids = [code_name(time_function(name)(time))]
+        return ids + ([identifier(name)] if time == t else [])
+    if isinstance(var, (sp.Symbol, sp.MatrixSymbol)):
+        return [identifier(var.name)]
+    return []
+
+
+class _Canvas:
+    """Nodes placed on levels (rows drawn bottom-up) and in columns (time steps), and edges."""
+
+    def __init__(self, timed: bool = True) -> None:
+        self.timed = timed  # columns are time steps (unfolded), else there are none (folded)
+        self.nodes: dict[Any, Node] = {}
+        self.spot: dict[Any, tuple[float, float, int]] = {}  # (column, level, sequence)
+        self.level: dict[Any, int | None] = {}
+        self.ids: dict[Any, str] = {}
+        self.edges: list[Edge] = []
+        self._edge_keys: set[tuple[Any, ...]] = set()
+        self._used: set[str] = set()
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.nodes
+
+    def add(
+        self,
+        key: Any,
+        node_id: str,
+        labels: tuple[str, str],
+        kind: str,
+        *,
+        op: str | None = None,
+        expr: sp.Basic | None = None,
+        level: int | None = None,
+        column: float = 0.0,
+    ) -> Any:
+        if key not in self.nodes:
+            unique, k = node_id, 2
+            while unique in self._used:
+                unique, k = f"{node_id}_{k}", k + 1
+            self._used.add(unique)
+            self.ids[key] = unique
+            self.nodes[key] = Node(unique, labels[0], kind, op, expr, labels[1])
+            height = float(level) if level is not None else _END
+            self.spot[key] = (column, height, len(self.spot))
+            self.level[key] = level
+        return key
+
+    def link(
+        self,
+        src: Any,
+        dst: Any,
+        label: tuple[str, str] = ("", ""),
+        style: str = "forward",
+        lag: int = 0,
+    ) -> None:
+        a, b = self.ids[src], self.ids[dst]
+        if a == b and style != "delay":
+            return  # within one column of ellipses
+        key = (a, b, style, lag, label)
+        if key not in self._edge_keys:
+            self._edge_keys.add(key)
+            self.edges.append(Edge(a, b, label[0], style, lag, label[1]))
+
+    def finish(self, name: str, attrs: tuple[tuple[str, str], ...]) -> Graph:
+        keys = sorted(self.nodes, key=lambda k: self.spot[k])
+        levels: dict[int, list[str]] = {}
+        for key in keys:
+            level = self.level[key]
+            if level is not None:
+                levels.setdefault(level, []).append(self.ids[key])
+        ranks = tuple(tuple(levels[h]) for h in sorted(levels))
+        steps: dict[float, list[str]] = {}
+        for key in sorted(keys, key=lambda k: (self.spot[k][1], self.spot[k][2])):
+            column = self.spot[key][0]
+            if self.timed and abs(column) != _END:
+                steps.setdefault(column, []).append(self.ids[key])
+        columns = tuple(tuple(steps[c]) for c in sorted(steps))
+        nodes = tuple(self.nodes[k] for k in keys)
+        return Graph(nodes, tuple(self.edges), name, attrs, ranks, columns)
+
+
+def _check_options(params: Any, max_steps: Any, full: Any) -> None:
+    if not isinstance(params, bool):
+        raise SymrnnError(
+            f"params={params!r}: for a recurrence give params=True to draw the parameters as "
+            "nodes, or params=False (the default) to name them on the edges"
+        )
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise SymrnnError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if not isinstance(full, bool):
+        raise SymrnnError(f"full must be True or False, got {full!r}")
+
+
+def _loss_expr(loss: Any) -> sp.Basic:
+    if is_matrix(loss):
+        return sp.Add(*explicit(loss))
+    try:
+        if isinstance(loss, str):  # text is parsed by symrnn.parsing, never by sympify
+            raise sp.SympifyError(loss)
+        return sp.sympify(loss, strict=True)
+    except sp.SympifyError:
+        raise SymrnnError(
+            f"loss={loss!r} is not a SymPy expression; give the loss per step as a template in "
+            "t, such as (h(t) - y(t))**2/2, or the total loss"
+        ) from None
+
+
+def _vector_names(loss: Any) -> set[str]:
+    return {v.name for v in loss.atoms(VectorAt)} if isinstance(loss, sp.Basic) else set()
+
+
+def _is_template(expr: sp.Basic) -> bool:
+    return t in expr.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(expr))
+
+
+def _shifted_to_t(expr: sp.Basic, k: Any) -> sp.Basic:
+    """``expr`` at step ``k`` as a template in t: ``h(3) - h(2)`` at 3 is ``h(t) - h(t-1)``."""
+    if k is None:
+        return expr
+    return expr.xreplace({a: a.func(t + int(time_of(a)) - k) for a in time_atoms(expr)})
+
+
+def _levels(qs: _Quantities) -> dict[str, int]:
+    """The height of each quantity's row: inputs at 0, each defined quantity one above the
+    highest quantity it reads at the same time (``o`` above ``h`` above ``x``)."""
+    level = {q.name: 0 for q in qs.inputs}
+    for q in qs.defined:  # evaluation order: what q reads at the same time comes first
+        same_time = [level[s.name] for s, lag in qs.dependencies(q) if lag == 0]
+        level[q.name] = 1 + max(same_time, default=0)
+    return level
+
+
+def _loss_level(qs: _Quantities, level: dict[str, int], atoms: Iterable[Any]) -> int:
+    read = [level[qs.of[a.func].name] for a in atoms if qs.of[a.func].name in level]
+    return 1 + max(read, default=0)
+
+
+_LOSS_QUANTITY = _Quantity(_LOSS, "output", (), False)
+
+
+# --- folded ---------------------------------------------------------------------------------
+
+
+def _folded(rec: Recurrence, name: str, params: bool, loss: Any) -> Graph:
+    qs = _Quantities(rec)
+    template = None
+    if loss is not None:
+        template = _loss_expr(loss)
+        if not _is_template(template):
+            raise SymrnnError(
+                "the folded graph needs the loss per step as a template in t, such as "
+                f"(h(t) - y(t))**2/2; got {template}"
+            )
+        qs.add_targets((a.func for a in time_atoms(template)), _vector_names(loss))
+    labels = _labels(qs)
+    level = _levels(qs)
+    canvas = _Canvas(timed=False)
+    for q in qs.inputs:
+        canvas.add(
+            q.name,
+            _node_id(q, None),
+            _name_labels(q, None),
+            q.kind,
+            expr=q.at(t),
+            level=level[q.name],
+        )
+    for q in qs.defined:
+        written = _written(rec, q)
+        canvas.add(
+            q.name,
+            _node_id(q, None),
+            _name_labels(q, None),
+            q.kind,
+            op=_op_of(written),
+            expr=written[0] if len(written) == 1 else sp.ImmutableMatrix(written),
+            level=level[q.name],
+        )
+    if template is not None:
+        loss_level = _loss_level(qs, level, time_atoms(template))
+        canvas.add(
+            _LOSS,
+            _LOSS,
+            _name_labels(_LOSS_QUANTITY, None),
+            "output",
+            op="loss",
+            expr=template,
+            level=loss_level,
+        )
+        for q in qs.targets:
+            canvas.add(
+                q.name,
+                _node_id(q, None),
+                _name_labels(q, None),
+                q.kind,
+                expr=q.at(t),
+                level=loss_level + 1,
+            )
+    if params:
+        for q in qs.params:
+            canvas.add(
+                ("param", q.name),
+                _node_id(q, None),
+                _name_labels(q, None),
+                "parameter",
+                expr=qs.param_at(q),
+                column=-_END,
+            )
+    for q in qs.defined:
+        for source, lag in qs.dependencies(q):
+            style = "delay" if lag else "forward"
+            canvas.link(source.name, q.name, labels[(q.name, source.name, lag)], style, lag)
+        if params:
+            for p in qs.param_uses(rec.update[f] for f in q.parts):
+                canvas.link(("param", p.name), q.name)
+    if template is not None:
+        read = {(qs.of[a.func].name, -int(sp.expand(time_of(a) - t))) for a in time_atoms(template)}
+        for source_name, lag in sorted(read, key=lambda d: (canvas.spot[d[0]], d[1])):
+            canvas.link(source_name, _LOSS, style="delay" if lag else "forward", lag=lag)
+        if params:
+            for p in qs.param_uses([template]):
+                canvas.link(("param", p.name), _LOSS)
+    return canvas.finish(name, (("rankdir", "BT"),))
+
+
+@graph.register(Recurrence)
+def _graph_recurrence(
+    obj: Recurrence, *, name: str | None = None, params: Any = False, loss: Any = None
+) -> Graph:
+    _check_options(params, 1, False)
+    return _folded(obj, name or obj.name or "G", params, loss)
+
+
+# --- unfolded -------------------------------------------------------------------------------
+
+
+class _Unfolding:
+    """Draws an unfolded chain: one node per quantity per step, columns in time order."""
+
+    def __init__(self, U: Unfolded, loss: Any, params: bool, max_steps: int, full: bool) -> None:
+        self.U = U
+        self.rec = U.recurrence
+        self.qs = _Quantities(self.rec)
+        self.params = params
+        self.steps = U.steps
+        self.collapse = not full and self.steps > max_steps and self.steps > 2 * _AT_EACH_END
+        self.level = _levels(self.qs)
+        self.loss_terms: list[tuple[int | None, sp.Basic]] = []
+        self.per_step = False
+        if loss is not None:
+            self._split_loss(_loss_expr(loss), _vector_names(loss))
+        self.labels = _labels(self.qs)
+        self.ops = {q.name: _op_of(_written(self.rec, q)) for q in self.qs.defined}
+        self.canvas = _Canvas()
+
+    # ---- layout
+    def column(self, time: int) -> Any:
+        """The drawn column of step ``time``: itself, or _DOTS for the steps not drawn."""
+        if self.collapse and _AT_EACH_END < time <= self.steps - _AT_EACH_END:
+            return _DOTS
+        return time
+
+    @staticmethod
+    def position(column: Any) -> float:
+        return _AT_EACH_END + 0.5 if column == _DOTS else float(column)
+
+    def _split_loss(self, loss: sp.Basic, vectors: set[str]) -> None:
+        if _is_template(loss):
+            terms: list[tuple[int | None, sp.Basic]] = [
+                (k, self.U.instantiate(loss, k)) for k in range(1, self.steps + 1)
+            ]
+            self.per_step = True
+        else:
+            by_step: dict[int | None, list[sp.Basic]] = {}
+            for term in sp.Add.make_args(loss):
+                times = [int(time_of(a)) for a in time_atoms(term) if time_of(a).is_Integer]
+                by_step.setdefault(max(times) if times else None, []).append(term)
+            shapes = {_shifted_to_t(sp.Add(*ts), k) for k, ts in by_step.items()}
+            if None in by_step or len(by_step) < 2 or len(shapes) > 1:
+                terms = [(None, loss)]  # not a sum over steps of one L^{(t)}
+            else:
+                terms = [(k, sp.Add(*by_step[k])) for k in sorted(by_step, key=int)]  # type: ignore[arg-type]
+                self.per_step = True
+        self.loss_terms = terms
+        atoms = {a for _, term in terms for a in time_atoms(term)}
+        self.qs.add_targets({a.func for a in atoms}, vectors)
+        self.level[f"{_LOSS}(t)"] = base = _loss_level(self.qs, self.level, atoms)
+        for q in self.qs.targets:
+            self.level[q.name] = base + 1
+        self.level[_LOSS] = (base + 1 + bool(self.qs.targets)) if self.per_step else base
+
+    # ---- nodes
+    def node(self, quantity: _Quantity, time: int) -> Any:
+        """The key of ``quantity`` at step ``time``; leaves and ellipses are added here."""
+        column = self.column(time)
+        key = (quantity.name, column)
+        if key not in self.canvas:
+            if column == _DOTS:
+                kind, expr = "ellipsis", None
+            elif quantity.role in ("state", "intermediate", "output") and time >= 1:
+                values = [self.U.definitions[f(time)] for f in quantity.parts]
+                self.canvas.add(
+                    key,
+                    _node_id(quantity, time),
+                    _name_labels(quantity, time),
+                    quantity.kind,
+                    op=self.ops[quantity.name],
+                    expr=sp.ImmutableMatrix(values) if quantity.vector else values[0],
+                    level=self.level[quantity.name],
+                    column=float(time),
+                )
+                return key
+            else:  # an input, a target, or an initial state
+                kind = "input" if quantity.role == "state" else quantity.kind
+                expr = quantity.at(time)
+            self.canvas.add(
+                key,
+                _node_id(quantity, column),
+                _name_labels(quantity, column),
+                kind,
+                expr=expr,
+                level=self.level[quantity.name],
+                column=self.position(column),
+            )
+        return key
+
+    def param_node(self, quantity: _Quantity) -> Any:
+        return self.canvas.add(
+            ("param", quantity.name),
+            _node_id(quantity, None),
+            _name_labels(quantity, None),
+            "parameter",
+            expr=self.qs.param_at(quantity),
+            column=-_END,
+        )
+
+    def source(self, atom: Any) -> Any:
+        return self.node(self.qs.of[atom.func], int(time_of(atom)))
+
+    # ---- the forward graph
+    def forward(self) -> None:
+        qs, U = self.qs, self.U
+        deps = {q.name: qs.dependencies(q) for q in qs.defined}
+        if self.params:
+            for p in qs.params:  # shared by every step, drawn in parameter order
+                self.param_node(p)
+        for k in range(1, self.steps + 1):
+            for q in qs.defined:
+                dst = self.node(q, k)
+                chain = [U.definitions[f(k)] for f in q.parts]
+                present = {
+                    (qs.of[a.func].name, k - int(time_of(a)))
+                    for rhs in chain
+                    for a in time_atoms(rhs)
+                }
+                for source, lag in deps[q.name]:
+                    if (source.name, lag) in present:  # else an initial state given a value
+                        src = self.node(source, k - lag)
+                        self.canvas.link(src, dst, self.labels[(q.name, source.name, lag)], lag=lag)
+                if self.params:
+                    for p in qs.param_uses(chain):
+                        self.canvas.link(self.param_node(p), dst)
+        self.loss()
+
+    def loss(self) -> None:
+        """L^{(t)} nodes fed by the quantities each step's loss reads, and the total L."""
+        keys = []
+        for k, term in self.loss_terms:
+            if k is None:
+                continue
+            column = self.column(k)
+            key = self.canvas.add(
+                (f"{_LOSS}(t)", column),
+                _node_id(_LOSS_QUANTITY, column),
+                _name_labels(_LOSS_QUANTITY, column),
+                "ellipsis" if column == _DOTS else "intermediate",
+                op=None if column == _DOTS else "loss",
+                expr=None if column == _DOTS else term,
+                level=self.level[f"{_LOSS}(t)"],
+                column=self.position(column),
+            )
+            keys.append(key)
+            self._feed(term, key)
+        if self.loss_terms:
+            total = sp.Add(*[term for _, term in self.loss_terms])
+            self.canvas.add(
+                _LOSS,
+                _LOSS,
+                _name_labels(_LOSS_QUANTITY, None),
+                "output",
+                op="add" if keys else "loss",
+                expr=total,
+                level=self.level[_LOSS],
+                column=_END,
+            )
+            for key in keys:
+                self.canvas.link(key, _LOSS)
+            if not keys:
+                self._feed(total, _LOSS)
+
+    def _feed(self, term: sp.Basic, key: Any) -> None:
+        sources = {self.source(a) for a in time_atoms(term)}
+        for src in sorted(sources, key=lambda s: self.canvas.spot[s]):
+            self.canvas.link(src, key)
+        if self.params:
+            for p in self.qs.param_uses([term]):
+                self.canvas.link(self.param_node(p), key)
+
+    # ---- back-propagation through time
+    def adjoint_levels(self) -> None:
+        top = max(self.level.values(), default=0)
+        highest = max((self.level[q.name] for q in self.qs.defined), default=0)
+        adjoint = {}
+        for q in (*self.qs.defined, *self.qs.inputs):
+            adjoint[q.name] = top + 1 + highest - self.level[q.name]
+        self.adjoint_level = adjoint
+        self.gradient_level = max(adjoint.values(), default=top) + 1
+        self.adjoint_of: dict[Any, _Quantity] = {}
+
+    def adjoint_node(self, var: Any, value: sp.Basic) -> Any:
+        """The node of ∂L/∂var (a chain quantity, an input or initial state, a parameter)."""
+        quantity = self.qs.of[var.func] if is_time_atom(var) else self.qs.of[var]
+        column = self.column(int(time_of(var))) if is_time_atom(var) else None
+        key = ("d", quantity.name, column)
+        self.adjoint_of[key] = quantity
+        if key not in self.canvas:
+            tex, html_label = _name_labels(quantity, column)
+            self.canvas.add(
+                key,
+                "dL_d" + _node_id(quantity, column),
+                (f"\\frac{{\\partial L}}{{\\partial {tex}}}", "&part;<I>L</I>/&part;" + html_label),
+                "ellipsis" if column == _DOTS else "adjoint",
+                op=None if column == _DOTS else "adjoint",
+                expr=None if column == _DOTS else value,
+                level=self.gradient_level if column is None else self.adjoint_level[quantity.name],
+                column=_END if column is None else self.position(column),
+            )
+        return key
+
+    def backward(self, B: BPTT) -> None:
+        self.adjoint_levels()
+        equations = (*B.adjoints, *B.gradients)
+        value = {eq.lhs.args[0]: eq.rhs for eq in equations}
+        for eq in equations:
+            self.adjoint_node(eq.lhs.args[0], eq.rhs)
+        for key, quantity in self.adjoint_of.items():
+            node, column = self.canvas.nodes[key], key[2]
+            if node.kind != "adjoint" or not quantity.vector:
+                continue
+            # A vector's adjoint holds one entry per component, a matrix's one per entry.
+            if column is None:
+                entries = self.qs.rec.param_groups[quantity.name]
+                matrix = entries.applyfunc(lambda e: value.get(e, sp.S.Zero))
+            else:
+                matrix = sp.ImmutableMatrix(
+                    [value.get(f(column), sp.S.Zero) for f in quantity.parts]
+                )
+            self.canvas.nodes[key] = Node(
+                node.id, node.label_latex, node.kind, node.op, matrix, node.label_html
+            )
+        for eq in equations:
+            var = eq.lhs.args[0]
+            dst = self.adjoint_node(var, eq.rhs)
+            if any(not term.has(Adjoint) for term in sp.Add.make_args(eq.rhs) if term != 0):
+                self.canvas.link(_LOSS, dst, style="backward")  # the direct term ∂L/∂v
+            for later in sorted(eq.rhs.atoms(Adjoint), key=sp.default_sort_key):
+                src = self.adjoint_node(later.args[0], sp.S.Zero)
+                self.canvas.link(src, dst, style="backward")
+
+
+_UNFOLDED_ATTRS = (("rankdir", "BT"), ("nodesep", "0.35"), ("ranksep", "0.45"))
+
+
+@graph.register(Unfolded)
+def _graph_unfolded(
+    obj: Unfolded,
+    *,
+    name: str | None = None,
+    params: Any = False,
+    loss: Any = None,
+    max_steps: int = MAX_DRAWN_STEPS,
+    full: bool = False,
+) -> Graph:
+    _check_options(params, max_steps, full)
+    drawing = _Unfolding(obj, loss, params, max_steps, full)
+    drawing.forward()
+    default = f"{obj.recurrence.name}_unfolded" if obj.recurrence.name else "G"
+    return drawing.canvas.finish(name or default, _UNFOLDED_ATTRS)
+
+
+@graph.register(BPTT)
+def _graph_bptt(
+    obj: BPTT,
+    *,
+    name: str | None = None,
+    params: Any = False,
+    max_steps: int = MAX_DRAWN_STEPS,
+    full: bool = False,
+) -> Graph:
+    _check_options(params, max_steps, full)
+    drawing = _Unfolding(obj.unfolded, obj.loss, params, max_steps, full)
+    drawing.forward()
+    drawing.backward(obj)
+    rec = obj.unfolded.recurrence
+    return drawing.canvas.finish(name or (f"{rec.name}_bptt" if rec.name else "G"), _UNFOLDED_ATTRS)

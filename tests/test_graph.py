@@ -1,7 +1,8 @@
-"""Computational graphs (symrnn.graph): Fig. 6.8 of Goodfellow et al. and what a graph means."""
+"""Computational graphs (symrnn.graph): Fig. 6.8, 10.2 and 10.3 of Goodfellow et al., BPTT."""
 
 from __future__ import annotations
 
+import doctest
 import functools
 import os
 import shutil
@@ -9,6 +10,8 @@ import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,22 @@ import pytest
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
+import symrnn as sr
+from symrnn.diff import Adjoint
 from symrnn.errors import SymrnnError, ToolMissing
 from symrnn.functions import relu, sigmoid
-from symrnn.graph import EDGE_STYLES, Edge, Graph, Node, graph, variable_labels
-from symrnn.matrices import vector
-from symrnn.notation import t, time_function
+from symrnn.graph import (
+    EDGE_STYLES,
+    MAX_DRAWN_STEPS,
+    NODE_KINDS,
+    Edge,
+    Graph,
+    Node,
+    graph,
+    variable_labels,
+)
+from symrnn.matrices import VectorAt, vector
+from symrnn.notation import t, time_atoms, time_function, time_of
 from symrnn.ops import dot, matmul, reduce_sum, sqr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,8 +314,8 @@ def test_edge_styles_fit_backward_and_delay_edges() -> None:
     )
     text = folded.to_dot()
     assert 'graph [rankdir="LR"];' in text
-    assert '"h" -> "h" [dir="both", arrowtail="box"];' in text
-    assert '"grad_h" -> "h" [label=<grad>, style="dashed"];' in text
+    assert '"h":se -> "h":ne [dir="both", arrowtail="box"];' in text  # a loop on the right
+    assert '"grad_h" -> "h" [label=<grad>, style="dashed", color="#b03a2e"];' in text
     assert folded.operands("h") == ("h",)
     assert folded.node("h").label_html == "<I>h</I><SUP>(t)</SUP>"  # derived from the name h(t)
     assert topological_order(folded) is None
@@ -479,6 +493,11 @@ def test_render_png_and_svg(tmp_path: Path, key: str) -> None:
     root = ET.parse(svg).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "figure.svg"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~mask  # not the temporary file's 0600
+    os.chmod(svg, 0o640)
+    assert g.render(svg).stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
 
 
 @needs_dot
@@ -548,3 +567,620 @@ def test_example_fig_6_8_runs_and_writes_the_golden_graphs(tmp_path: Path) -> No
             GOLDEN / f"fig_6_8_{key}.dot"
         ).read_bytes()
         assert (tmp_path / f"fig_6_8_{key}.svg").exists() == HAVE_DOT
+
+
+# --- graphs of recurrences: Fig. 10.2, Fig. 10.3 and BPTT ------------------------------------
+
+_f, _theta = sp.Function("f"), sp.Symbol("theta", real=True)
+
+
+def fig_10_2() -> sr.Recurrence:
+    """h(t) = f(h(t-1), x(t); theta): Fig. 10.2 and the lecture's RNN slide."""
+    h, xt = time_function("h"), time_function("x")
+    return sr.Recurrence(sp.Eq(h(t), _f(h(t - 1), xt(t), _theta)), name="fig_10_2")
+
+
+def fig_10_3() -> sr.Recurrence:
+    return sr.cells.elman(3, inputs=2, outputs=2)
+
+
+def fig_10_3_loss() -> sp.Expr:
+    """Softmax cross-entropy of o(t) against the targets y(t), per step (eq. 10.11-10.14)."""
+    return sr.softmax_cross_entropy(vector("o", 2)(t), vector("y", 2)(t))
+
+
+def rnn_bptt(steps: int = 3) -> sr.BPTT:
+    rnn = sr.cells.rnn()
+    U = sr.unfold(rnn, steps)
+    (h,) = rnn.states
+    return sr.bptt(U, sr.total_loss(U, (h(t) - time_function("y")(t)) ** 2 / 2))
+
+
+def fig_10_3_bptt() -> sr.BPTT:
+    U = sr.unfold(fig_10_3(), 3)
+    return sr.bptt(U, sr.total_loss(U, fig_10_3_loss()))
+
+
+#: Golden graphs of recurrences; the examples write the fig_10_* and rnn_* ones.
+RECURRENCE_GRAPHS: dict[str, Callable[[], Graph]] = {
+    "fig_10_2_folded": lambda: graph(fig_10_2(), name="fig_10_2_folded"),
+    "fig_10_2_unfolded": lambda: graph(sr.unfold(fig_10_2(), 3), name="fig_10_2_unfolded"),
+    "fig_10_3_folded": lambda: graph(fig_10_3(), loss=fig_10_3_loss(), name="fig_10_3_folded"),
+    "fig_10_3_unfolded": lambda: graph(
+        sr.unfold(fig_10_3(), 3), loss=fig_10_3_loss(), name="fig_10_3_unfolded"
+    ),
+    "fig_10_3_bptt": lambda: graph(fig_10_3_bptt(), name="fig_10_3_bptt"),
+    "graph_rnn_folded": lambda: graph(sr.cells.rnn()),
+    "graph_rnn_unfolded": lambda: graph(sr.unfold(sr.cells.rnn(), 3)),
+    "graph_rnn_unfolded_20": lambda: graph(sr.unfold(sr.cells.rnn(), 20), name="rnn_unfolded_20"),
+    "graph_second_order_folded": lambda: graph(sr.cells.second_order()),
+    "graph_rnn_bptt": lambda: graph(rnn_bptt()),
+}
+
+#: Every ready-made cell, scalar and vector.
+CELLS: dict[str, Callable[[], sr.Recurrence]] = {
+    "autonomous": sr.cells.autonomous,
+    "driven": sr.cells.driven,
+    "rnn": sr.cells.rnn,
+    "elman_outputs": lambda: sr.cells.elman(outputs=1),
+    "elman_vector": fig_10_3,
+    "jordan": sr.cells.jordan,
+    "jordan_vector": lambda: sr.cells.jordan(2),
+    "linear_vector": lambda: sr.cells.linear(2),
+    "gru": sr.cells.gru,
+    "gru_vector": lambda: sr.cells.gru(2),
+    "lstm": sr.cells.lstm,
+    "fibonacci": sr.cells.fibonacci,
+    "second_order": sr.cells.second_order,
+    "coupled": sr.cells.coupled,
+    "fig_10_2": fig_10_2,
+}
+
+
+def _group(rec: sr.Recurrence) -> Callable[[Any], str]:
+    """The drawn quantity of a time function: its vector's name, or its own name."""
+    vector_of = {f: name for name, parts in rec.vectors.items() for f in parts}
+    return lambda func: vector_of.get(func, func.__name__)
+
+
+def _at(name: str, time: int) -> str:
+    return f"{name}__{time}" if time >= 0 else f"{name}__m{-time}"
+
+
+@pytest.mark.parametrize("key", sorted(RECURRENCE_GRAPHS))
+def test_recurrence_graphs_match_golden_dot(key: str) -> None:
+    path = GOLDEN / f"{key}.dot"
+    text = RECURRENCE_GRAPHS[key]().to_dot()
+    if os.environ.get("SYMRNN_UPDATE_GOLDEN"):
+        path.write_bytes(text.encode("ascii"))
+    assert text.encode("ascii") == path.read_bytes()
+    assert text == RECURRENCE_GRAPHS[key]().to_dot()  # stable
+
+
+def test_folded_rnn_is_fig_10_2_left() -> None:
+    g = graph(sr.cells.rnn())
+    assert g.name == "rnn" and [n.id for n in g.nodes] == ["x", "h"]
+    assert [(n.label_latex, n.kind, n.op) for n in g.nodes] == [
+        ("x", "input", None),
+        ("h", "intermediate", "tanh"),
+    ]
+    assert g.node("h").expr == sr.cells.rnn().display[0].rhs
+    assert g.edges == (
+        Edge("h", "h", "w", "delay", 1, "<I>w</I>"),
+        Edge("x", "h", "u", "forward", 0, "<I>u</I>"),
+    )
+    assert g.operands("h") == ("h", "x")
+    assert '"h":se -> "h":ne [label=<<I>w</I>>, dir="both", arrowtail="box"];' in g.to_dot()
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_delay_edges_exactly_for_lagged_dependencies(cell: str) -> None:
+    rec = CELLS[cell]()
+    group = _group(rec)
+    expected = {
+        (group(a.func), group(eq.lhs.func), int(t - time_of(a)))
+        for eq in rec.equations
+        for a in time_atoms(eq.rhs)
+    }
+    g = graph(rec)
+    assert {(e.src, e.dst, e.lag) for e in g.edges} == expected
+    assert all((e.style == "delay") == (e.lag > 0) for e in g.edges)
+    assert len({n.id for n in g.nodes}) == len(rec.vectors) + len(
+        {group(f) for f in (*rec.defined, *rec.inputs)} - set(rec.vectors)
+    )
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_unfolded_edges_are_the_chain_dependencies(cell: str) -> None:
+    rec = CELLS[cell]()
+    U = sr.unfold(rec, 4)
+    group = _group(rec)
+    expected = set()
+    for eq in U.equations:
+        dst = _at(group(eq.lhs.func), int(time_of(eq.lhs)))
+        for a in time_atoms(eq.rhs):
+            k = int(time_of(a))
+            expected.add((_at(group(a.func), k), dst, int(time_of(eq.lhs)) - k))
+    g = graph(U)
+    assert {(e.src, e.dst, e.lag) for e in g.edges} == expected
+    assert {e.style for e in g.edges} == {"forward"}  # no delays once unfolded
+    # One node per quantity per step: the defined ones computed, the initial states inputs.
+    for k in range(1, 5):
+        at_k = {n.id for n in g.nodes if n.id.endswith(f"__{k}")}
+        assert at_k == {_at(group(f), k) for f in (*rec.defined, *rec.inputs)} & {
+            n.id for n in g.nodes
+        }
+        assert {_at(group(f), k) for f in rec.defined} <= at_k
+    initial = {_at(group(a.func), int(time_of(a))) for a in U.initial}
+    assert {n.id for n in g.nodes if int(n.id.rpartition("__")[2].replace("m", "-")) <= 0} == (
+        initial
+    )
+    assert all(g.node(i).kind == "input" and g.node(i).op is None for i in initial)
+    assert topological_order(g) is not None
+
+
+def test_vector_nodes_hold_the_chain_equations_of_their_components() -> None:
+    rec = fig_10_3()
+    U = sr.unfold(rec, 2)
+    g = graph(U)
+    h2 = g.node("h__2")
+    assert h2.label_latex == "\\mathbf{h}^{(2)}" and h2.op == "tanh"
+    assert h2.label_html == "<B><I>h</I></B><SUP>(2)</SUP>"
+    assert h2.expr == sp.ImmutableMatrix([U.definitions[f(2)] for f in rec.vectors["h"]])
+    assert g.node("x__1").expr == VectorAt("x", 1, 2)
+    assert g.node("o__1").op == "add" and g.node("o__1").kind == "output"
+
+
+def test_unfolded_fig_10_3_with_losses_and_targets() -> None:
+    g = RECURRENCE_GRAPHS["fig_10_3_unfolded"]()
+    U = sr.unfold(fig_10_3(), 3)
+    for k in (1, 2, 3):
+        assert {n.id for n in g.nodes if n.id.endswith(f"__{k}")} == {f"{q}__{k}" for q in "xhoLy"}
+        assert g.operands(f"L__{k}") == (f"o__{k}", f"y__{k}")
+        assert g.node(f"L__{k}").expr == U.instantiate(fig_10_3_loss(), k)
+        assert (g.node(f"L__{k}").kind, g.node(f"y__{k}").kind) == ("intermediate", "input")
+        assert g.node(f"y__{k}").label_latex == f"\\mathbf{{y}}^{{({k})}}"
+    assert g.operands("L") == ("L__1", "L__2", "L__3") and g.node("L").kind == "output"
+    assert [n.id for n in g.outputs] == ["o__1", "o__2", "o__3", "L"]
+    assert len(g.nodes) == 5 * 3 + 2  # five per step, h^(0) and the total loss
+    # Drawn bottom to top: x, h, o, L^(t), the targets above them, the total loss on top.
+    assert [row[0] for row in g.ranks] == ["x__1", "h__0", "o__1", "L__1", "y__1", "L"]
+    text = g.to_dot()
+    assert '"L__2" -> "y__2" [dir="back"];' in text
+    assert text.count('[style="invis"]') == 1 and '"y__3" -> "L" [style="invis"];' in text
+    assert g.columns[1] == ("x__1", "h__1", "o__1", "L__1", "y__1")
+    assert '"h__1" [label=<<B><I>h</I></B><SUP>(1)</SUP>>, group="c1"];' in text
+
+
+def test_loss_as_a_template_or_as_the_total_gives_one_graph() -> None:
+    rec = sr.cells.elman(outputs=1)
+    U = sr.unfold(rec, 3)
+    o, y = time_function("o"), time_function("y")
+    per_step = (o(t) - y(t)) ** 2 / 2
+    assert graph(U, loss=per_step) == graph(U, loss=sr.total_loss(U, per_step))
+    # A loss that is not a sum over steps is one node L.
+    g = graph(U, loss=o(3) ** 2 + o(1) * o(2))
+    assert [n.id for n in g.nodes if n.id.startswith("L")] == ["L"]
+    assert g.operands("L") == ("o__1", "o__2", "o__3")
+    assert g.node("L").op == "loss"
+
+
+def test_initial_states_given_values_are_not_drawn() -> None:
+    rec = sr.cells.rnn()
+    (h,) = rec.states
+    g = graph(sr.unfold(rec, 2, init={h(0): 0}))
+    assert "h__0" not in {n.id for n in g.nodes}
+    assert g.operands("h__1") == ("x__1",) and g.operands("h__2") == ("h__1", "x__2")
+
+
+@pytest.mark.parametrize(
+    ("cell", "labels"),
+    [
+        ("rnn", {("h", "h", 1): "w", ("x", "h", 0): "u"}),
+        ("elman_vector", {("h", "h", 1): "W", ("x", "h", 0): "U", ("h", "o", 0): "V"}),
+        ("jordan_vector", {("o", "h", 1): "W", ("x", "h", 0): "U", ("h", "o", 0): "V"}),
+        ("fig_10_2", {("h", "h", 1): "f", ("x", "h", 0): "f"}),
+        ("autonomous", {("s", "s", 1): "f"}),
+        ("second_order", {("h", "h", 1): "a", ("h", "h", 2): "c", ("x", "h", 0): "u"}),
+        (
+            "coupled",
+            {("p", "p", 1): "a", ("q", "p", 1): "b", ("x", "p", 0): "tanh", ("q", "q", 1): "σ"},
+        ),
+        (
+            "gru_vector",
+            {("h", "z", 1): "U_z", ("x", "h", 0): "W_h", ("r", "h", 0): "tanh", ("z", "h", 0): ""},
+        ),
+        ("fibonacci", {("s", "s", 1): "", ("s", "s", 2): ""}),
+    ],
+)
+def test_edges_are_labelled_by_the_parameter_or_function(cell: str, labels: dict) -> None:
+    """The parameter a dependency goes through (linear in it), else the function around it."""
+    found = {(e.src, e.dst, e.lag): e.label for e in graph(CELLS[cell]()).edges}
+    assert {key: found[key] for key in labels} == labels
+
+
+def test_edge_labels_are_in_the_books_notation() -> None:
+    g = graph(fig_10_3())
+    assert [e.label_html for e in g.edges] == [
+        "<B><I>W</I></B>",
+        "<B><I>U</I></B>",
+        "<B><I>V</I></B>",
+    ]
+    gru = graph(sr.cells.gru())
+    assert {e.label_html for e in gru.edges if e.label == "u_z"} == {"<I>u</I><SUB><I>z</I></SUB>"}
+    assert [e.label_html for e in graph(fig_10_2()).edges] == ["<I>f</I>", "<I>f</I>"]
+    # In the unfolded Fig. 10.2, f is written once per step, on the arrow from h^(t-1).
+    text = RECURRENCE_GRAPHS["fig_10_2_unfolded"]().to_dot()
+    assert '"h__1" -> "h__2" [label=<<I>f</I>>];' in text and '"x__2" -> "h__2";' in text
+
+
+def test_second_order_delays_have_one_square_per_step() -> None:
+    g = graph(sr.cells.second_order())
+    assert [(e.src, e.dst, e.style, e.lag) for e in g.edges] == [
+        ("h", "h", "delay", 1),
+        ("h", "h", "delay", 2),
+        ("x", "h", "forward", 0),
+    ]
+    text = g.to_dot()
+    assert '"h":se -> "h":ne [label=<<I>a</I>>, dir="both", arrowtail="box"];' in text
+    assert '"h":sw -> "h":nw [label=<<I>c</I>>, dir="both", arrowtail="boxbox"];' in text
+    unfolded = graph(sr.unfold(sr.cells.second_order(), 3))
+    assert unfolded.operands("h__1") == ("h__0", "h__m1", "x__1")
+    assert unfolded.node("h__m1").label_latex == "h^{(-1)}"
+
+
+def test_jordan_feedback_is_drawn_downwards_against_the_rows() -> None:
+    g = graph(sr.cells.jordan())
+    assert g.ranks == (("x",), ("h",), ("o",))
+    assert '"h" -> "o" [label=<<I>w</I>>, dir="both", arrowhead="box", arrowtail="normal"];' in (
+        g.to_dot()
+    )
+
+
+def test_parameters_are_shared_nodes_when_asked_for() -> None:
+    rec = fig_10_3()
+    U = sr.unfold(rec, 3)
+    assert not [n for n in graph(U).nodes if n.kind == "parameter"]
+    g = graph(U, params=True)
+    params = [n for n in g.nodes if n.kind == "parameter"]
+    assert [n.id for n in params] == list(rec.param_groups) == ["U", "V", "W", "b", "c"]
+    assert g.node("W").expr == sp.MatrixSymbol("W", 3, 3)
+    assert g.node("W").label_latex == "\\mathbf{W}"
+    assert sorted(e.dst for e in g.edges if e.src == "W") == ["h__1", "h__2", "h__3"]
+    assert sorted(e.dst for e in g.edges if e.src == "V") == ["o__1", "o__2", "o__3"]
+    folded = graph(rec, params=True)
+    assert [(e.src, e.dst) for e in folded.edges if folded.node(e.src).kind == "parameter"] == [
+        ("U", "h"),
+        ("W", "h"),
+        ("b", "h"),
+        ("V", "o"),
+        ("c", "o"),
+    ]
+    scalar = graph(sr.unfold(sr.cells.rnn(), 2), params=True)
+    assert Counter(n.id for n in scalar.nodes)["w"] == 1
+    assert scalar.operands("h__2") == ("h__1", "x__2", "b", "u", "w")
+
+
+@pytest.mark.parametrize("steps", [3, 12])
+def test_bptt_backward_edges_are_the_adjoint_terms(steps: int) -> None:
+    B = rnn_bptt(steps)
+    g = graph(B, full=True)
+    ids = {n.id for n in g.nodes}
+
+    def node(var: Any) -> str:
+        return g.node_of(Adjoint(var)).id
+
+    expected = Counter(
+        (node(u.args[0]), node(eq.lhs.args[0]))
+        for eq in (*B.adjoints, *B.gradients)
+        for u in eq.rhs.atoms(Adjoint)
+    )
+    backward = [e for e in g.edges if e.style == "backward"]
+    assert Counter((e.src, e.dst) for e in backward if e.src != "L") == expected
+    direct = {
+        node(eq.lhs.args[0])
+        for eq in (*B.adjoints, *B.gradients)
+        if any(not term.has(Adjoint) for term in sp.Add.make_args(eq.rhs))
+    }
+    assert (
+        {e.dst for e in backward if e.src == "L"}
+        == direct
+        == {f"dL_dh__{k}" for k in range(1, steps + 1)}
+    )
+    assert {f"dL_dh__{k}" for k in range(1, steps + 1)} | {"dL_dw", "dL_du", "dL_db"} == {
+        n.id for n in g.nodes if n.kind == "adjoint"
+    }
+    assert "dL_dh__0" not in ids  # not asked for
+    # The forward part is the unfolded graph with the loss.
+    forward = graph(B.unfolded, loss=B.loss, full=True)
+    assert [e for e in g.edges if e.style != "backward"] == list(forward.edges)
+    assert (
+        g.node("dL_dh__2").expr
+        == dict((eq.lhs, eq.rhs) for eq in B.adjoints)[Adjoint(B.unfolded.recurrence.states[0](2))]
+    )
+    assert g.node("dL_dh__2").label_latex == "\\frac{\\partial L}{\\partial h^{(2)}}"
+    assert g.node("dL_dh__2").label_html == "&part;<I>L</I>/&part;<I>h</I><SUP>(2)</SUP>"
+    text = g.to_dot()
+    assert '"dL_dh__2" -> "dL_dh__3" [dir="back", style="dashed", color="#b03a2e"];' in text
+
+
+def test_bptt_of_a_vector_cell_groups_component_adjoints() -> None:
+    B = fig_10_3_bptt()
+    g = graph(B)
+    backward = {(e.src, e.dst) for e in g.edges if e.style == "backward"}
+    assert ("dL_dh__3", "dL_dh__2") in backward and ("dL_do__2", "dL_dh__2") in backward
+    assert {(s, d) for s, d in backward if s == "L"} == {("L", f"dL_do__{k}") for k in (1, 2, 3)}
+    assert {d for s, d in backward if d in ("dL_dW", "dL_dV")} == {"dL_dW", "dL_dV"}
+    h = fig_10_3().vectors["h"]
+    value = g.node("dL_dh__2").expr
+    assert value.shape == (3, 1)
+    assert list(value) == [dict((eq.lhs, eq.rhs) for eq in B.adjoints)[Adjoint(f(2))] for f in h]
+    assert g.node_of(Adjoint(VectorAt("h", 2, 3))).id == "dL_dh__2"
+    # Rows bottom to top: the forward graph, then dL/do, dL/dh, then the gradients.
+    assert [row[0] for row in g.ranks][-3:] == ["dL_do__1", "dL_dh__1", "dL_dU"]
+
+
+def test_bptt_with_respect_to_the_initial_state() -> None:
+    rec = sr.cells.rnn()
+    (h,) = rec.states
+    U = sr.unfold(rec, 2)
+    B = sr.bptt(U, h(2), wrt=[h(0), sp.Symbol("w", real=True)])
+    g = graph(B)
+    assert [n.id for n in g.nodes if n.kind == "adjoint"] == [
+        "dL_dh__0",
+        "dL_dh__1",
+        "dL_dh__2",
+        "dL_dw",
+    ]
+    assert g.in_edges("dL_dh__0") == (Edge("dL_dh__1", "dL_dh__0", style="backward"),)
+    assert g.operands("L") == ("h__2",)
+
+
+def test_long_unfoldings_collapse_to_ellipses() -> None:
+    rnn = sr.cells.rnn()
+    g = graph(sr.unfold(rnn, 20))
+    assert MAX_DRAWN_STEPS == 6
+    assert [n.id for n in g.nodes] == [
+        "h__0", "x__1", "h__1", "x__2", "h__2", "x__dots", "h__dots",
+        "x__19", "h__19", "x__20", "h__20",
+    ]  # fmt: skip
+    dots = g.node("h__dots")
+    assert (dots.kind, dots.label_latex, dots.op, dots.expr) == (
+        "ellipsis",
+        "h^{(\\dots)}",
+        None,
+        None,
+    )
+    assert dots.label_html == "<I>h</I><SUP>(&hellip;)</SUP>"
+    assert [(e.src, e.dst, e.label) for e in g.edges if "dots" in e.src + e.dst] == [
+        ("h__2", "h__dots", "w"),
+        ("x__dots", "h__dots", "u"),
+        ("h__dots", "h__19", "w"),
+    ]
+    assert '"h__dots" [label=<<I>h</I><SUP>(&hellip;)</SUP>>, style="dotted", group="c3"];' in (
+        g.to_dot()
+    )
+    assert len(graph(sr.unfold(rnn, 20), full=True).nodes) == 41
+    assert len(graph(sr.unfold(rnn, 20), max_steps=20).nodes) == 41
+    assert len(graph(sr.unfold(rnn, 6)).nodes) == 13  # at the limit: all drawn
+    assert [n.id for n in graph(sr.unfold(rnn, 5), max_steps=4).nodes if n.id[0] == "h"] == [
+        "h__0", "h__1", "h__2", "h__dots", "h__4", "h__5",
+    ]  # fmt: skip
+    B = graph(rnn_bptt(12))
+    assert {n.id for n in B.nodes if "dots" in n.id} == {
+        "x__dots",
+        "h__dots",
+        "L__dots",
+        "y__dots",
+        "dL_dh__dots",
+    }
+    assert ("dL_dh__dots", "dL_dh__2") in {(e.src, e.dst) for e in B.edges}
+    assert ("dL_dh__11", "dL_dh__dots") in {(e.src, e.dst) for e in B.edges}
+
+
+def test_long_unfoldings_are_drawn_in_linear_time() -> None:
+    U = sr.unfold(sr.cells.rnn(), 500)
+    g = graph(U)
+    assert len(g.nodes) == 11
+    assert len(graph(U, full=True).nodes) == 1001
+
+
+def test_node_of_in_and_out_edges() -> None:
+    rnn = sr.cells.rnn()
+    (h,), (xt,) = rnn.states, rnn.inputs
+    g = graph(sr.unfold(rnn, 3))
+    assert g.node_of(h(2)).id == "h__2" and g.node_of("x__1").id == "x__1"
+    assert g.in_edges("h__2") == (
+        Edge("h__1", "h__2", "w", lag=1, label_html="<I>w</I>"),
+        Edge("x__2", "h__2", "u", label_html="<I>u</I>"),
+    )
+    assert [e.dst for e in g.out_edges("h__2")] == ["h__3"]
+    assert graph(rnn).node_of(h(t)).id == "h"
+    assert graph(rnn).node_of(xt(t)).id == "x"
+    g3 = graph(sr.unfold(fig_10_3(), 2))
+    assert g3.node_of(VectorAt("h", 2, 3)).id == "h__2"
+    with pytest.raises(KeyError, match="components"):
+        g3.node_of(fig_10_3().vectors["h"][0](2))
+    with pytest.raises(KeyError, match="no node 'q'"):
+        g.in_edges("q")
+    assert graph(sp.Eq(z, x * y)).node_of(z).id == "z"
+
+
+def test_every_node_kind_is_drawn() -> None:
+    g = graph(rnn_bptt(8), params=True)
+    assert {n.kind for n in g.nodes} == set(NODE_KINDS) - {"constant"}
+    assert EDGE_STYLES == ("forward", "backward", "delay")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: graph(sr.cells.rnn(), params=["w"]), SymrnnError, "params=True"),
+        (lambda: graph(x * y, params=True), SymrnnError, "for an expression give the leaves"),
+        (lambda: graph(sr.unfold(sr.cells.rnn(), 2), max_steps=0), SymrnnError, "max_steps"),
+        (lambda: graph(sr.unfold(sr.cells.rnn(), 2), max_steps=True), SymrnnError, "max_steps"),
+        (lambda: graph(sr.unfold(sr.cells.rnn(), 2), full="yes"), SymrnnError, "full must be"),
+        (lambda: graph(sr.unfold(sr.cells.rnn(), 2), loss="h(t)**2"), SymrnnError, "not a SymPy"),
+        (
+            lambda: graph(sr.cells.rnn(), loss=sr.cells.rnn().states[0](2) ** 2),
+            SymrnnError,
+            "template in t",
+        ),
+        (lambda: graph(sr.cells.rnn(), max_steps=3), TypeError, "max_steps"),
+        (lambda: Edge("a", "b", lag=-1), SymrnnError, "lag -1"),
+        (
+            lambda: Graph((Node("a", "a", "input"),), (), ranks=(("a", "b"),)),
+            SymrnnError,
+            "names node 'b'",
+        ),
+        (
+            lambda: Graph((Node("a", "a", "input"),), (), columns=(("a",), ("a",))),
+            SymrnnError,
+            "in two columns",
+        ),
+    ],
+)
+def test_bad_recurrence_graph_options(call: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_dot_text_is_the_same_in_every_process() -> None:
+    code = (
+        "import symrnn as sr\n"
+        "for rec in (sr.cells.gru(2), sr.cells.coupled()):\n"
+        "    U = sr.unfold(rec, 3)\n"
+        "    print(sr.graph(rec).to_dot(), sr.graph(U, full=True).to_dot())\n"
+        "    print(sr.graph(sr.bptt(U, [e.lhs for e in U.equations][-1])).to_dot())\n"
+    )
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+
+
+def test_module_examples_run() -> None:
+    module = sys.modules[graph.__module__]  # symrnn.graph (sr.graph is the function)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+# --- rendering the book's figures and the examples ------------------------------------------------
+
+
+def _check_png(path: Path) -> None:
+    data = path.read_bytes()
+    width, height = _png_size(data)
+    assert width > 0 and height > 0 and len(data) > 1000
+
+
+def _check_svg(path: Path) -> ET.Element:
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return root
+
+
+def _svg_titles(root: ET.Element, cls: str) -> set[str]:
+    ns = "{http://www.w3.org/2000/svg}"
+    return {
+        g.find(f"{ns}title").text or ""  # type: ignore[union-attr]
+        for g in root.iter(f"{ns}g")
+        if g.get("class") == cls
+    }
+
+
+BOOK_FIGURES: dict[str, Callable[[], Graph]] = {
+    **{f"fig_6_8_{key}": functools.partial(figure, key) for key in sorted(FIGURES)},
+    **{key: RECURRENCE_GRAPHS[key] for key in RECURRENCE_GRAPHS if key.startswith("fig_10")},
+}
+
+
+@needs_dot
+@pytest.mark.parametrize("key", sorted(BOOK_FIGURES))
+def test_render_every_book_figure_to_png_and_svg(tmp_path: Path, key: str) -> None:
+    g = BOOK_FIGURES[key]()
+    _check_png(g.render(tmp_path / f"{key}.png"))
+    root = _check_svg(g.render(tmp_path / f"{key}.svg"))
+    assert _svg_titles(root, "node") == {n.id for n in g.nodes}
+    drawn = {
+        frozenset(end.partition(":")[0] for end in title.split("->"))
+        for title in _svg_titles(root, "edge")
+    }
+    assert drawn >= {frozenset((e.src, e.dst)) for e in g.edges}  # some drawn reversed
+
+
+@pytest.mark.parametrize(
+    ("script", "goldens"),
+    [
+        (
+            "fig_10_2.py",
+            {
+                "fig_10_2_folded": "fig_10_2_folded",
+                "fig_10_2_unfolded": "fig_10_2_unfolded",
+                "rnn_folded": "graph_rnn_folded",
+                "rnn_unfolded": "graph_rnn_unfolded",
+                "rnn_unfolded_20": "graph_rnn_unfolded_20",
+            },
+        ),
+        (
+            "fig_10_3.py",
+            {
+                "fig_10_3_folded": "fig_10_3_folded",
+                "fig_10_3_unfolded": "fig_10_3_unfolded",
+                "fig_10_3_bptt": "fig_10_3_bptt",
+            },
+        ),
+    ],
+)
+def test_examples_fig_10_write_the_golden_graphs(
+    tmp_path: Path, script: str, goldens: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for written, golden in goldens.items():
+        assert (tmp_path / f"{written}.dot").read_bytes() == (GOLDEN / f"{golden}.dot").read_bytes()
+        if HAVE_DOT:
+            _check_png(tmp_path / f"{written}.png")
+            _check_svg(tmp_path / f"{written}.svg")
+        else:
+            assert not (tmp_path / f"{written}.svg").exists()
+
+
+#: The committed pictures under docs/images/ and the graphs they show.
+DOC_IMAGES: dict[str, Callable[[], Graph]] = {
+    "rnn_folded": RECURRENCE_GRAPHS["graph_rnn_folded"],
+    "rnn_unfolded": RECURRENCE_GRAPHS["graph_rnn_unfolded"],
+    "rnn_unfolded_20": RECURRENCE_GRAPHS["graph_rnn_unfolded_20"],
+    "rnn_bptt": RECURRENCE_GRAPHS["graph_rnn_bptt"],
+    **{key: RECURRENCE_GRAPHS[key] for key in RECURRENCE_GRAPHS if key.startswith("fig_10")},
+    **{f"fig_6_8_{key}": functools.partial(figure, key) for key in sorted(FIGURES)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOC_IMAGES))
+def test_docs_images_show_the_current_graphs(name: str) -> None:
+    """The SVGs in docs/images/ draw today's graphs (SYMRNN_UPDATE_GOLDEN=1 redraws them)."""
+    path = ROOT / "docs" / "images" / f"{name}.svg"
+    g = DOC_IMAGES[name]()
+    if os.environ.get("SYMRNN_UPDATE_GOLDEN") and HAVE_DOT:
+        g.render(path)
+    root = _check_svg(path)
+    assert _svg_titles(root, "node") == {n.id for n in g.nodes}
+    assert ET.parse(path).getroot().find("{http://www.w3.org/2000/svg}g") is not None
+
+
+def test_readme_picture_is_committed() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/images/rnn_unfolded.svg" in readme
+    assert (ROOT / "docs" / "images" / "rnn_unfolded.svg").is_file()
