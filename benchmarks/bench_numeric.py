@@ -110,7 +110,11 @@ def main() -> None:
     quick = args.quick
     rec, loss = workload()
     rng = np.random.default_rng(0)
-    P = {"W": rng.normal(0, 0.5, (N, N)), "U": rng.normal(0, 0.5, (N, 1)), "b": rng.normal(0, 0.1, N)}
+    P = {
+        "W": rng.normal(0, 0.5, (N, N)),
+        "U": rng.normal(0, 0.5, (N, 1)),
+        "b": rng.normal(0, 0.1, N),
+    }
 
     print("symrnn numeric benchmark: tanh RNN, 4 units, scalar input, squared error")
     print("\n1. Scan mode: derivation + compilation, then one value_and_grad, by T")
@@ -143,8 +147,8 @@ def main() -> None:
         for name in grads:
             np.testing.assert_allclose(grads[name], hg[name], rtol=1e-9, atol=1e-9)
         repeat = 3 if quick else 7
-        ours = best_of(lambda: F.value_and_grad(P, inputs), repeat)
-        theirs = best_of(lambda: hand_value_and_grad(P, X, Yt), repeat)
+        ours = best_of(lambda inputs=inputs: F.value_and_grad(P, inputs), repeat)
+        theirs = best_of(lambda X=X, Yt=Yt: hand_value_and_grad(P, X, Yt), repeat)
         print(f"{batch:>8} {ours:>10.4f} {theirs:>10.4f} {ours / theirs:>7.2f}")
 
     print("\n4. Plain SymPy (substitute into one tree, diff, lambdify), 4 units")

@@ -27,6 +27,7 @@ from .matrices import matrix, vector
 from .notation import t
 from .flow import GradientFlow, gradient_flow, plot_gradient_flows
 from .graph import Edge, Graph, Node, graph
+from .latex import Derivation, derivation, latex
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence

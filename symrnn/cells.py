@@ -55,7 +55,8 @@ def driven() -> Recurrence:
 
 
 def rnn() -> Recurrence:
-    r"""The lecture's RNN with one tanh unit: :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)} + b)`."""
+    r"""The lecture's RNN with one tanh unit:
+    :math:`h^{(t)} = \tanh(w h^{(t-1)} + u x^{(t)} + b)`."""
     h, x = time_function("h"), time_function("x")
     w, u, b = _sym("w u b")
     return Recurrence(sp.Eq(h(t), sp.tanh(w * h(t - 1) + u * x(t) + b)), name="rnn")
@@ -178,8 +179,10 @@ def lstm(n: int | None = None, inputs: int = 1) -> Recurrence:
     gv = {k: vector(k, n) for k in gates}
 
     def pre_v(k: str) -> sp.MatrixExpr:
-        return matrix(f"W_{k}", n, inputs) * xv(t) + matrix(f"U_{k}", n, n) * hv(t - 1) + matrix(
-            f"b_{k}", n
+        return (
+            matrix(f"W_{k}", n, inputs) * xv(t)
+            + matrix(f"U_{k}", n, n) * hv(t - 1)
+            + matrix(f"b_{k}", n)
         )
 
     eqs = [sp.Eq(gv[k](t), sigmoid(pre_v(k))) for k in gates]
@@ -201,7 +204,8 @@ def fibonacci() -> Recurrence:
 
 
 def second_order() -> Recurrence:
-    r"""A driven nonlinear second-order cell :math:`h^{(t)} = \tanh(a h^{(t-1)} + c h^{(t-2)} + u x^{(t)})`."""
+    r"""A driven nonlinear second-order cell:
+    :math:`h^{(t)} = \tanh(a h^{(t-1)} + c h^{(t-2)} + u x^{(t)})`."""
     h, x = time_function("h"), time_function("x")
     a, c, u = _sym("a c u")
     return Recurrence(

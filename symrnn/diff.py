@@ -192,9 +192,7 @@ def transition_jacobian(rec: Recurrence) -> sp.ImmutableMatrix:
     for eq in rec.equations:
         values[eq.lhs] = eq.rhs.xreplace(values)
     lagged = [s(t - 1) for s in rec.states]
-    return sp.ImmutableMatrix(
-        [[sp.diff(values[s(t)], v) for v in lagged] for s in rec.states]
-    )
+    return sp.ImmutableMatrix([[sp.diff(values[s(t)], v) for v in lagged] for s in rec.states])
 
 
 # ------------------------------------------------------------------------------ losses
@@ -218,8 +216,14 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
 def squared_error(prediction: Any, target: Any) -> sp.Expr:
     r"""Per-step squared error :math:`\tfrac12 \lVert o - y \rVert^2` (scalars or vectors)."""
     p, y = explicit(prediction), explicit(target)
-    if is_matrix(p):
-        return sp.Add(*[(a - c) ** 2 for a, c in zip(p, y)]) / 2
+    if is_matrix(p) or is_matrix(y):
+        shapes = [m.shape if is_matrix(m) else "scalar" for m in (p, y)]
+        if shapes[0] != shapes[1]:
+            raise SymrnnError(
+                f"squared_error: prediction has shape {shapes[0]} but target {shapes[1]}; "
+                "give both the same shape"
+            )
+        return sp.Add(*[(a - c) ** 2 for a, c in zip(p, y, strict=True)]) / 2
     return (p - y) ** 2 / 2  # type: ignore[no-any-return]
 
 
@@ -230,15 +234,17 @@ def softmax_cross_entropy(logits: Any, target: Any) -> sp.Expr:
     = \sum_i y_i \big(\log \sum_j e^{o_j} - o_i\big)` for a target distribution ``y`` (one-hot
     for a class label), whose gradient is :math:`\hat y - y` when :math:`\sum_i y_i = 1`.
     """
-    o, y = list(explicit(logits)), list(explicit(target))
+    o, y = ([*explicit(v)] if is_matrix(v) else [sp.sympify(v)] for v in (logits, target))
     if len(o) != len(y):
         raise SymrnnError(f"softmax_cross_entropy: {len(o)} logits but {len(y)} targets")
     lse = sp.log(sp.Add(*[sp.exp(v) for v in o]))
-    return sp.Add(*[yi * (lse - oi) for oi, yi in zip(o, y)])
+    return sp.Add(*[yi * (lse - oi) for oi, yi in zip(o, y, strict=False)])
 
 
 # ------------------------------------------------------------------- chain differentiation
-def _chain_partials(U: Unfolded, eq: sp.Equality) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+def _chain_partials(
+    U: Unfolded, eq: sp.Equality
+) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
     """Instantiated step derivatives of one chain equation: (atom partials, param partials)."""
     D = step_derivatives(U.recurrence)
     func, k = eq.lhs.func, int(time_of(eq.lhs))
@@ -432,7 +438,12 @@ def template_equations(rec: Recurrence, wrt: Iterable[Any] = ()) -> tuple[sp.Equ
         if not isinstance(p, sp.Symbol):
             continue
         body = sp.Add(
-            *[Adjoint(r(t)) * d for r, parts in D.param_partials.items() for q, d in parts if q == p]
+            *[
+                Adjoint(r(t)) * d
+                for r, parts in D.param_partials.items()
+                for q, d in parts
+                if q == p
+            ]
         )
         eqs.append(sp.Eq(Adjoint(p), sp.Sum(body, (t, 1, tau)), evaluate=False))
     return tuple(eqs)
@@ -446,7 +457,9 @@ def bptt(U: Unfolded, loss: Any, wrt: Any = None) -> BPTT:
     states ``h(0)`` and inputs ``x(k)``.
     """
     if not isinstance(U, Unfolded):
-        raise SymrnnError(f"bptt needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}")
+        raise SymrnnError(
+            f"bptt needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
+        )
     loss = _as_scalar_loss(loss)
     flat, _ = _resolve_wrt(U, wrt)
     chain = U.definitions
@@ -469,7 +482,7 @@ def bptt(U: Unfolded, loss: Any, wrt: Any = None) -> BPTT:
             if p in wanted:
                 contributions.setdefault(p, []).append(adj * d)
     # Initial states and inputs end the adjoint recursion; parameters collect sums over time.
-    gradients = []
+    gradients: list[sp.Equality] = []
     for v in flat:
         total = sp.Eq(Adjoint(v), sp.Add(*contributions.get(v, [])), evaluate=False)
         (adjoints if is_time_atom(v) else gradients).append(total)
@@ -504,7 +517,9 @@ def _forward(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> dict[Any, sp.Expr]:
             terms += [d for p, d in params if p == theta]
             if terms:
                 tangent[eq.lhs] = sp.Add(*terms)
-        total = [d * tangent[v] for v, ds in direct.items() for d in ds if v in tangent and v in chain]
+        total = [
+            d * tangent[v] for v, ds in direct.items() for d in ds if v in tangent and v in chain
+        ]
         total += direct.get(theta, [])
         result[theta] = sp.Add(*total)
     return result
@@ -551,7 +566,9 @@ def grad(
     a**2
     """
     if not isinstance(U, Unfolded):
-        raise SymrnnError(f"grad needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}")
+        raise SymrnnError(
+            f"grad needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
+        )
     flat, groups = _resolve_wrt(U, wrt)
     if mode == "reverse":
         values = bptt(U, loss, flat).gradient()

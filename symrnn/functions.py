@@ -106,7 +106,7 @@ class sigmoid(_Elementwise):  # noqa: N801 (mathematical function names are lowe
 
 
 class relu(_Elementwise):  # noqa: N801
-    r"""The rectifier :math:`\operatorname{relu}(x) = \max(0, x)`; its derivative is taken as 0 at 0."""
+    r"""The rectifier :math:`\operatorname{relu}(x) = \max(0, x)`; its derivative at 0 is 0."""
 
     @classmethod
     def eval(cls, x: Any) -> Any:
@@ -131,7 +131,7 @@ class relu(_Elementwise):  # noqa: N801
 
 
 class softplus(_Elementwise):  # noqa: N801
-    r""":math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, whose derivative is :math:`\sigma(x)`."""
+    r""":math:`\operatorname{softplus}(x) = \log(1 + e^{x})`, with derivative :math:`\sigma(x)`."""
 
     @classmethod
     def eval(cls, x: Any) -> Any:
@@ -151,7 +151,9 @@ class softplus(_Elementwise):  # noqa: N801
 
     def _numpycode(self, printer: Any) -> str:
         x = printer._print(self.args[0])
-        return f"{printer._module_format('numpy.log1p')}({printer._module_format('numpy.exp')}({x}))"
+        return (
+            f"{printer._module_format('numpy.log1p')}({printer._module_format('numpy.exp')}({x}))"
+        )
 
 
 tanh = elementwise(sp.tanh)

@@ -21,9 +21,9 @@ One module owns the names, so LaTeX, graphs and generated code agree:
 from __future__ import annotations
 
 import keyword
-from functools import lru_cache
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 import sympy as sp
@@ -187,6 +187,13 @@ class NotationLatexPrinter(LatexPrinter):
         name = self._print(sp.Symbol(expr.func.__name__))
         tex = f"{name}({inner})"
         return f"{tex}^{{{exp}}}" if exp is not None else tex
+
+    def _print_Derivative(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        # The book's \frac{\partial L^{(t)}}{\partial h^{(t)}} for a quantity by a quantity.
+        (var, count), *rest = expr.variable_count
+        if not rest and count == 1 and (expr.expr.is_Symbol or is_time_atom(expr.expr)):
+            return f"\\frac{{\\partial {self._print(expr.expr)}}}{{\\partial {self._print(var)}}}"
+        return super()._print_Derivative(expr)  # type: ignore[no-any-return]
 
     def _print_ElementwiseApplyFunction(self, expr: Any) -> str:  # noqa: N802
         # tanh applied elementwise to a vector prints as \tanh(W h + b), as in the book.

@@ -55,7 +55,7 @@ from .errors import ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
 from .recurrence import Recurrence
-from .unfold import Unfolded, _rename, unfold
+from .unfold import Unfolded, unfold
 
 __all__ = ["lambdify", "codegen", "Compiled", "generate_source"]
 
@@ -149,7 +149,7 @@ def _print(printer: Any, expr: sp.Expr) -> str:
     def mul(e: Any) -> str:
         coeff, factors = e.as_coeff_mul()
         num = [f for f in factors if not (f.is_Pow and f.exp.is_Integer and f.exp < 0)]
-        den = [f.base ** -f.exp for f in factors if f not in num]
+        den = [f.base**-f.exp for f in factors if f not in num]
         top = "*".join(wrap(f, _MUL) for f in num) if num else "1"
         if den:
             bottom = "*".join(wrap(f, _MUL) for f in den)
@@ -167,7 +167,7 @@ def _print(printer: Any, expr: sp.Expr) -> str:
         if exp == sp.S.Half:
             return f"{module}.sqrt({go(base)[0]})", _ATOM
         if exp.is_Integer and exp < 0:
-            return f"1/{wrap(base ** -exp, _POW)}", _MUL
+            return f"1/{wrap(base**-exp, _POW)}", _MUL
         return f"{wrap(base, _POW + 1)}**{wrap(exp, _ATOM)}", _POW
 
     return go(expr)[0]
@@ -198,7 +198,11 @@ def _cse(exprs: Sequence[sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], lis
         counts[e] = counts.get(e, 0) + 1
         if counts[e] == 1:
             stack.extend(e.args)
-    repeated = {e for e, c in counts.items() if c > 1 and not (e.is_Mul and e.args[0] == -1 and len(e.args) == 2)}
+    repeated = {
+        e
+        for e, c in counts.items()
+        if c > 1 and not (e.is_Mul and e.args[0] == -1 and len(e.args) == 2)
+    }
     names = sp.numbered_symbols("_c")
     replacements: list[tuple[sp.Symbol, sp.Expr]] = []
     memo: dict[Any, Any] = {}
@@ -245,7 +249,9 @@ def _emit(
         # A symbol is varying if it is not a parameter; cse names are classified above.
         cse_names = {name for name, _ in replacements}
         varying |= {
-            s for e in reduced for s in e.free_symbols
+            s
+            for e in reduced
+            for s in e.free_symbols
             if s not in cse_names and s.name not in constant_names
         }
     pending = dict(replacements)
@@ -269,7 +275,7 @@ def _emit(
         for s in order:
             lines.append(f"{indent}{s} = {_print(printer, pending[s])}")
 
-    for (target, _), expr in zip(statements, reduced):
+    for (target, _), expr in zip(statements, reduced, strict=False):
         need(expr)
         lines.append(f"{indent}{target} = {_print(printer, expr)}")
     printed = []
@@ -358,7 +364,9 @@ def _check_concrete(rec: Recurrence, extra: Iterable[sp.Expr] = ()) -> None:
 
 
 # ----------------------------------------------------------------------------- model tables
-def _groups(funcs: Sequence[Any], vectors: dict[str, tuple[Any, ...]]) -> list[tuple[str, list[str], bool]]:
+def _groups(
+    funcs: Sequence[Any], vectors: dict[str, tuple[Any, ...]]
+) -> list[tuple[str, list[str], bool]]:
     """Group component functions as the user wrote them (vectors by name, scalars alone)."""
     out: list[tuple[str, list[str], bool]] = []
     seen: set[Any] = set()
@@ -492,7 +500,11 @@ def _def(name: str, args: list[str], body: list[str], returns: str, params: list
     unpack = [f"    ({', '.join(names)},) = _P"] if any(n != "_" for n in names) else []
     signature = ", ".join(["_P", *args])
     lines = [line for line in unpack + body if line.strip()]
-    return f"def {name}({signature}):\n" + "".join(f"{line}\n" for line in lines) + f"    return {returns}\n"
+    return (
+        f"def {name}({signature}):\n"
+        + "".join(f"{line}\n" for line in lines)
+        + f"    return {returns}\n"
+    )
 
 
 def _loss_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
@@ -524,7 +536,9 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     out_exprs: list[sp.Expr] = []
     for s in rec.states:
         for lag in range(1, rec.lag(s) + 1):
-            terms = [adj[r] * d for r, parts in D.partials.items() for a, d in parts if a == s(t - lag)]
+            terms = [
+                adj[r] * d for r, parts in D.partials.items() for a, d in parts if a == s(t - lag)
+            ]
             out_keys.append((identifier(s.__name__), lag))
             out_exprs.append(_to_code(sp.Add(*terms)))
     params = [p for _, _, comps in tables.param_groups for p in comps]
@@ -539,9 +553,7 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     # Parameter gradients leave the step summed over the batch (see _batch_sum).
     first_grad = 1 + len(out_exprs)
     batch_sums = (first_grad, frozenset(tables.param_order))
-    lines, printed = _emit(
-        statements, [value, *out_exprs, *pgrads], printer, batch_sums=batch_sums
-    )
+    lines, printed = _emit(statements, [value, *out_exprs, *pgrads], printer, batch_sums=batch_sums)
     used = set()
     for e in [*(e for _, e in statements), value, *out_exprs, *pgrads]:
         used |= e.free_symbols
@@ -551,7 +563,9 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
         atoms |= time_atoms(eq.rhs) | {eq.lhs}
     order = [a for a in _spec_order(atoms, rec) if _symbol(a) in used]
     carries = [s for s in rec.states]
-    names, arg_specs = _arguments(order, rec, [e for _, e in statements] + [value, *out_exprs, *pgrads])
+    names, arg_specs = _arguments(
+        order, rec, [e for _, e in statements] + [value, *out_exprs, *pgrads]
+    )
     specs["ADJ_ARGS"] = arg_specs + [("carry", identifier(s.__name__), 0) for s in carries]
     specs["ADJ_ARGS"].append(("count", "_n", 0))
     specs["ADJ_OUT"] = out_keys
@@ -559,8 +573,12 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     n_out = len(out_exprs)
     outs = printed[1 : 1 + n_out]
     grads = printed[1 + n_out :]
-    ret = f"{printed[0]}, ({', '.join(outs)}{',' if len(outs) == 1 else ''}), ({', '.join(grads)}{',' if len(grads) == 1 else ''})"
+    ret = f"{printed[0]}, {_tuple(outs)}, {_tuple(grads)}"
     return _def("adjoint_step", args, lines, ret, tables.param_order)
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 # ----------------------------------------------------------------------------- unrolled code
@@ -575,7 +593,10 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
         leaves |= {a for a in time_atoms(eq.rhs) if a not in U.definitions}
     leaves |= set(rec.params)
     lines, _ = _emit(statements, [], printer)
-    unpack = [f"    {_symbol(a)} = _v[{str(_symbol(a))!r}]" for a in sorted(leaves, key=sp.default_sort_key)]
+    unpack = [
+        f"    {_symbol(a)} = _v[{str(_symbol(a))!r}]"
+        for a in sorted(leaves, key=sp.default_sort_key)
+    ]
     names = ", ".join(f"{str(s)!r}: {s}" for s, _ in statements)
     parts = [
         "def unrolled_forward(_v):\n" + "\n".join(unpack + lines) + f"\n    return {{{names}}}\n"
@@ -640,7 +661,9 @@ def generate_source(
     """The complete source of a standalone NumPy module for ``obj`` (see :func:`codegen`)."""
     rec = obj.recurrence if isinstance(obj, Unfolded) else obj
     if not isinstance(rec, Recurrence):
-        raise SymrnnError(f"lambdify needs a Recurrence or an Unfolded chain, got {type(obj).__name__}")
+        raise SymrnnError(
+            f"lambdify needs a Recurrence or an Unfolded chain, got {type(obj).__name__}"
+        )
     if mode not in ("scan", "unrolled"):
         raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
     expr, is_template = _split_loss(rec, loss)
@@ -656,7 +679,9 @@ def generate_source(
     targets: tuple[Any, ...] = ()
     if expr is not None:
         funcs = {a.func for a in time_atoms(expr)}
-        targets = tuple(sorted(funcs - set(rec.defined) - set(rec.inputs), key=lambda f: f.__name__))
+        targets = tuple(
+            sorted(funcs - set(rec.defined) - set(rec.inputs), key=lambda f: f.__name__)
+        )
         if is_template:
             bad = [a for a in time_atoms(expr) if time_of(a) != t]
             if bad and mode == "scan":
@@ -691,14 +716,18 @@ def generate_source(
     code = f"{body}\n\n{scalar_body}"
     imports = "import math\n\nimport numpy" if "math." in code else "import numpy"
     return (
-        f'"""{doc}"""\n\n{imports}\n\n{table_text}\n\n{code}\n\n'
-        f"{_placeholders(code)}\n\n{_RUNTIME}"
+        f'"""{doc}"""\n\n{imports}\n\n{table_text}\n\n{code}\n\n{_placeholders(code)}\n\n{_RUNTIME}'
     )
 
 
 _RUNTIME_FUNCTIONS = (
-    "step", "step_scalar", "loss_step", "adjoint_step", "adjoint_step_scalar",
-    "unrolled_forward", "unrolled_value_and_grad",
+    "step",
+    "step_scalar",
+    "loss_step",
+    "adjoint_step",
+    "adjoint_step_scalar",
+    "unrolled_forward",
+    "unrolled_value_and_grad",
 )
 _RUNTIME_TABLES = ("STEP_ARGS", "LOSS_ARGS", "ADJ_ARGS", "ADJ_OUT")
 
@@ -721,7 +750,7 @@ def _rename_functions(source: str) -> str:
     for line in source.splitlines():
         if line.startswith("def "):
             name = line[4 : line.index("(")]
-            line = f"def {name}_scalar{line[4 + len(name):]}"
+            line = f"def {name}_scalar{line[4 + len(name) :]}"
         elif line.split(" = ")[0] in ("STEP_ARGS", "LOSS_ARGS", "ADJ_ARGS", "ADJ_OUT"):
             continue  # identical tables, already defined by the NumPy version
         out.append(line)
@@ -791,8 +820,11 @@ class Compiled:
             raise ShapeError(str(exc)) from None
 
     def forward(
-        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
-        init: dict[str, Any] | None = None, steps: int | None = None,
+        self,
+        params: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None,
+        steps: int | None = None,
     ) -> dict[str, np.ndarray]:
         """States and outputs at t = 1 … T by name, arrays shaped ``(T, [batch], [n])``."""
         return self._call(self._module.forward, params, inputs, init, steps)  # type: ignore
@@ -800,15 +832,22 @@ class Compiled:
     __call__ = forward
 
     def loss(
-        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
-        init: dict[str, Any] | None = None, steps: int | None = None,
+        self,
+        params: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None,
+        steps: int | None = None,
     ) -> Any:
         """The loss of each sequence (a scalar, or shaped ``(batch,)``)."""
         return self._call(self._module.loss, params, inputs, init, steps)
 
     def value_and_grad(
-        self, params: dict[str, Any], inputs: dict[str, Any] | None = None,
-        init: dict[str, Any] | None = None, steps: int | None = None, init_grad: bool = False,
+        self,
+        params: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        init: dict[str, Any] | None = None,
+        steps: int | None = None,
+        init_grad: bool = False,
     ) -> tuple[Any, dict[str, Any]]:
         """The loss summed over the batch and its exact gradient, shaped like the parameters."""
         return self._call(  # type: ignore[no-any-return]

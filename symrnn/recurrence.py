@@ -89,7 +89,7 @@ def _scalarize(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
                 f"in {_describe(eq)}: left side has shape {lhs_e.shape}, right side "
                 f"{rhs_e.shape}; make the shapes agree"
             )
-        pairs = list(zip(lhs_e, rhs_e))
+        pairs = list(zip(lhs_e, rhs_e, strict=False))
     else:
         pairs = [(lhs, rhs)]
     for left, _ in pairs:
@@ -178,7 +178,8 @@ class Recurrence:
     inputs : tuple
         Quantities of time that no equation defines (``x``); lagged inputs are allowed.
     outputs : tuple
-        Defined quantities used by no other equation and never lagged (``o`` in ``o(t) = c + v*h(t)``).
+        Defined quantities used by no other equation and never lagged
+        (``o`` in ``o(t) = c + v*h(t)``).
     intermediates : tuple
         Defined quantities used at the same time by other equations and never lagged (GRU gates).
     params : tuple
@@ -219,7 +220,8 @@ class Recurrence:
         for lhs, rhs, eq in pairs:
             if lhs.func in defined:
                 raise RecurrenceError(
-                    f"{label} defines {lhs.func.__name__}(t) twice (in {_describe(defined[lhs.func][1])} "
+                    f"{label} defines {lhs.func.__name__}(t) twice "
+                    f"(in {_describe(defined[lhs.func][1])} "
                     f"and {_describe(eq)}); give each quantity one equation"
                 )
             _check_time_arguments(eq, rhs)
@@ -367,7 +369,7 @@ class Recurrence:
         mapping = {}
         for key, val in values.items():
             if is_matrix(key):
-                mapping.update(dict(zip(explicit(key), explicit(val))))
+                mapping.update(dict(zip(explicit(key), explicit(val), strict=False)))
             else:
                 mapping[key] = sp.sympify(val)
         eqs = [sp.Eq(e.lhs, e.rhs.xreplace(mapping), evaluate=False) for e in self.equations]

@@ -56,10 +56,12 @@ def _params(params, dtype):
         shape = tuple(shape)
         column = len(shape) == 2 and shape[1] == 1 and arr.shape == (shape[0],)
         if arr.shape != shape and not column:
-            expected = f"{shape}" + (f" or ({shape[0]},)" if len(shape) == 2 and shape[1] == 1 else "")
+            expected = f"{shape}" + (
+                f" or ({shape[0]},)" if len(shape) == 2 and shape[1] == 1 else ""
+            )
             raise ArgumentError(f"parameter {name!r} has shape {arr.shape}, expected {expected}")
         given[name] = arr.shape
-        for comp, v in zip(comps, arr.reshape(-1)):
+        for comp, v in zip(comps, arr.reshape(-1), strict=False):
             values[comp] = v
     if params:
         raise ArgumentError(f"unknown parameter(s) {', '.join(sorted(params))}")
@@ -85,9 +87,7 @@ def _batch_of(shapes):
         if batch is None:
             batch = shape
         elif shape != batch:
-            raise ArgumentError(
-                f"{what} has batch shape {shape}, but other arguments have {batch}"
-            )
+            raise ArgumentError(f"{what} has batch shape {shape}, but other arguments have {batch}")
     return () if batch is None else batch
 
 
@@ -181,7 +181,7 @@ def _run_forward(P, X, H, T, batch, dtype):
     args = STEP_ARGS
     for k in range(1, T + 1):
         out = fn(pvals, *[_read(X, H, values, a, k, scalar) for a in args])
-        for c, v in zip(QUANTITIES, out):
+        for c, v in zip(QUANTITIES, out, strict=False):
             values[c][k - 1] = v
     return values
 
@@ -291,7 +291,10 @@ def _init_grads(pending, batch, dt):
         order = max(lag for c, lag in STATES if c in comps)
         parts = []
         for i in range(order):
-            cols = [numpy.broadcast_to(numpy.asarray(pending.get((c, -i), 0.0), dt), batch) for c in comps]
+            cols = [
+                numpy.broadcast_to(numpy.asarray(pending.get((c, -i), 0.0), dt), batch)
+                for c in comps
+            ]
             parts.append(numpy.stack(cols, axis=-1) if is_vector else cols[0])
         out[name] = parts[0] if order == 1 else numpy.stack(parts)
     return out
@@ -317,9 +320,9 @@ def _scan_value_and_grad(P, X, H, T, batch, dt):
         ]
         loss_k, outs, pgr = fn(pvals, *args)
         value = value + loss_k
-        for (comp, lag), v in zip(ADJ_OUT, outs):
+        for (comp, lag), v in zip(ADJ_OUT, outs, strict=False):
             key = (comp, k - lag)
             pending[key] = pending.get(key, 0.0) + v
         for i, g in enumerate(pgr):
             grads[i] = grads[i] + g
-    return value, dict(zip(PARAM_ORDER, grads)), pending
+    return value, dict(zip(PARAM_ORDER, grads, strict=False)), pending

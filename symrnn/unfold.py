@@ -2,7 +2,8 @@ r"""Unfolding a recurrence into a chain of per-step equations (Goodfellow et al.
 
 :func:`unfold` instantiates the template equations at t = 1, …, τ:
 
-.. math:: h^{(1)} := f(h^{(0)}, x^{(1)}; \theta),\quad h^{(2)} := f(h^{(1)}, x^{(2)}; \theta),\ \dots
+.. math::
+    h^{(1)} := f(h^{(0)}, x^{(1)}; \theta),\quad h^{(2)} := f(h^{(1)}, x^{(2)}; \theta),\ \dots
 
 one symbol per quantity per step.  The chain is never built as one nested tree: closed forms
 :math:`g^{(t)}(x^{(t)}, \dots, x^{(1)})` are a *view* made by substitution, for display and checks
@@ -241,7 +242,8 @@ class Unfolded:
         r"""The unfolding with the update abstracted as :math:`f`, as in the lecture.
 
         ``nested(3, levels=2)`` is :math:`f(f(s^{(1)}; \theta); \theta)`: the steps k, k-1 written
-        through ``f``, the earlier state left as it is.  ``levels=None`` unfolds to the initial state.
+        through ``f``, the earlier state left as it is.  ``levels=None`` unfolds to the initial
+        state.
         """
         self._check_step(k)
         if levels is not None and (
@@ -342,10 +344,21 @@ def _abstract_chain(U: Unfolded) -> list[sp.Equality]:
     templates = {}
     for eq in rec.equations:
         rhs = eq.rhs
-        if isinstance(rhs, sp.Function) and not is_time_atom(rhs) and rhs.func.__class__ is sp.core.function.UndefinedFunction:
+        if (
+            isinstance(rhs, sp.Function)
+            and not is_time_atom(rhs)
+            and rhs.func.__class__ is sp.core.function.UndefinedFunction
+        ):
             templates[eq.lhs.func] = rhs  # already abstract (the lecture's f(s(t-1); θ))
             continue
-        atoms = sorted(time_atoms(rhs), key=lambda a: (a.func in rec.inputs, -shift_of(a) if shift_of(a) is not None else 0, a.func.__name__))
+        atoms = sorted(
+            time_atoms(rhs),
+            key=lambda a: (
+                a.func in rec.inputs,
+                -(shift_of(a) or 0),
+                a.func.__name__,
+            ),
+        )
         name = "f" if single else f"f_{eq.lhs.func.__name__}"
         args = list(atoms) + ([THETA] if rhs.free_symbols - {t} else [])
         templates[eq.lhs.func] = sp.Function(name)(*args)
@@ -384,13 +397,13 @@ def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[An
                     f"init value for {key} has {len(vals)} entries, expected {len(funcs)}"
                 )
             keys, values = [], []
-            for f, v in zip(funcs, vals):
+            for f, v in zip(funcs, vals, strict=False):
                 for k in range(1 - rec.lag(f), 1):
                     keys.append(f(k))
                     values.append(v)
         else:
             keys, values = [key], [value]
-        for k_, v in zip(keys, values):
+        for k_, v in zip(keys, values, strict=False):
             if not (is_time_atom(k_) and k_.func in rec.states and int(time_of(k_)) <= 0):
                 raise UnfoldError(
                     f"init key {k_} is not an initial state; use h(0) (or h(-1), ... for "

@@ -74,7 +74,7 @@ def component_values(F, params, inputs, init, batch_index=None):
     for name, group in rec.param_groups.items():
         arr = np.asarray(params[name], dtype=float).reshape(-1)
         entries = list(group) if isinstance(group, sp.MatrixBase) else [group]
-        values.update(zip(entries, arr))
+        values.update(zip(entries, arr, strict=False))
 
     def pick(arr):
         return arr if batch_index is None else arr[batch_index]
@@ -255,7 +255,11 @@ def test_autonomous_recurrence_needs_steps():
     ("params", "inputs", "message"),
     [
         ({"w": 0.5, "u": 1.0}, {"x": np.zeros(3)}, "parameter 'b' is missing"),
-        ({"w": 0.5, "u": 1.0, "b": [1.0, 2.0]}, {"x": np.zeros(3)}, r"'b' has shape \(2,\), expected \(\)"),
+        (
+            {"w": 0.5, "u": 1.0, "b": [1.0, 2.0]},
+            {"x": np.zeros(3)},
+            r"'b' has shape \(2,\), expected \(\)",
+        ),
         ({"w": 0.5, "u": 1.0, "b": 0.0, "q": 1}, {"x": np.zeros(3)}, "unknown parameter"),
         ({"w": 0.5, "u": 1.0, "b": 0.0}, {}, "input 'x' is missing"),
         ({"w": 0.5, "u": 1.0, "b": 0.0}, {"x": np.zeros((3, 2, 2))}, "input 'x' has shape"),
@@ -355,8 +359,12 @@ def test_codegen_module_runs_without_sympy_or_symrnn(tmp_path):
     F = sr.lambdify(rec, loss=loss)
     rng = np.random.default_rng(2)
     params, inputs, init = random_problem(F, rng, 5, 2)
-    np.savez(tmp_path / "data.npz", **{f"p_{k}": v for k, v in params.items()},
-             **{f"i_{k}": v for k, v in inputs.items()}, **{f"s_{k}": v for k, v in init.items()})
+    np.savez(
+        tmp_path / "data.npz",
+        **{f"p_{k}": v for k, v in params.items()},
+        **{f"i_{k}": v for k, v in inputs.items()},
+        **{f"s_{k}": v for k, v in init.items()},
+    )
     script = textwrap.dedent(
         f"""
         import sys

@@ -1,0 +1,1609 @@
+r"""LaTeX for symrnn objects, and whole derivations written as lecture notes.
+
+:func:`latex` prints any symrnn object in the book's notation (through
+:func:`symrnn.notation.latex_expr`, the one source of notation); :func:`derivation` collects the
+mathematics of one recurrence, from the recurrence to the verification table, and writes it as
+a LaTeX fragment, a complete document that compiles with ``pdflatex`` using only ``amsmath`` and
+``amssymb``, or Markdown with ``$$…$$`` blocks.
+
+Long equations are broken across lines by the printed structure: at top-level ``+``, ``-`` and
+``,``, and, for a single long factor, inside its widest parenthesis (``\left(`` becomes
+``\bigl(`` so that the group may span lines).  Widths are estimated in points for 10 pt Computer
+Modern, so a line of a document fits the page.
+
+This module only reads the objects it prints; nothing in the computing core imports it.
+
+>>> import symrnn as sr
+>>> U = sr.unfold(sr.cells.autonomous(), 3)
+>>> print(latex(U, step=3))
+s^{(3)} = f(s^{(2)}; \theta) = f(f(s^{(1)}; \theta); \theta)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import SymrnnError
+from .files import write_atomic
+from .matrices import VectorAt, explicit, is_matrix
+from .notation import is_time_atom, latex_expr, latex_time, shift_of, t, time_atoms, time_of
+from .recurrence import Recurrence
+from .unfold import Unfolded
+
+__all__ = [
+    "latex",
+    "derivation",
+    "Derivation",
+    "Section",
+    "Paragraph",
+    "Display",
+    "Table",
+    "break_latex",
+    "latex_width",
+    "LINE_WIDTH",
+]
+
+#: Width in points that a displayed row may take (A4, 2 cm margins, 10 pt: text width 481 pt).
+LINE_WIDTH = 440.0
+#: A closed form longer than this (characters of LaTeX) is described instead of printed.
+MAX_DISPLAY_CHARS = 2500
+#: Closed forms g^{(t)} are printed for t = 1 … min(steps, CLOSED_FORM_STEPS).
+CLOSED_FORM_STEPS = 3
+#: Rows of the unfolded chain printed before the rest is elided with \vdots.
+CHAIN_ROWS = 12
+
+_QUAD = 10.0  # \quad at 10 pt
+_TAU = sp.Symbol("tau", integer=True, positive=True)
+_PER_STEP_LOSS = sp.Function("L", real=True)  # L(t) prints as L^{(t)}, as in BPTT.template()
+
+
+# =============================================================================== widths
+# Approximate advance widths (pt) of 10 pt Computer Modern math, enough to keep lines on a page.
+_LOWER, _UPPER, _DIGIT = 5.3, 7.4, 5.0
+_BIN, _REL = 7.8 + 4.4, 7.8 + 5.6  # operator plus its medium / thick spaces
+_NAMED = {  # upright operator names: letters plus a thin space
+    name: 5.0 * len(name) + 1.7
+    for name in (
+        "tanh sinh cosh sin cos tan log ln exp max min det lim sup inf arg sec csc cot "
+        "arcsin arccos arctan sgn"
+    ).split()
+}
+_SYMBOLS = {
+    "partial": 5.7,
+    "nabla": 8.3,
+    "infty": 10.0,
+    "dots": 13.4,
+    "ldots": 13.4,
+    "cdots": 13.4,
+    "vdots": 3.0,
+    "quad": 10.0,
+    "qquad": 20.0,
+    ",": 1.7,
+    ":": 2.2,
+    ";": 2.8,
+    "!": -1.7,
+    " ": 3.3,
+    "{": 5.0,
+    "}": 5.0,
+    "_": 3.5,
+    "%": 8.3,
+    "&": 7.8,
+    "#": 8.3,
+    "$": 5.0,
+    "ell": 4.2,
+}
+_BINOPS = {"cdot", "times", "odot", "circ", "otimes", "oplus", "pm", "mp", "ast", "star", "wedge"}
+_RELATIONS = {"leq", "geq", "neq", "approx", "equiv", "to", "mapsto", "le", "ge", "sim", "in"}
+_SIZED = {"bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr", "big", "Big", "left", "right", "middle"}
+_TEXTLIKE = {
+    "mathbf",
+    "mathrm",
+    "operatorname",
+    "text",
+    "mathit",
+    "boldsymbol",
+    "mathcal",
+    "mathbb",
+    "texttt",
+    "textrm",
+    "mathsf",
+    "textbf",
+}
+_GREEK_UPPER = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi"}
+_COMMAND = re.compile(r"\\([A-Za-z]+|.)")
+
+
+def _read_group(s: str, i: int) -> tuple[str, int]:
+    """The argument starting at ``s[i]`` (spaces skipped): a ``{…}`` group, command or char."""
+    n = len(s)
+    while i < n and s[i] == " ":
+        i += 1
+    if i >= n:
+        return "", i
+    if s[i] == "{":
+        depth, j = 0, i
+        while j < n:
+            if s[j] == "\\":
+                j += 2
+                continue
+            if s[j] == "{":
+                depth += 1
+            elif s[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    return s[i + 1 : j], j + 1
+            j += 1
+        return s[i + 1 :], n
+    if s[i] == "\\":
+        m = _COMMAND.match(s, i)
+        assert m is not None
+        return m.group(0), m.end()
+    return s[i], i + 1
+
+
+def latex_width(tex: str, scale: float = 1.0) -> float:
+    r"""Estimated width in points of display-style math ``tex`` at 10 pt.
+
+    Within about 10 % of what TeX sets for the formulas symrnn prints; used to break lines.
+
+    >>> round(latex_width(r"h^{(t)}"))
+    16
+    """
+    total, i, n = 0.0, 0, len(tex)
+    script = 0.0  # width of the previous script, so that stacked ^ and _ do not add up
+    while i < n:
+        c = tex[i]
+        if c in "^_":
+            arg, i = _read_group(tex, i + 1)
+            w = latex_width(arg, max(scale * 0.75, 0.55)) + 0.5  # \scriptspace
+            total += max(0.0, w - script)
+            script = max(script, w)
+            continue
+        script = 0.0
+        if c == "\\":
+            m = _COMMAND.match(tex, i)
+            assert m is not None
+            name, i = m.group(1), m.end()
+            if name in ("frac", "dfrac", "tfrac", "binom"):
+                num, i = _read_group(tex, i)
+                den, i = _read_group(tex, i)
+                inner = scale if scale >= 1 else max(scale * 0.8, 0.5)
+                total += max(latex_width(num, inner), latex_width(den, inner)) + 2.4 * scale
+            elif name == "sqrt":
+                arg, i = _read_group(tex, i)
+                total += latex_width(arg, scale) + 8.3 * scale
+            elif name in _SIZED:
+                delim, i = _read_group(tex, i)
+                total += 0.0 if delim == "." else 5.5 * scale
+            elif name in _TEXTLIKE:
+                arg, i = _read_group(tex, i)
+                letter = 6.4 if name in ("mathbf", "boldsymbol", "textbf") else _DIGIT
+                total += sum(letter if ch != " " else 3.3 for ch in arg) * scale
+            elif name in ("sum", "prod"):
+                lower = upper = ""
+                for _ in range(2):
+                    j = i
+                    while j < n and tex[j] == " ":
+                        j += 1
+                    if j < n and tex[j] in "_^":
+                        arg, i = _read_group(tex, j + 1)
+                        lower, upper = (arg, upper) if tex[j] == "_" else (lower, arg)
+                small = max(scale * 0.7, 0.5)
+                total += (
+                    max(14.4 * scale, latex_width(lower, small), latex_width(upper, small))
+                    + 1.7 * scale
+                )
+            elif name in ("begin", "end"):
+                _, i = _read_group(tex, i)
+            elif name in _NAMED:
+                total += _NAMED[name] * scale
+            elif name in _BINOPS:
+                total += (7.8 + (4.4 if scale >= 1 else 0.0)) * scale
+            elif name in _RELATIONS:
+                total += (7.8 + (5.6 if scale >= 1 else 0.0)) * scale
+            elif name in _SYMBOLS:
+                total += _SYMBOLS[name] * scale
+            elif name in _GREEK_UPPER:
+                total += 7.2 * scale
+            else:
+                total += 6.0 * scale  # Greek letters and other symbols
+            continue
+        i += 1
+        if c == "{":
+            j = i - 1
+            arg, i = _read_group(tex, j)
+            total += latex_width(arg, scale)
+        elif c == " " or c == "&":
+            continue
+        elif c in "+-*":
+            total += (7.8 + (4.4 if scale >= 1 else 0.0)) * scale
+        elif c in "=<>":
+            total += (7.8 + (5.6 if scale >= 1 else 0.0)) * scale
+        elif c in ",;":
+            total += (2.8 + 1.7) * scale
+        elif c in "()[]":
+            total += 3.9 * scale
+        elif c in ".|'!":
+            total += 2.8 * scale
+        elif c == ":":
+            total += (2.8 + 5.6) * scale
+        elif c.isdigit():
+            total += _DIGIT * scale
+        elif c.isupper():
+            total += _UPPER * scale
+        else:
+            total += _LOWER * scale
+    return total
+
+
+# ============================================================================ breaking
+def _scan(s: str) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, int, int, str]]]:
+    """Top-level split points and groups of ``s``.
+
+    Returns ``(splits, groups)``: splits are ``(start, end, kind)`` for `` + ``, `` - ``
+    (kind ``"op"``) and ``", "``, ``"; "`` (kind ``","``) outside every group; groups are
+    ``(open, inner_start, inner_end, close_end, kind)`` for ``\\left…\\right…`` (``"left"``),
+    plain ``(…)`` (``"paren"``) and ``{…}`` (``"brace"``) at the top level.
+    """
+    splits: list[tuple[int, int, str]] = []
+    groups: list[tuple[int, int, int, int, str]] = []
+    stack: list[tuple[int, int, str]] = []  # (open, inner_start, kind)
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            m = _COMMAND.match(s, i)
+            assert m is not None
+            name = m.group(1)
+            if name in ("left", "right"):
+                _, j = _read_group(s, m.end())
+                if name == "left":
+                    stack.append((i, j, "left"))
+                elif stack and stack[-1][2] == "left":
+                    start, inner, _kind = stack.pop()
+                    if not stack:
+                        groups.append((start, inner, i, j, "left"))
+                i = j
+                continue
+            if name in _SIZED:  # \bigl( etc.: a delimiter token, not a group
+                _, i = _read_group(s, m.end())
+                continue
+            if name == "begin":  # environments (matrices) are atoms: never split inside
+                end = s.find("\\end{", i)
+                i = n if end < 0 else _read_group(s, end + 4)[1]
+                continue
+            i = m.end()
+            continue
+        if c in "{(":
+            stack.append((i, i + 1, "brace" if c == "{" else "paren"))
+        elif c in "})":
+            kind = "brace" if c == "}" else "paren"
+            if stack and stack[-1][2] == kind:
+                start, inner, _kind = stack.pop()
+                if not stack:
+                    groups.append((start, inner, i, i + 1, kind))
+        elif not stack:
+            if c in "+-" and s[i - 1 : i] == " " and s[i + 1 : i + 2] == " " and i > 0:
+                splits.append((i - 1, i + 2, "op"))
+            elif c in ",;" and s[i + 1 : i + 2] == " ":
+                splits.append((i, i + 2, ","))
+        i += 1
+    return splits, groups
+
+
+def _segments(s: str) -> list[str]:
+    """``s`` cut at its top-level splits: ``["a", "+ b", "- c"]``, ``["f(x,", "y)"]``."""
+    splits, _ = _scan(s)
+    out, last = [], 0
+    for start, end, kind in splits:
+        if kind == "op":
+            out.append(s[last:start])
+            last = start + 1  # keep the operator with the next segment: "+ b"
+        else:
+            out.append(s[last : start + 1])  # keep the comma with this segment
+            last = end
+    out.append(s[last:])
+    return [seg.strip() for seg in out if seg.strip()]
+
+
+def _delimiters(inner: str, opening: str, closing: str) -> tuple[str, str]:
+    """Fixed-size delimiters for a group that spans lines, about as tall as ``\\left`` makes
+    them on one line (so that an outer pair is not smaller than an inner one)."""
+    if "\\frac" in inner or "\\sum" in inner:
+        size = "\\Bigg"
+    elif "^" in inner or "\\left" in inner or "\\bigl" in inner:
+        size = "\\Big"
+    else:
+        size = "\\big"
+    return f"{size}l{opening}", f"{size}r{closing}"
+
+
+def _open_group(s: str, room: float) -> tuple[str, str, str, str] | None:
+    """Split ``s`` at the group to break inside: ``(head, inner, close, tail)`` or None.
+
+    That is the first group that does not fit in ``room`` (so the head before it fits), or else
+    the widest one.
+    """
+    _, groups = _scan(s)
+    candidates: list[tuple[float, tuple[str, str, str, str]]] = []
+    for start, inner_start, inner_end, end, kind in groups:
+        inner = s[inner_start:inner_end]
+        head, tail = s[:start], s[end:]
+        if "\\begin" in inner:
+            continue
+        if kind == "brace":
+            # \tanh{\left(X\right)}: the braces only group; drop them to open the parenthesis
+            if head.endswith(("^", "_")) or re.search(r"\\[A-Za-z]*frac\s*(\{[^{}]*\})?\s*$", head):
+                continue
+            body = inner.strip()
+            sub = _scan(body)[1]
+            if len(sub) != 1 or sub[0][0] != 0 or sub[0][3] != len(body) or sub[0][4] != "left":
+                continue
+            _, a, b, e, _k = sub[0]
+            opening = body[len("\\left") : a].strip()
+            closing = body[b + len("\\right") : e].strip()
+            inner = body[a:b]
+            left, right = _delimiters(inner, opening, closing)
+            candidate = (head + left, inner, right, tail)
+        elif kind == "left":
+            opening = s[start + len("\\left") : inner_start].strip()
+            closing = s[inner_end + len("\\right") : end].strip()
+            left, right = _delimiters(inner, opening, closing)
+            candidate = (head + left, inner, right, tail)
+        else:
+            candidate = (head + "(", inner, ")", tail)
+        if latex_width(s[:end]) > room:
+            return candidate
+        candidates.append((latex_width(inner), candidate))
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: c[0])[1]
+
+
+_MAX_INDENT = 4  # nesting levels shown by indentation; deeper levels stay at this indent
+
+
+def _indent(level: int) -> float:
+    return min(level, _MAX_INDENT) * _QUAD
+
+
+def _break(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str]]:
+    """Lines ``(indent level, text)`` for ``s``: the first at most ``first`` wide, the others
+    ``rest`` less their indentation; text runs over only where nothing is left to split."""
+    s = s.strip()
+    if latex_width(s) <= first:
+        return [(depth, s)]
+    segments = _segments(s)
+    if len(segments) == 1:
+        return _break_factor(s, first, rest, depth)
+    lines: list[tuple[int, str]] = []
+    current = ""
+    width_rest = rest - _indent(depth)
+
+    def place(seg: str, room: float, prefix: str) -> str:
+        sub = _break(seg, room, rest, depth)
+        sub[0] = (sub[0][0], prefix + sub[0][1])
+        if sub[-1][0] == depth:
+            lines.extend(sub[:-1])
+            return sub[-1][1]
+        lines.extend(sub)
+        return ""
+
+    for seg in segments:
+        avail = first if not lines else width_rest
+        w = latex_width(seg)
+        if current:
+            left = avail - latex_width(current) - 3.3
+            if w <= left:
+                current += " " + seg
+                continue
+            if w > width_rest and left >= 0.35 * avail:
+                current = place(seg, left, current + " ")  # start the long segment here
+                continue
+            lines.append((depth, current))
+            current, avail = "", width_rest
+        current = seg if w <= avail else place(seg, avail, "")
+    if current:
+        lines.append((depth, current))
+    return lines
+
+
+def _break_factor(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str]]:
+    """Break a product or function call: open one of its groups across lines."""
+    opened = _open_group(s, first)
+    if opened is None:
+        return [(depth, s)]
+    head, inner, close, tail = opened
+    # every line of the group keeps room for the closing delimiter, which ends one of them
+    shut = latex_width(close)
+    inner_lines = _break(inner, first - latex_width(head) - shut, rest - shut, depth + 1)
+    lines = [(depth, head + inner_lines[0][1]), *inner_lines[1:]]
+    level, last = lines[-1]
+    room = rest - _indent(level)
+    if not tail.strip() or latex_width(last + close + tail) <= room:
+        lines[-1] = (level, last + close + tail)
+        return lines
+    # the rest of the product continues on the next line, its factor marked with \cdot
+    lines[-1] = (level, last + close)
+    more = _break(tail, rest - _indent(depth) - 7.2, rest, depth)
+    more[0] = (more[0][0], "\\cdot " + more[0][1])
+    return lines + more
+
+
+def break_latex(tex: str, width: float = LINE_WIDTH, first: float | None = None) -> list[str]:
+    r"""Break LaTeX math ``tex`` into lines of at most ``width`` points (estimated).
+
+    Lines after the first start with the operator they continue with (``{} + …``) and are
+    indented by ``\quad`` per level of nesting; join them with ``\\`` inside ``aligned``.
+    Parentheses that span lines are ``\bigl(…\bigr)``.  ``first`` is the room on the first line
+    (default ``width``).
+
+    >>> break_latex("a + b + c", width=30)
+    ['a + b', '\\quad {}+ c']
+    """
+    lines = _break(tex, width if first is None else first, width - _QUAD, 0)
+    out = []
+    for k, (level, text) in enumerate(lines):
+        if k == 0:
+            out.append(text)
+            continue
+        if text[:2] in ("+ ", "- "):
+            text = "{}" + text
+        out.append("\\quad " * (min(level, _MAX_INDENT) + 1) + text)
+    return out
+
+
+def _aligned(rows: Sequence[str]) -> str:
+    return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
+
+
+def _split_row(row: str) -> tuple[str, str, str]:
+    r"""``"h^{(1)} &:= rhs"`` -> ``("h^{(1)}", ":=", "rhs")``; without ``&`` all is rhs."""
+    if "&" not in row:
+        return "", "", row.strip()
+    lhs, _, rest = row.partition("&")
+    rest = rest.strip()
+    for rel in (":=", "="):
+        if rest.startswith(rel):
+            return lhs.strip(), rel, rest[len(rel) :].strip()
+    return lhs.strip(), "", rest
+
+
+def _rows(equations: Sequence[tuple[str, str, Sequence[str]]], width: float | None) -> list[str]:
+    r"""Aligned rows for equations ``(lhs, relation, [rhs, rhs, …])``: ``lhs = a = b = …``.
+
+    With ``width``, the pieces are packed into rows that fit and long pieces are broken; without,
+    each equation is one row.
+    """
+    if width is None:
+        out = []
+        for lhs, rel, pieces in equations:
+            rhs = f" {rel} ".join(pieces)
+            out.append(f"{lhs} &{rel} {rhs}" if rel else f"{lhs} & {rhs}")
+        return out
+    lhs_width = max((latex_width(lhs) for lhs, _, _ in equations), default=0.0)
+    out = []
+    for lhs, rel, pieces in equations:
+        gap = _REL if rel else 0.0
+        room = width - lhs_width - gap
+        current = f"{lhs} &{rel}" if rel else f"{lhs} &"
+        used = -gap  # the first piece on a row needs no relation before it
+        for piece in pieces:
+            w = latex_width(piece)
+            left = room - used - gap
+            joiner = f" {rel} " if used > -gap and rel else " "
+            if w <= left:
+                current += joiner + piece
+                used += gap + w
+                continue
+            if used > -gap and not (w > room and left >= 0.5 * room):
+                out.append(current)  # the piece starts a row of its own
+                current, used, left, joiner = f"&{rel}", -gap, room, " "
+            lines = break_latex(piece, room, first=left)
+            current += joiner + lines[0]
+            for line in lines[1:]:
+                out.append(current)
+                current = f"& {line}"
+            used = room  # a broken piece ends its row
+        out.append(current)
+    return out
+
+
+# =============================================================================== notation
+def _bold(name: str) -> str:
+    return f"\\mathbf{{{latex_expr(sp.Symbol(name))}}}"
+
+
+def _groups(rec: Recurrence, funcs: Iterable[Any]) -> list[tuple[str, tuple[Any, ...], bool]]:
+    """``funcs`` grouped as the user wrote them: ``(name, components, is_vector)``."""
+    owner = {f: name for name, comps in rec.vectors.items() for f in comps}
+    out: list[tuple[str, tuple[Any, ...], bool]] = []
+    seen: set[str] = set()
+    for f in funcs:
+        name = owner.get(f)
+        if name is None:
+            out.append((f.__name__, (f,), False))
+        elif name not in seen:
+            seen.add(name)
+            out.append((name, tuple(rec.vectors[name]), True))
+    return out
+
+
+def _group_at(name: str, comps: tuple[Any, ...], vector: bool, time: Any) -> str:
+    return latex_expr(VectorAt(name, time, len(comps)) if vector else comps[0](time))
+
+
+def _group_symbol(name: str, comps: tuple[Any, ...], vector: bool) -> str:
+    return _bold(name) if vector else latex_expr(sp.Symbol(name))
+
+
+def _is_abstract(rec: Recurrence) -> bool:
+    """True when an update calls an undefined function, as the lecture's ``f(s(t-1); θ)``."""
+    return any(not is_time_atom(a) for rhs in rec.update.values() for a in rhs.atoms(AppliedUndef))
+
+
+def _input_list(items: list[str]) -> str:
+    """``x^{(3)}, x^{(2)}, x^{(1)}``; long lists elided as the lecture does."""
+    if len(items) > 5:
+        items = [*items[:2], "\\dots", *items[-2:]]
+    return ", ".join(items)
+
+
+def _g(label: str, k: Any, inputs: list[str]) -> str:
+    head = f"g{label}^{{({latex_time(sp.sympify(k))})}}"
+    return f"{head}({_input_list(inputs)})" if inputs else head
+
+
+def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
+    """Input quantities an expression depends on, latest first, grouped into vectors."""
+    atoms = set()
+    for e in explicit(expr) if is_matrix(expr) else [expr]:
+        atoms |= {a for a in time_atoms(e) if a.func in rec.inputs}
+    groups = _groups(rec, rec.inputs)
+    out = []
+    for name, comps, vector in groups:
+        times = sorted({int(time_of(a)) for a in atoms if a.func in comps}, reverse=True)
+        out += [_group_at(name, comps, vector, k) for k in times]
+    return out
+
+
+# ============================================================== the lecture's unfolding
+def _state_groups(rec: Recurrence) -> list[tuple[str, tuple[Any, ...], bool]]:
+    return _groups(rec, rec.states)
+
+
+def _system_arguments(
+    rec: Recurrence, comps: tuple[Any, ...]
+) -> list[tuple[str, tuple[Any, ...], bool, int]]:
+    """``(name, components, vector, lag)`` of the state and input groups that the step of
+    ``comps`` reads, same-time intermediates (gates) followed through: states, then inputs."""
+    groups = {f: g for g in _groups(rec, (*rec.states, *rec.inputs)) for f in g[1]}
+    used: dict[tuple[str, int], tuple[str, tuple[Any, ...], bool, int]] = {}
+    todo, seen = list(comps), set(comps)
+    while todo:
+        for atom in time_atoms(rec.update[todo.pop()]):
+            lag = -int(shift_of(atom))  # type: ignore[arg-type]
+            if atom.func in rec.update and lag == 0:
+                if atom.func not in seen:
+                    seen.add(atom.func)
+                    todo.append(atom.func)
+                continue
+            group = groups.get(atom.func)
+            if group is not None:
+                used[(group[0], lag)] = (*group, lag)
+    ordered = sorted(used.values(), key=lambda v: (v[1][0] in rec.inputs, v[3], v[0]))
+    return ordered
+
+
+def _label(rec: Recurrence, name: str) -> str:
+    """Subscript naming a state group, needed only when there are several."""
+    return "" if len(_state_groups(rec)) == 1 else f"_{{{latex_expr(sp.Symbol(name))}}}"
+
+
+def _system_call(
+    rec: Recurrence, group: tuple[str, tuple[Any, ...], bool], time: Any, levels: int
+) -> str:
+    r"""``f(\mathbf{h}^{(k-1)}, \mathbf{x}^{(k)}; \theta)``: the whole step as one function f.
+
+    With ``levels=2`` the previous state is written through f too (order-1, one state group).
+    """
+    name = f"f{_label(rec, group[0])}"
+    params = "; \\theta" if rec.params else ""
+    args = _system_arguments(rec, group[1])
+
+    def call(now: Any, level: int) -> str:
+        parts = []
+        for gname, comps, vector, lag in args:
+            then = sp.sympify(now - lag)
+            if level > 1 and gname == group[0] and lag == 1 and not (then.is_Integer and then < 1):
+                parts.append(call(then, level - 1))
+            else:
+                parts.append(_group_at(gname, comps, vector, then))
+        return f"{name}({', '.join(parts)}{params})"
+
+    return call(sp.sympify(time), levels)
+
+
+def _symbolic_inputs(rec: Recurrence) -> list[str]:
+    r"""``x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}`` for each input, as on the slide."""
+    out = []
+    for name, comps, vector in _groups(rec, rec.inputs):
+        times = [t, t - 1, None, sp.Integer(2), sp.Integer(1)]
+        out += ["\\dots" if k is None else _group_at(name, comps, vector, k) for k in times]
+    return out
+
+
+def _lecture_forms(
+    U: Unfolded, k: Any, group: tuple[str, tuple[Any, ...], bool], closed: bool
+) -> tuple[str, list[str]]:
+    """The lecture's expansion of one state group at step ``k``: ``(lhs, [forms…])``.
+
+    At an integer step: the state through f (one and two levels, for a scalar state from
+    :meth:`Unfolded.nested`), the concrete update, then (``closed``) ``g^{(k)}(…)`` and the closed
+    form.  At the symbolic step ``t``: ``g^{(t)}(x^{(t)}, …, x^{(1)})``, f and the update.
+    """
+    rec = U.recurrence
+    name, comps, vector = group
+    lhs = _group_at(name, comps, vector, k)
+    abstract = _is_abstract(rec)
+    if vector:
+        eq = next(e for e in rec.display if isinstance(e.lhs, VectorAt) and e.lhs.name == name)
+        update = eq.rhs
+    else:
+        update = rec.update[comps[0]]
+    if not isinstance(k, (int, sp.Integer)):
+        forms = [_g(_label(rec, name), t, _symbolic_inputs(rec)), _system_call(rec, group, t, 1)]
+        return lhs, forms if abstract else [*forms, latex_expr(update)]
+    if vector:
+        forms = [_system_call(rec, group, k, 1)]
+        if k >= 2 and len(_state_groups(rec)) == 1 and rec.order == 1:
+            forms.append(_system_call(rec, group, k, 2))
+        concrete = latex_expr(update.xreplace({t: sp.Integer(k)}))
+    else:
+        (f,) = comps
+        forms = [latex_expr(U.nested(k, of=f, levels=1))]
+        if k >= 2:
+            second = latex_expr(U.nested(k, of=f, levels=2))
+            if second != forms[0]:
+                forms.append(second)
+        concrete = latex_expr(U.state(k, of=f).rhs)
+    if abstract:
+        return lhs, forms
+    forms.append(concrete)
+    if closed:
+        value = U.closed_form(k, of=name if vector else comps[0])
+        forms.append(_g(_label(rec, name), k, _closed_inputs(rec, value)))
+        forms.append(latex_expr(value))
+    return lhs, forms
+
+
+# =================================================================================== latex
+def _strip_math(tex: str) -> str:
+    tex = tex.strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)")):
+        if tex.startswith(left) and tex.endswith(right) and len(tex) >= len(left) + len(right):
+            return tex[len(left) : len(tex) - len(right)].strip()
+    return tex
+
+
+def _number(value: Any) -> str:
+    """A float as LaTeX: ``1.2\\times 10^{-16}``; ``0``; ``\\text{nan}``."""
+    if value is None:
+        return "--"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return _escape(str(value))
+    if math.isnan(x) or math.isinf(x):
+        return f"$\\text{{{x}}}$"
+    if x == 0:
+        return "$0$"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    power = int(exponent)
+    if -2 <= power <= 2:
+        return f"${x:.3g}$"
+    return f"${mantissa}\\times 10^{{{power}}}$"
+
+
+def _is_report(obj: Any) -> bool:
+    rows = getattr(obj, "rows", None)
+    return (
+        isinstance(rows, (list, tuple))
+        and hasattr(obj, "ok")
+        and all(hasattr(r, "check") and hasattr(r, "status") for r in rows)
+    )
+
+
+def _common_tolerance(report: Any) -> str | None:
+    """The tolerance shared by every row that ran, or None when they differ."""
+    tols = {str(r.tol) for r in report.rows if str(r.status).lower() != "skipped"}
+    return tols.pop() if len(tols) == 1 else None
+
+
+def _report_table(report: Any) -> Table:
+    """The rows of a verification report; rows that did not pass get their detail as a note.
+
+    A tolerance shared by all rows is left out of the table (say it in the text).
+    """
+    shared = _common_tolerance(report)
+    header = ["check", "compared", "max abs", "max rel", "tolerance", "status"]
+    if shared is not None:
+        header.remove("tolerance")
+    rows = []
+    notes: list[Paragraph | None] = []
+    for r in report.rows:
+        status = str(r.status)
+        skipped = status.lower() == "skipped"
+        compared = str(r.compared)
+        where = getattr(r, "where", "")
+        if where and not skipped:
+            compared += f" ({where})"
+        cells = [
+            Paragraph.of(str(r.check)),
+            Paragraph.of(compared),
+            Paragraph.raw(_number(r.max_abs)),
+            Paragraph.raw(_number(r.max_rel)),
+        ]
+        if shared is None:
+            cells.append(Paragraph.of("" if skipped else str(r.tol)))
+        cells.append(
+            Paragraph.of(status if status.lower() in ("pass", "skipped") else status.upper())
+        )
+        rows.append(tuple(cells))
+        detail = str(getattr(r, "detail", "") or "")
+        notes.append(Paragraph.of(detail) if detail and status.lower() != "pass" else None)
+    return Table(tuple(header), tuple(rows), tuple(notes))
+
+
+def latex(obj: Any, **options: Any) -> str:
+    r"""LaTeX for any symrnn object, in the book's notation.
+
+    ============================  ==============================================================
+    object                        result
+    ============================  ==============================================================
+    SymPy expression, matrix      :func:`symrnn.notation.latex_expr` (options are printer
+                                  settings, e.g. ``order="none"``)
+    ``Eq``                        ``lhs = rhs``
+    list / tuple of ``Eq``        an ``aligned`` block
+    :class:`~symrnn.Recurrence`   its equations as written (matrix form kept), ``aligned``
+    :class:`~symrnn.Unfolded`     the chain, ``aligned``; rows beyond ``max_lines`` (12) elided
+                                  with ``\vdots``.  ``step=k`` gives the lecture's expansion
+                                  :math:`s^{(k)} = f(s^{(k-1)}; \theta) = f(f(s^{(k-2)}; \theta);
+                                  \theta)`, then the concrete update and (``closed_form=True``)
+                                  :math:`g^{(k)}(x^{(k)}, \dots, x^{(1)})` and its closed form;
+                                  ``of=`` picks a state
+    :class:`~symrnn.BPTT`         the adjoint recursion in symbolic t (``template()``)
+    Solution, other objects with  their ``_latex_lines()`` as ``aligned``, or their
+    ``_latex_lines`` or           ``_repr_latex_`` without the ``$`` delimiters
+    ``_repr_latex_``
+    verification Report           a ``tabular``: check, compared, errors, tolerance, status
+    :class:`Derivation`           :meth:`Derivation.to_latex` (``document=True`` for a file)
+    ============================  ==============================================================
+
+    ``width=`` (points) breaks long equations into ``aligned`` rows of at most that width.
+
+    >>> import sympy as sp, symrnn as sr
+    >>> latex(sr.cells.rnn())
+    '\\begin{aligned}h^{(t)} &= \\tanh{\\left(b + u x^{(t)} + w h^{(t-1)} \\right)}\\end{aligned}'
+    >>> print(latex(sr.unfold(sr.cells.driven(), 3), step=3))
+    s^{(3)} = f(s^{(2)}, x^{(3)}; \theta) = f(f(s^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)
+    """
+    width = options.pop("width", None)
+    if isinstance(obj, Derivation):
+        _no_options(obj, options, allowed=("document",))
+        return obj.to_latex(**options)
+    if isinstance(obj, Unfolded):
+        return _latex_unfolded(obj, width, **options)
+    if isinstance(obj, Recurrence):
+        _no_options(obj, options)
+        return _aligned(_rows([_lines_equation(r) for r in obj._latex_lines()], width))
+    if _is_bptt(obj):
+        _no_options(obj, options)
+        rows = [(latex_expr(e.lhs), "=", [latex_expr(e.rhs)]) for e in obj.template()]
+        return _aligned(_rows(rows, width))
+    if _is_report(obj):
+        _no_options(obj, options)
+        return _report_table(obj).to_latex(center=False)
+    if isinstance(obj, sp.Equality):
+        lhs, rhs = latex_expr(obj.lhs, **options), latex_expr(obj.rhs, **options)
+        if width is None:
+            return f"{lhs} = {rhs}"
+        return _aligned(_rows([(lhs, "=", [rhs])], width))
+    if isinstance(obj, (list, tuple)) and obj and all(isinstance(e, sp.Equality) for e in obj):
+        rows = [(latex_expr(e.lhs, **options), "=", [latex_expr(e.rhs, **options)]) for e in obj]
+        return _aligned(_rows(rows, width))
+    if isinstance(obj, (sp.Basic, sp.MatrixBase)) or isinstance(obj, (int, float)):
+        tex = latex_expr(obj, **options)
+        if width is None or latex_width(tex) <= width:
+            return tex
+        return _aligned([f"& {line}" for line in break_latex(tex, width)])
+    lines = getattr(obj, "_latex_lines", None)
+    if callable(lines):
+        _no_options(obj, options)
+        return _aligned(_rows([_lines_equation(r) for r in lines()], width))
+    rich = getattr(obj, "_repr_latex_", None)
+    if callable(rich):
+        _no_options(obj, options)
+        return _strip_math(rich())
+    raise SymrnnError(
+        f"latex cannot print {type(obj).__name__} objects; give a SymPy expression or Eq, a "
+        "Recurrence, an Unfolded chain, a BPTT, a Solution, a verification Report or a Derivation"
+    )
+
+
+def _lines_equation(row: str) -> tuple[str, str, list[str]]:
+    lhs, rel, rhs = _split_row(row)
+    return lhs, rel, [rhs]
+
+
+def _is_bptt(obj: Any) -> bool:
+    from .diff import BPTT
+
+    return isinstance(obj, BPTT)
+
+
+def _no_options(obj: Any, options: Mapping[str, Any], allowed: tuple[str, ...] = ()) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        known = ", ".join(("width", *allowed))
+        raise SymrnnError(
+            f"latex got option(s) {', '.join(unknown)}, which a {type(obj).__name__} does not "
+            f"take; its options are: {known}"
+        )
+
+
+def _latex_unfolded(
+    U: Unfolded,
+    width: float | None,
+    step: int | None = None,
+    of: Any = None,
+    closed_form: bool = True,
+    max_lines: int = CHAIN_ROWS,
+    **rest: Any,
+) -> str:
+    if rest:
+        raise SymrnnError(
+            f"latex got option(s) {', '.join(sorted(rest))}, which an Unfolded does not take; "
+            "its options are: step, of, closed_form, max_lines, width"
+        )
+    if step is None:
+        rows = [_lines_equation(r) for r in U._latex_lines(max_lines=max_lines)]
+        return _aligned(_rows(rows, width))
+    if isinstance(step, sp.Basic) and step == t:
+        pass  # the lecture's general form h^{(t)} = g^{(t)}(x^{(t)}, …, x^{(1)}) = f(…)
+    else:
+        U._check_step(step)
+    groups = _state_groups(U.recurrence)
+    if of is not None:
+        names = {getattr(of, "name", None), getattr(of, "__name__", None), of}
+        groups = [g for g in groups if g[0] in names or any(c in names for c in g[1])]
+        if not groups:
+            known = ", ".join(g[0] for g in _state_groups(U.recurrence))
+            raise SymrnnError(f"of={of!r} is not a state of the recurrence; choose one of {known}")
+    equations = [_lecture_forms(U, step, g, closed_form) for g in groups]
+    if len(equations) == 1 and width is None:
+        lhs, forms = equations[0]
+        return " = ".join([lhs, *forms])
+    return _aligned(_rows([(lhs, "=", forms) for lhs, forms in equations], width))
+
+
+# ============================================================================ documents
+_LATEX_SPECIALS = {
+    "\\": "\\textbackslash{}",
+    "{": "\\{",
+    "}": "\\}",
+    "_": "\\_",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "&": "\\&",
+    "^": "\\^{}",
+    "~": "\\~{}",
+}
+_MARKUP = re.compile(r"(\$[^$]+\$|`[^`]+`)")
+
+
+def _escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+
+
+def _escape_markdown(text: str) -> str:
+    return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", text)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """Running text: parts ``(kind, text)`` with kind ``"text"``, ``"math"``, ``"code"`` or
+    ``"raw"`` (LaTeX passed through, e.g. ``$1.2\\times 10^{-16}$``)."""
+
+    parts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, markup: str) -> Paragraph:
+        """Text with ``$math$`` and ```code``` spans (for sentences written in this module)."""
+        parts = []
+        for piece in _MARKUP.split(markup):
+            if not piece:
+                continue
+            if piece.startswith("$"):
+                parts.append(("math", piece[1:-1]))
+            elif piece.startswith("`"):
+                parts.append(("code", piece[1:-1]))
+            else:
+                parts.append(("text", piece))
+        return cls(tuple(parts))
+
+    @classmethod
+    def of(cls, text: str) -> Paragraph:
+        """Plain text, taken literally (messages, names)."""
+        return cls((("text", text),))
+
+    @classmethod
+    def raw(cls, tex: str) -> Paragraph:
+        return cls((("raw", tex),))
+
+    def __add__(self, other: Paragraph) -> Paragraph:
+        return Paragraph(self.parts + other.parts)
+
+    def to_latex(self) -> str:
+        out = []
+        for kind, text in self.parts:
+            if kind == "math":
+                out.append(f"${text}$")
+            elif kind == "code":
+                out.append(f"\\texttt{{{_escape(text)}}}")
+            elif kind == "raw":
+                out.append(text)
+            else:
+                out.append(_escape(text))
+        return "".join(out)
+
+    def to_markdown(self) -> str:
+        out = []
+        for kind, text in self.parts:
+            if kind == "math":
+                out.append(f"${text}$")
+            elif kind == "code":
+                out.append(f"`{text}`")
+            elif kind == "raw":
+                out.append(text)
+            else:
+                out.append(_escape_markdown(text))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Display:
+    r"""Displayed equations: rows of an ``align*`` (``lhs &= rhs``), already broken to fit."""
+
+    rows: tuple[str, ...]
+
+    def to_latex(self) -> str:
+        return "\\begin{align*}\n" + " \\\\\n".join(self.rows) + "\n\\end{align*}"
+
+    def to_markdown(self) -> str:
+        return "$$\n\\begin{aligned}\n" + " \\\\\n".join(self.rows) + "\n\\end{aligned}\n$$"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of text cells; ``notes[i]`` (or None) is printed under row i across all columns."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[Paragraph, ...], ...]
+    notes: tuple[Paragraph | None, ...] = ()
+
+    def to_latex(self, center: bool = True) -> str:
+        ncols = len(self.header)
+        spec = _TABLE_SPECS.get(ncols, "l" * ncols)
+        lines = [f"\\begin{{tabular}}{{{spec}}}", "\\hline"]
+        lines.append(" & ".join(_escape(h) for h in self.header) + " \\\\")
+        lines.append("\\hline")
+        notes = self.notes or (None,) * len(self.rows)
+        for row, note in zip(self.rows, notes, strict=True):
+            lines.append(" & ".join(cell.to_latex() for cell in row) + " \\\\")
+            if note is not None:
+                cell = (
+                    f"\\multicolumn{{{ncols}}}{{p{{16cm}}}}{{\\hspace{{1.5em}}{note.to_latex()}}}"
+                )
+                lines.append(cell + " \\\\")
+        lines += ["\\hline", "\\end{tabular}"]
+        body = "\n".join(lines)
+        return f"\\begin{{center}}\\small\n{body}\n\\end{{center}}" if center else body
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        notes = self.notes or (None,) * len(self.rows)
+        for row, note in zip(self.rows, notes, strict=True):
+            lines.append("| " + " | ".join(c.to_markdown() for c in row) + " |")
+            if note is not None:
+                lines.append("| | " + note.to_markdown() + " |" + " |" * (len(self.header) - 2))
+        return "\n".join(lines)
+
+
+# check, compared (with where), max abs, max rel, tolerance, status: 16 cm with the gaps
+_TABLE_SPECS = {6: "lp{6.2cm}rrp{2.2cm}l", 5: "lp{8.4cm}rrl"}
+
+Block = Paragraph | Display | Table
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of a derivation: ``key`` (stable name), ``title`` and its blocks."""
+
+    key: str
+    title: str
+    blocks: tuple[Block, ...]
+
+    def to_latex(self) -> str:
+        parts = [f"\\subsection*{{{_escape(self.title)}}}"]
+        parts += [b.to_latex() for b in self.blocks]
+        return "\n\n".join(parts)
+
+    def to_markdown(self) -> str:
+        return "\n\n".join([f"### {self.title}", *(b.to_markdown() for b in self.blocks)])
+
+
+_PREAMBLE = r"""\documentclass[10pt,a4paper]{article}
+\usepackage[margin=2cm]{geometry}
+\usepackage{amsmath}
+\usepackage{amssymb}
+\allowdisplaybreaks
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{0.6ex}
+\emergencystretch=3em
+\begin{document}
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class Derivation:
+    r"""The mathematics of one recurrence, section by section, ready to print.
+
+    Made by :func:`derivation`; immutable.  Sections (by ``key``): ``recurrence``,
+    ``unfolding``, ``closed_form``, ``loss``, ``bptt``, ``gradients``, ``verification`` — each
+    present, with a sentence saying why when it does not apply.
+
+    Attributes
+    ----------
+    recurrence : Recurrence
+    steps : int
+    loss : sympy.Expr or None
+        The loss as given: a per-step loss :math:`L^{(t)}` in ``t`` or a total loss.
+    params : tuple
+        The parameters the gradients are taken with respect to.
+    sections : tuple of Section
+    """
+
+    recurrence: Recurrence
+    steps: int
+    loss: Any
+    params: tuple[Any, ...]
+    sections: tuple[Section, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.sections)
+
+    def section(self, key: str) -> Section:
+        for s in self.sections:
+            if s.key == key:
+                return s
+        raise SymrnnError(
+            f"derivation has no section {key!r}; its sections are {', '.join(self.keys)}"
+        )
+
+    def without(self, *keys: str) -> Derivation:
+        """The same derivation without the named sections (e.g. ``"verification"``)."""
+        for key in keys:
+            self.section(key)
+        return replace(self, sections=tuple(s for s in self.sections if s.key not in keys))
+
+    @property
+    def title(self) -> str:
+        return f"Derivation: {self.recurrence.name}" if self.recurrence.name else "Derivation"
+
+    def to_latex(self, document: bool = False) -> str:
+        r"""LaTeX: a fragment of ``\subsection*`` parts to paste into notes, or with
+        ``document=True`` a complete file (``amsmath``, ``amssymb``) for ``pdflatex``."""
+        body = "\n\n".join(s.to_latex() for s in self.sections)
+        if not document:
+            return body + "\n"
+        return f"{_PREAMBLE}\\section*{{{_escape(self.title)}}}\n\n{body}\n\n\\end{{document}}\n"
+
+    def to_markdown(self) -> str:
+        """Markdown with ``$…$`` and ``$$…$$`` math, for notebooks and Markdown notes."""
+        body = "\n\n".join(s.to_markdown() for s in self.sections)
+        return f"## {self.title}\n\n{body}\n"
+
+    def write(self, path: str | Path) -> Path:
+        """Write a complete LaTeX document (``.tex``) or Markdown (``.md``), atomically."""
+        path = Path(path)
+        if path.suffix == ".md":
+            return write_atomic(path, self.to_markdown())
+        if path.suffix == ".tex":
+            return write_atomic(path, self.to_latex(document=True))
+        raise SymrnnError(f"cannot tell the format of {path.name}; name the file *.tex or *.md")
+
+    def __str__(self) -> str:
+        return self.to_latex()
+
+    def __repr__(self) -> str:
+        name = f" {self.recurrence.name!r}" if self.recurrence.name else ""
+        return f"<Derivation{name}: {self.steps} steps, sections {', '.join(self.keys)}>"
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+# ------------------------------------------------------------------------- the sections
+def _p(markup: str) -> Paragraph:
+    return Paragraph.parse(markup)
+
+
+def _display(equations: Sequence[tuple[str, str, Sequence[str]]]) -> Display:
+    """Rows that fit the page; many short equations are set in two columns."""
+    if len(equations) >= 6:
+        half = _rows(equations, LINE_WIDTH / 2 - 20)
+        if len(half) == len(equations) and all(len(pieces) == 1 for _, _, pieces in equations):
+            pairs = [half[i : i + 2] for i in range(0, len(half), 2)]
+            return Display(tuple(" & ".join(pair) for pair in pairs))
+    return Display(tuple(_rows(equations, LINE_WIDTH)))
+
+
+def _math_list(items: Iterable[str]) -> str:
+    items = list(items)
+    return ", ".join(f"${i}$" for i in items)
+
+
+def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
+    blocks: list[Block] = []
+    name = f" `{rec.name}`" if rec.name else ""
+    blocks.append(_p(f"The recurrence{name}:"))
+    blocks.append(_display([_lines_equation(r) for r in rec._latex_lines()]))
+
+    def described(funcs: Iterable[Any]) -> list[str]:
+        out = []
+        for gname, comps, vector in _groups(rec, funcs):
+            symbol = _group_symbol(gname, comps, vector)
+            out.append(f"{symbol} \\in \\mathbb{{R}}^{{{len(comps)}}}" if vector else symbol)
+        return out
+
+    facts = []
+    for label, funcs in (
+        ("state", rec.states),
+        ("input", rec.inputs),
+        ("output", rec.outputs),
+        ("same-time intermediate", rec.intermediates),
+    ):
+        items = described(funcs)
+        if items:
+            facts.append(f"{label}{'s' if len(items) > 1 else ''} {_math_list(items)}")
+    params = []
+    for pname, value in rec.param_groups.items():
+        if isinstance(value, sp.MatrixBase):
+            rows, cols = value.shape
+            dims = f"{rows}" if cols == 1 else f"{rows} \\times {cols}"
+            params.append(f"{latex_expr(sp.Symbol(pname))} \\in \\mathbb{{R}}^{{{dims}}}")
+        else:
+            params.append(latex_expr(value))
+    if params:
+        facts.append(f"parameter{'s' if len(params) > 1 else ''} {_math_list(params)}")
+    text = "; ".join(facts)
+    initial = _initial_states(U)
+    if initial:
+        plural = len(initial) > 1
+        text += f". The initial state{'s' if plural else ''} {_math_list(initial)} "
+        text += "stay symbolic" if plural else "stays symbolic"
+    if text:
+        blocks.append(_p(text[0].upper() + text[1:] + "."))
+    return Section("recurrence", "The recurrence", tuple(blocks))
+
+
+def _initial_states(U: Unfolded) -> list[str]:
+    rec = U.recurrence
+    out = []
+    for gname, comps, vector in _state_groups(rec):
+        times = sorted({int(time_of(a)) for a in U.initial if a.func in comps}, reverse=True)
+        out += [_group_at(gname, comps, vector, k) for k in times]
+    return out
+
+
+def _unfolding_section(U: Unfolded) -> Section:
+    rec = U.recurrence
+    k = U.steps
+    blocks: list[Block] = [
+        _p(
+            f"Unfolded over $\\tau = {k}$ step{'s' if k > 1 else ''}, the recurrence becomes a "
+            "chain of small equations, one per quantity and step (the unfolded computational "
+            "graph):"
+        ),
+        _display([_lines_equation(r) for r in U._latex_lines(max_lines=CHAIN_ROWS)]),
+    ]
+    abstract = _is_abstract(rec)
+    groups = _state_groups(rec)
+    equations = [_lecture_forms(U, k, g, closed=False) for g in groups]
+    last = "" if abstract else " (and then written out)"
+    blocks.append(_p(f"As in the lecture, with the update written as a function $f${last}:"))
+    blocks.append(_display([(lhs, "=", forms) for lhs, forms in equations]))
+    return Section("unfolding", "Unfolding", tuple(blocks))
+
+
+def _closed_form_section(U: Unfolded, solve: bool) -> Section:
+    rec = U.recurrence
+    groups = _state_groups(rec)
+    blocks: list[Block] = []
+    inputs = _groups(rec, rec.inputs)
+    given = (
+        "of the inputs (the initial state and the parameters held fixed)"
+        if inputs
+        else "of the initial state and the parameters"
+    )
+    general = [_lecture_forms(U, t, g, closed=False) for g in groups]
+    blocks.append(_p(f"After $t$ steps the state is a function $g^{{(t)}}$ {given}:"))
+    blocks.append(_display([(lhs, "=", forms[:2]) for lhs, forms in general]))
+    blocks.append(_p("Substituting the chain into itself gives it for the first steps:"))
+    equations: list[tuple[str, str, Sequence[str]]] = []
+    skipped: list[str] = []
+    for k in range(1, min(U.steps, CLOSED_FORM_STEPS) + 1):
+        for gname, comps, vector in groups:
+            value = U.closed_form(k, of=gname if vector else comps[0])
+            g = _g(_label(rec, gname), k, _closed_inputs(rec, value))
+            lhs = _group_at(gname, comps, vector, k)
+            values = list(value) if vector else [value]
+            texts = [latex_expr(v) for v in values]
+            if sum(map(len, texts)) > MAX_DISPLAY_CHARS:
+                skipped.append(f"${lhs}$")
+                continue
+            if vector:
+                equations.append((lhs, "=", [g]))
+                equations += [
+                    (latex_expr(c(k)), "=", [tex]) for c, tex in zip(comps, texts, strict=True)
+                ]
+            else:
+                equations.append((lhs, "=", [g, texts[0]]))
+    if equations:
+        blocks.append(_display(equations))
+    if skipped:
+        what = ", ".join(skipped)
+        blocks.append(
+            _p(
+                f"The closed form of {what} is too long to print usefully here (over "
+                f"{MAX_DISPLAY_CHARS} characters of LaTeX); it is `U.closed_form(k)`, and the "
+                "chain above computes it."
+            )
+        )
+    blocks += _solution_blocks(rec, solve)
+    return Section("closed_form", "Closed form", tuple(blocks))
+
+
+def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
+    if not solve:
+        return [_p("The closed form in symbolic $t$ was not sought (`solve=False`).")]
+    try:
+        from .solve import solve as solve_recurrence
+    except ImportError:
+        return [_p("The closed form in symbolic $t$ needs `symrnn.solve`, which is not installed.")]
+    try:
+        solution = solve_recurrence(rec)
+    except SymrnnError as error:
+        reason = str(error)
+        if reason.startswith("no closed form for") and ": " in reason:
+            reason = reason.split(": ", 1)[1]  # the head repeats what the sentence says
+        head = "There is no closed form in symbolic $t$: "
+        return [_p(head) + Paragraph.of(reason.rstrip(".") + ".")]
+    rows = _rows([_lines_equation(r) for r in solution._latex_lines()], LINE_WIDTH)
+    intro = _p(
+        f"For every $t$ (`sr.solve`, method `{solution.method}`, checked by substituting it back "
+        "into the recurrence):"
+    )
+    return [intro, Display(tuple(rows))]
+
+
+def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
+    """``(per-step template or None, total loss)`` from a loss in ``t`` or at fixed times."""
+    if is_matrix(loss):
+        m = explicit(loss)
+        if m.shape != (1, 1):
+            raise SymrnnError(
+                f"the loss must be a scalar, got a {m.shape[0]}x{m.shape[1]} matrix; sum it, "
+                "e.g. with sr.squared_error(o(t), y(t))"
+            )
+        loss = m[0, 0]
+    loss = sp.sympify(loss)
+    symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
+    if symbolic:
+        from .diff import total_loss
+
+        return loss, total_loss(U, loss)
+    return None, loss
+
+
+def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
+    if total is None:
+        return Section(
+            "loss",
+            "Loss",
+            (
+                _p(
+                    "No loss was given: the back-propagation below is for a generic per-step "
+                    "loss $L^{(t)}$ of every quantity. Pass `loss=` (a per-step loss in $t$, e.g. "
+                    "`sr.squared_error(h(t), y(t))`) for the direct terms and the checks."
+                ),
+            ),
+        )
+    blocks: list[Block] = []
+    k = U.steps
+    if per_step is not None:
+        blocks.append(
+            _p(
+                "The loss is the sum of the per-step losses, "
+                f"$L = {latex_expr(sp.Sum(_PER_STEP_LOSS(t), (t, 1, _TAU)))}$, with"
+            )
+        )
+        blocks.append(_display([(latex_expr(_PER_STEP_LOSS(t)), "=", [latex_expr(per_step)])]))
+        terms = [latex_expr(_PER_STEP_LOSS(j)) for j in range(1, k + 1)]
+        if k > 4:
+            terms = [terms[0], terms[1], "\\dots", terms[-1]]
+        rows = _rows([("L", "=", [" + ".join(terms), latex_expr(total)])], LINE_WIDTH)
+        if len(rows) <= 6:
+            blocks.append(_p(f"For $\\tau = {k}$:"))
+            blocks.append(Display(tuple(rows)))
+        else:
+            blocks.append(
+                _p(f"For $\\tau = {k}$ this is $L = {' + '.join(terms)}$ (too long to write out).")
+            )
+    else:
+        blocks.append(_p("The loss:"))
+        blocks.append(_display([("L", "=", [latex_expr(total)])]))
+    return Section("loss", "Loss", tuple(blocks))
+
+
+def _flat_params(rec: Recurrence, params: Sequence[Any] | None) -> list[Any]:
+    if params is None:
+        return list(rec.params)
+    out: list[Any] = []
+    for p in params:
+        out.extend(explicit(p) if is_matrix(p) else [p])
+    return out
+
+
+def _shortest(expr: Any) -> Any:
+    candidates = [expr, sp.together(expr), sp.cancel(expr)]
+    return min(candidates, key=lambda e: (len(latex_expr(e)), candidates.index(e)))
+
+
+def _bptt_sections(
+    U: Unfolded, per_step: Any, total: Any, params: Sequence[Any] | None
+) -> list[Section]:
+    rec = U.recurrence
+    if _is_abstract(rec):
+        return [
+            Section(
+                "bptt",
+                "Back-propagation through time",
+                (
+                    _p(
+                        "The update $f$ is abstract, so there is nothing to differentiate; give it "
+                        "a concrete form (for example `sr.cells.rnn()`) to derive the gradients."
+                    ),
+                ),
+            )
+        ]
+    from .diff import bptt, template_equations
+
+    wrt = _flat_params(rec, params)
+    if total is not None:
+        template = bptt(U, total, wrt).template()
+    else:
+        template = template_equations(rec, wrt)
+    direct: dict[Any, Any] = {}
+    if per_step is not None:
+        for f in rec.defined:
+            d = sp.diff(per_step, f(t))
+            direct[f] = d
+    zero = {sp.Derivative(_PER_STEP_LOSS(t), f(t)): sp.S.Zero for f, d in direct.items() if d == 0}
+    adjoints: list[tuple[str, str, list[str]]] = []
+    gradients: list[tuple[str, str, list[str]]] = []
+    for eq in template:
+        rhs = eq.rhs.xreplace(zero) if zero else eq.rhs
+        row = (latex_expr(eq.lhs), "=", [latex_expr(rhs)])
+        (adjoints if is_time_atom(eq.lhs.args[0]) else gradients).append(row)
+    matrix = _matrix_form(rec, per_step, params)
+
+    blocks: list[Block] = [
+        _p(
+            "The adjoint $\\partial L / \\partial q^{(t)}$ of every quantity obeys a backward "
+            "recursion (Goodfellow et al., eq. 10.18-10.21), run from $t = \\tau$ down to "
+            "$t = 1$; terms at $t = \\tau + 1$ are zero."
+        )
+    ]
+    if matrix is not None:
+        blocks.append(_p("In matrix form:"))
+        blocks.append(_display([_lines_equation(e) for e in matrix[0]]))
+        blocks.append(_p("and at $t = \\tau$, where the terms from $t + 1$ vanish:"))
+        blocks.append(_display([_lines_equation(e) for e in matrix[1]]))
+        blocks.append(_p("Component by component:"))
+    blocks.append(_display(adjoints))
+    shown = [(f, d) for f, d in direct.items() if d != 0]
+    if shown:
+        blocks.append(_p("The direct terms of the per-step loss are"))
+        blocks.append(
+            _display(
+                [
+                    (
+                        latex_expr(sp.Derivative(_PER_STEP_LOSS(t), f(t))),
+                        "=",
+                        [latex_expr(_shortest(d))],
+                    )
+                    for f, d in shown
+                ]
+            )
+        )
+    sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
+
+    grad_blocks: list[Block] = [
+        _p(
+            "Each parameter collects the contributions of every step, a sum over time "
+            "(eq. 10.22-10.28):"
+        )
+    ]
+    if matrix is not None and matrix[2]:
+        grad_blocks.append(_display([_lines_equation(e) for e in matrix[2]]))
+        grad_blocks.append(_p("Component by component:"))
+    if gradients:
+        grad_blocks.append(_display(gradients))
+    else:
+        grad_blocks = [_p("No parameters were asked for, so there are no parameter gradients.")]
+    sections.append(Section("gradients", "Parameter gradients", tuple(grad_blocks)))
+    return sections
+
+
+def _matrix_form(
+    rec: Recurrence, per_step: Any, params: Sequence[Any] | None
+) -> tuple[list[str], list[str], list[str]] | None:
+    """Rows of the matrix-form recursion, its boundary at τ and the gradients, or None."""
+    if not rec.vectors or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
+        return None
+    try:
+        from .matrix_form import matrix_bptt
+    except ImportError:
+        return None
+    loss_on = None
+    if per_step is not None:
+        read = {a.func for a in time_atoms(per_step)}
+        names = [
+            n for n, comps in rec.vectors.items() if read & set(comps) and comps[0] in rec.defined
+        ]
+        loss_on = names or None
+    try:
+        M = matrix_bptt(rec, loss_on=loss_on)
+    except SymrnnError:
+        return None
+    wanted = None
+    if params is not None:
+        wanted = {p.name for p in params if isinstance(p, sp.MatrixSymbol)}
+
+    def row(e: sp.Equality) -> str:
+        return f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs, order='none')}"
+
+    recursion = [row(e) for e in M.adjoints]
+    boundary = [row(e) for e in M.boundary]
+    grads = [row(e) for e in M.gradients if wanted is None or e.lhs.arg.name in wanted]
+    return recursion, boundary, grads
+
+
+def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> Section:
+    title = "Verification"
+    if _is_abstract(rec):
+        text = "Skipped: an abstract update $f$ cannot be evaluated numerically."
+        return Section("verification", title, (_p(text),))
+    if not run:
+        return Section("verification", title, (_p("Skipped (`verify=False`)."),))
+    try:
+        from .verify import verify as verify_recurrence
+    except ImportError:
+        text = "Skipped: `symrnn.verify` is not available in this installation."
+        return Section("verification", title, (_p(text),))
+    try:
+        report = verify_recurrence(rec, steps=steps, loss=loss)
+    except SymrnnError as error:
+        return Section("verification", title, (_p("Skipped: ") + Paragraph.of(str(error)),))
+    rows = list(report.rows)
+    skipped = [r for r in rows if str(r.status).lower() == "skipped"]
+    failed = [r for r in rows if str(r.status).lower() not in ("pass", "skipped")]
+    ran = len(rows) - len(skipped)
+    if failed:
+        verdict = f"{len(failed)} of {ran} comparisons do NOT pass."
+    else:
+        verdict = f"all {ran} comparisons pass."
+    if skipped:
+        verdict += f" {len(skipped)} did not apply (see the notes)."
+    shared = _common_tolerance(report)
+    tolerance = f", tolerance {shared}" if shared else ""
+    intro = _p(
+        "Every form was checked numerically against the others (`sr.verify`: random parameters, "
+        f"initial states and inputs in float64, $\\tau = {steps}${tolerance}): " + verdict
+    )
+    return Section("verification", title, (intro, _report_table(report)))
+
+
+def derivation(
+    rec: Recurrence,
+    steps: int = 3,
+    loss: Any = None,
+    params: Sequence[Any] | None = None,
+    *,
+    solve: bool = True,
+    verify: bool = True,
+) -> Derivation:
+    r"""The derivation of a recurrence for lecture notes: every step from equations to checks.
+
+    Sections: the recurrence; its unfolding over ``steps`` steps (the chain, then the lecture's
+    :math:`s^{(\tau)} = f(s^{(\tau-1)}; \theta) = f(f(s^{(\tau-2)}; \theta); \theta)` and the
+    concrete update); the closed forms :math:`g^{(t)}` for t = 1 … min(steps, 3) and, where
+    :func:`symrnn.solve` finds one, for symbolic t; the loss
+    :math:`L = \sum_t L^{(t)}`; the BPTT adjoint recursion (matrix form too, for vector
+    recurrences) and the parameter gradients as sums over time; the :func:`symrnn.verify`
+    table.  Sections that do not apply say so in a sentence (an abstract ``f`` has no gradients).
+
+    Parameters
+    ----------
+    rec : Recurrence
+    steps : int
+        τ, the number of steps unfolded (and checked).
+    loss : sympy.Expr, optional
+        A per-step loss :math:`L^{(t)}` in ``t`` (``sr.squared_error(h(t), y(t))``), summed over
+        t = 1 … τ; or a total loss in quantities at fixed times (``(h(3) - y)**2``).
+    params : sequence, optional
+        Parameters (symbols or parameter matrices) for the gradients; default all.
+    solve, verify : bool
+        Look for a closed form in symbolic t / run the numeric checks (both take a few seconds).
+
+    Returns
+    -------
+    Derivation
+        ``to_latex()``, ``to_latex(document=True)``, ``to_markdown()``, ``write(path)``.
+
+    Examples
+    --------
+    >>> import symrnn as sr
+    >>> D = derivation(sr.cells.autonomous(), steps=3)
+    >>> D.keys
+    ('recurrence', 'unfolding', 'closed_form', 'loss', 'bptt', 'verification')
+    """
+    if not isinstance(rec, Recurrence):
+        raise SymrnnError(f"derivation needs a Recurrence, got {type(rec).__name__}")
+    from .unfold import unfold
+
+    U = unfold(rec, steps)
+    per_step, total = (None, None) if loss is None else _as_loss(U, loss)
+    sections = [
+        _recurrence_section(rec, U),
+        _unfolding_section(U),
+        _closed_form_section(U, solve),
+    ]
+    if loss is not None or not _is_abstract(rec):
+        sections.append(_loss_section(U, per_step, total))
+    else:
+        sections.append(_loss_section(U, None, None))
+    sections += _bptt_sections(U, per_step, total, params)
+    sections.append(_verification_section(rec, U.steps, loss, verify))
+    return Derivation(
+        recurrence=rec,
+        steps=U.steps,
+        loss=loss,
+        params=tuple(params) if params is not None else tuple(rec.params),
+        sections=tuple(sections),
+    )
