@@ -31,6 +31,7 @@ from .latex import Derivation, derivation, latex
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence
+from .solve import Solution, kernel, solve
 from .unfold import Unfolded, unfold
 
 __version__ = "0.1.0"

@@ -369,11 +369,23 @@ class Recurrence:
         mapping = {}
         for key, val in values.items():
             if is_matrix(key):
-                mapping.update(dict(zip(explicit(key), explicit(val), strict=False)))
+                mapping.update(dict(zip(explicit(key), explicit(val), strict=True)))
             else:
                 mapping[key] = sp.sympify(val)
-        eqs = [sp.Eq(e.lhs, e.rhs.xreplace(mapping), evaluate=False) for e in self.equations]
-        return Recurrence(eqs, name=self.name)
+        # Substitute into the equations as written, so matrix form and vectors survive: a
+        # parameter matrix with any entry replaced becomes its explicit matrix of values.
+        whole: dict[Any, Any] = {}
+        for eq in self.display:
+            for m in eq.rhs.atoms(sp.MatrixSymbol) if isinstance(eq.rhs, sp.Basic) else ():
+                entries = explicit(m)
+                if any(e in mapping for e in entries):
+                    whole[m] = entries.xreplace(mapping)
+        display = [
+            sp.Eq(e.lhs, e.rhs.xreplace(whole).xreplace(mapping), evaluate=False)
+            for e in self.display
+        ]
+        kept = [p for p in self.params if p not in mapping]
+        return Recurrence(display, params=kept, name=self.name)
 
     # ---------------------------------------------------------------------------- printing
     def __str__(self) -> str:
