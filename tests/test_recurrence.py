@@ -395,3 +395,20 @@ def test_vector_display_prints_the_book_form():
     rec = sr.Recurrence(sp.Eq(hv(t), tanh(W * hv(t - 1) + bv)))
     assert latex_expr(rec.display[0].rhs).startswith(r"\tanh{\left(W \mathbf{h}^{(t-1)} + ")
     assert latex_expr(rec.display[0].lhs) == r"\mathbf{h}^{(t)}"
+
+
+def test_with_params_keeps_the_matrix_form_and_the_other_parameters():
+    rec = sr.cells.linear(2)
+    A = sr.matrix("A", 2, 2)
+    values = sp.Matrix([[sp.Rational(1, 2), 0], [1, sp.Rational(9, 10)]])
+    fixed = rec.with_params({A: values})
+    assert fixed.vectors.keys() == rec.vectors.keys()
+    assert [str(p) for p in fixed.params] == ["B_1", "B_2"]
+    assert "Matrix" in str(fixed) and "h(t - 1)" in str(fixed)  # still one matrix equation
+    # The scalar equations are the old ones with the values substituted.
+    mapping = dict(zip(sr.matrices.explicit(A), values, strict=True))
+    want = [eq.rhs.xreplace(mapping) for eq in rec.equations]
+    assert [sp.expand(eq.rhs - w) for eq, w in zip(fixed.equations, want, strict=True)] == [0, 0]
+    w = sp.Symbol("w", real=True)
+    scalar = sr.cells.rnn().with_params({w: 2})
+    assert w not in scalar.params and len(scalar.params) == 2
