@@ -248,13 +248,15 @@ def _chain_partials(
     """Instantiated step derivatives of one chain equation: (atom partials, param partials)."""
     D = step_derivatives(U.recurrence)
     func, k = eq.lhs.func, int(time_of(eq.lhs))
-    atoms = []
-    for template_atom, d in D.partials[func]:
-        target = U.instantiate(template_atom, k)
-        if is_time_atom(target):  # an initial state given a value has no derivative
-            atoms.append((target, U.instantiate(d, k)))
-    params = [(p, U.instantiate(d, k)) for p, d in D.param_partials[func]]
-    return atoms, [(p, d) for p, d in params if d != 0]
+    partials, param_partials = D.partials[func], D.param_partials[func]
+    templates = [a for a, _ in partials] + [d for _, d in partials] + [d for _, d in param_partials]
+    values = U.instantiate_all(templates, k)
+    n = len(partials)
+    targets, derivs, pderivs = values[:n], values[n : 2 * n], values[2 * n :]
+    # An initial state given a value in ``init`` is no longer an atom: it has no derivative.
+    atoms = [(a, d) for a, d in zip(targets, derivs, strict=True) if is_time_atom(a)]
+    params = [(p, d) for (p, _), d in zip(param_partials, pderivs, strict=True) if d != 0]
+    return atoms, params
 
 
 def _direct_partials(loss: sp.Expr, variables: set[Any]) -> dict[Any, list[sp.Expr]]:

@@ -73,10 +73,13 @@ def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
         numbers = [a for a in args if a.is_Number]
         rest = [a for a in args if not a.is_Number]
         (_addsort if isinstance(expr, sp.Add) else _mulsort)(rest)
-        return expr.func(*numbers, *rest, evaluate=False)
-    if isinstance(expr, (sp.Function, sp.Pow)) and not isinstance(expr, AppliedUndef):
-        return expr.func(*args, evaluate=False)
-    return expr.func(*args)
+        out = expr.func(*numbers, *rest, evaluate=False)
+    elif isinstance(expr, (sp.Function, sp.Pow)) and not isinstance(expr, AppliedUndef):
+        out = expr.func(*args, evaluate=False)
+    else:
+        out = expr.func(*args)
+    mapping[expr] = out  # the mapping doubles as a memo: shared subtrees are renamed once
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -154,14 +157,20 @@ class Unfolded:
         Initial states given values in ``init`` are replaced by them.  This is how the chain
         equations and the per-step derivatives are made from the recurrence's templates.
         """
-        mapping: dict[Any, Any] = {a: f(k + s) for a, f, s in _template_atoms(template)}
-        if _uses_time(template):
-            mapping[t] = sp.Integer(k)  # explicit time dependence, e.g. h(t) = h(t-1) + t
+        return self.instantiate_all([template], k)[0]
+
+    def instantiate_all(self, templates: list[Any], k: int) -> list[Any]:
+        """Several templates at step ``k``, sharing one renaming (common subtrees done once)."""
+        mapping: dict[Any, Any] = {}
+        for template in templates:
+            mapping.update((a, f(k + s)) for a, f, s in _template_atoms(template))
+            if _uses_time(template):
+                mapping[t] = sp.Integer(k)  # explicit time dependence, e.g. h(t) = h(t-1) + t
         initial = self._initial_values
         if initial and any(v in initial for v in mapping.values()):
             mapping = {a: initial.get(v, v) for a, v in mapping.items()}
-            return template.xreplace(mapping)  # values, not atoms: let SymPy simplify
-        return _rename(template, mapping)
+            return [tpl.xreplace(mapping) for tpl in templates]  # values: let SymPy simplify
+        return [_rename(tpl, mapping) for tpl in templates]
 
     def __iter__(self) -> Iterator[sp.Equality]:
         return iter(self.equations)
