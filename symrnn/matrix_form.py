@@ -1,0 +1,549 @@
+r"""The BPTT adjoint recursion in matrix form, as Goodfellow et al. print it (eq. 10.18–10.28).
+
+:func:`symrnn.bptt` differentiates the scalar components of a recurrence.  For a vector
+recurrence written in matrix form (:func:`symrnn.vector`, :func:`symrnn.matrix`) this module
+reads the equations as the user wrote them (``Recurrence.display``) and writes the same
+recursion with whole vectors and matrices:
+
+.. math::
+    \nabla_{\mathbf{q}^{(t)}} L = \nabla_{\mathbf{q}^{(t)}} L^{(t)}
+        + \sum_{\mathbf{r} \text{ uses } \mathbf{q}}
+          \Big(\frac{\partial \mathbf{r}^{(t+j)}}{\partial \mathbf{q}^{(t)}}\Big)^{T}
+          \nabla_{\mathbf{r}^{(t+j)}} L,
+    \qquad
+    \nabla_{\Theta} L = \sum_t \sum_{\mathbf{r}}
+        \frac{\partial \mathbf{r}^{(t)}}{\partial \Theta} \cdot \nabla_{\mathbf{r}^{(t)}} L
+
+with a small matrix calculus for the shapes that occur in RNN cells: sums, products with a
+constant left factor (``W h``), elementwise functions (``tanh``, ``sigmoid``, …), Hadamard
+products and the time-indexed vectors and parameter matrices themselves.  The derivative of an
+elementwise function is written through the quantity it defines, as the book does:
+:math:`\operatorname{diag}(1 - (\mathbf{h}^{(t)})^2)` for :math:`\tanh`,
+:math:`\operatorname{diag}(\boldsymbol\sigma \odot (1 - \boldsymbol\sigma))` for the sigmoid.
+
+Reference semantics: the equations are templates in t; at t = τ the terms from t + 1 vanish
+(:attr:`MatrixBPTT.boundary`, the book's eq. 10.20); :func:`components` turns any of them into
+explicit scalar components at one step, in the quantities :func:`symrnn.bptt` uses
+(``Adjoint(h_1(3))``, ``h_1(3)``, ``W_12``), so both can be compared number by number.
+
+>>> import symrnn as sr
+>>> from symrnn.matrix_form import matrix_bptt
+>>> M = matrix_bptt(sr.cells.elman(3, inputs=2, outputs=3))
+>>> eq = M.equation(sr.vector("h", 3)(sr.t))
+>>> print(eq.lhs, "=", eq.rhs)
+nabla_{h(t)} L = V.T*nabla_{o(t)} L + W.T*diag(1 - h(t + 1)**2)*nabla_{h(t + 1)} L
+
+This module is a view for notes and teaching: nothing in the computing core imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .diff import Adjoint
+from .errors import SymrnnError
+from .matrices import VectorAt, explicit
+from .notation import latex_expr, latex_time, str_expr, t
+from .recurrence import Recurrence
+
+__all__ = ["Nabla", "Diag", "MatrixBPTT", "matrix_bptt", "components", "explicit_nabla", "TAU"]
+
+#: The last time step in the printed equations, :math:`\tau`.
+TAU = sp.Symbol("tau", integer=True, positive=True)
+_TOTAL = sp.Symbol("L")
+_PER_STEP = sp.Function("L", real=True)  # L(t) is the per-step loss L^{(t)}, as in template()
+
+
+# ------------------------------------------------------------------------------- symbols
+class Nabla(MatrixExpr):  # type: ignore[misc]
+    r"""The gradient :math:`\nabla_{\mathbf{h}^{(t)}} L` of the loss with respect to a vector
+    quantity or a parameter matrix; it has the shape of that quantity.
+
+    ``Nabla(h(t))`` is the gradient of the total loss, with components ``Adjoint(h_i(t))``;
+    ``Nabla(o(t), L(t))`` the gradient of the per-step loss :math:`L^{(t)}` alone (the direct
+    term), with components ``Derivative(L(t), o_i(t))`` as in :meth:`symrnn.diff.BPTT.template`.
+    """
+
+    def __new__(cls, arg: Any, of: Any = _TOTAL) -> Nabla:
+        if not isinstance(arg, (VectorAt, sp.MatrixSymbol)):
+            raise SymrnnError(
+                f"Nabla needs a time-indexed vector h(t) or a parameter matrix, got {arg}"
+            )
+        return sp.Basic.__new__(cls, arg, sp.sympify(of))  # type: ignore[no-any-return]
+
+    @property
+    def arg(self) -> Any:
+        return self.args[0]
+
+    @property
+    def of(self) -> Any:
+        return self.args[1]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:
+        return self.arg.shape  # type: ignore[no-any-return]
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
+        return explicit_nabla(self)[int(i), int(j)]
+
+    def _latex(self, printer: Any) -> str:
+        of = self.of
+        if isinstance(of, AppliedUndef):  # the per-step loss L^{(t)}, L^{(\tau)}
+            tex = f"{of.func.__name__}^{{({latex_time(of.args[0])})}}"
+        else:
+            tex = printer._print(of)
+        return f"\\nabla_{{{printer._print(self.arg)}}} {tex}"
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"nabla_{{{printer._print(self.arg)}}} {printer._print(self.of)}"
+
+
+def explicit_nabla(n: Nabla) -> sp.ImmutableMatrix:
+    """The components of a :class:`Nabla`: ``Adjoint`` (total loss) or ``Derivative`` (per step)."""
+    entries = explicit(n.arg)
+    if n.of == _TOTAL:
+        return entries.applyfunc(Adjoint)  # type: ignore[no-any-return]
+    return entries.applyfunc(lambda v: sp.Derivative(n.of, v))  # type: ignore[no-any-return]
+
+
+class _Slot(sp.Symbol):
+    """Stands for the vector inside :class:`Diag` when printing (its name is the LaTeX)."""
+
+    def _latex(self, printer: Any) -> str:
+        return str(self.name)
+
+
+class Diag(MatrixExpr):  # type: ignore[misc]
+    r"""The diagonal matrix :math:`\operatorname{diag}(f(\mathbf{v}))` of a scalar function ``f``
+    (a :class:`sympy.Lambda`) applied elementwise to the column vector ``v``.
+
+    ``Diag(Lambda(s, 1 - s**2), h(t))`` prints as
+    :math:`\operatorname{diag}\left(1 - \left(\mathbf{h}^{(t)}\right)^{2}\right)`.
+    """
+
+    def __new__(cls, function: sp.Lambda, vector: Any) -> Diag:
+        if vector.shape[1] != 1:
+            raise SymrnnError(f"Diag needs a column vector, got shape {vector.shape}")
+        return sp.Basic.__new__(cls, function, vector)  # type: ignore[no-any-return]
+
+    @property
+    def function(self) -> sp.Lambda:
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def vector(self) -> Any:
+        return self.args[1]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:
+        n = self.vector.shape[0]
+        return (n, n)
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
+        if i != j:
+            return sp.S.Zero
+        return self.function(self.vector[i, 0])
+
+    def _compound(self) -> bool:
+        """True when the vector needs parentheses: compound, and in a power, product or sum
+        (not alone, and not only the argument of a function such as cos)."""
+        if isinstance(self.vector, (VectorAt, sp.MatrixSymbol)):
+            return False
+        (var,) = self.function.variables
+        return any(
+            var in node.args and not isinstance(node, sp.Function)
+            for node in sp.preorder_traversal(self.function.expr)
+        )
+
+    def _body(self, slot: sp.Symbol) -> Any:
+        (var,) = self.function.variables
+        return self.function.expr.xreplace({var: slot})
+
+    def _latex(self, printer: Any) -> str:
+        inner = printer._print(self.vector)
+        if self._compound():
+            inner = f"\\left({inner}\\right)"
+        body = self._body(_Slot(inner))
+        if isinstance(body, sp.Mul) and not body.args[0].is_Number:
+            # elementwise products of vectors print as Hadamard products
+            tex = " \\odot ".join(
+                printer.parenthesize(f, sp.printing.precedence.PRECEDENCE["Mul"]) for f in body.args
+            )
+        else:
+            tex = printer._print(body)
+        return f"\\operatorname{{diag}}\\left({tex}\\right)"
+
+    def _sympystr(self, printer: Any) -> str:
+        inner = printer._print(self.vector)
+        if self._compound():
+            inner = f"({inner})"
+        return f"diag({printer._print(self._body(sp.Symbol(inner)))})"
+
+
+# --------------------------------------------------------------------------- the calculus
+def _mul(*factors: Any) -> Any:
+    """A flat matrix product with the scalar coefficients collected in front."""
+    coeff: Any = sp.S.One
+    mats: list[Any] = []
+    for f in factors:
+        parts = f.args if isinstance(f, sp.MatMul) else (f,)
+        for p in parts:
+            if getattr(p, "is_Matrix", False) or isinstance(p, MatrixExpr):
+                mats.append(p)
+            else:
+                coeff *= p
+    if coeff == 1 and len(mats) == 1:
+        return mats[0]
+    return sp.MatMul(*([] if coeff == 1 else [coeff]), *mats)
+
+
+def _add(terms: Iterable[Any]) -> Any:
+    flat: list[Any] = []
+    for term in terms:
+        flat.extend(term.args if isinstance(term, sp.MatAdd) else (term,))
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else sp.MatAdd(*flat)
+
+
+def _transpose(m: Any) -> Any:
+    if isinstance(m, sp.MatrixBase):
+        return sp.ImmutableMatrix(m.T)
+    if isinstance(m, sp.Transpose):
+        return m.arg
+    return sp.Transpose(m)
+
+
+def _is_matrix(e: Any) -> bool:
+    return isinstance(e, (MatrixExpr, sp.MatrixBase))
+
+
+def _elementwise_derivative(fn: sp.Lambda, value: Any) -> sp.Lambda:
+    r"""f' as a Lambda; in terms of the defined value (1 - v**2 for tanh) when ``value`` is set."""
+    (var,) = fn.variables
+    d = sp.diff(fn.expr, var)
+    if value is not None:
+        v = sp.Dummy("v")
+        through = d.xreplace({fn.expr: v})
+        if var not in through.free_symbols:  # f' is a function of f alone (tanh, sigmoid, exp)
+            return sp.Lambda(v, sp.factor_terms(through))
+    return sp.Lambda(var, d)
+
+
+def _vjp(expr: Any, leaf: Any, g: Any, where: str, value: Any = None) -> Any:
+    r"""The vector-Jacobian product :math:`(\partial\,\text{expr}/\partial\,\text{leaf})^T g`.
+
+    For a parameter matrix ``leaf`` the result has the leaf's shape (``g x^T`` for ``W x``).
+    ``value`` is the quantity that ``expr`` defines, used to write f' through it.  Returns None
+    when ``expr`` does not depend on ``leaf``.
+    """
+    if expr == leaf:
+        return g
+    if not _is_matrix(expr) or not expr.has(leaf):
+        return None
+    if isinstance(expr, sp.MatAdd):
+        return _add(v for a in expr.args if (v := _vjp(a, leaf, g, where)) is not None)
+    if isinstance(expr, sp.MatMul):
+        scalars = [a for a in expr.args if not _is_matrix(a)]
+        mats = [a for a in expr.args if _is_matrix(a)]
+        if any(s.has(leaf) for s in scalars):
+            raise SymrnnError(f"{where}: {leaf} appears in a scalar factor of {str_expr(expr)}")
+        coeff = sp.Mul(*scalars)
+        terms = []
+        for i, f in enumerate(mats):
+            if not f.has(leaf):
+                continue
+            prefix = [_transpose(m) for m in reversed(mats[:i])]
+            if f == leaf:
+                suffix = [_transpose(m) for m in reversed(mats[i + 1 :])]
+                terms.append(_mul(coeff, *prefix, g, *suffix))
+            elif i == len(mats) - 1:
+                terms.append(_vjp(f, leaf, _mul(coeff, *prefix, g), where))
+            else:
+                raise SymrnnError(
+                    f"{where}: cannot differentiate the product {str_expr(expr)} with respect "
+                    f"to {leaf}: only a constant left factor (W h) or the leaf itself is handled; "
+                    "use sr.bptt for the component form"
+                )
+        return _add(terms)
+    if isinstance(expr, sp.HadamardProduct):
+        terms = []
+        for i, f in enumerate(expr.args):
+            if not f.has(leaf):
+                continue
+            others = expr.args[:i] + expr.args[i + 1 :]
+            other = others[0] if len(others) == 1 else sp.HadamardProduct(*others)
+            s = sp.Dummy("s")
+            terms.append(_vjp(f, leaf, _mul(Diag(sp.Lambda(s, s), other), g), where))
+        return _add(terms)
+    if isinstance(expr, ElementwiseApplyFunction):
+        d = _elementwise_derivative(expr.function, value)
+        through_value = value is not None and d.variables != expr.function.variables
+        return _vjp(expr.expr, leaf, _mul(Diag(d, value if through_value else expr.expr), g), where)
+    raise SymrnnError(
+        f"{where}: cannot differentiate {type(expr).__name__} {str_expr(expr)} in matrix form "
+        "(handled: sums, W*v, elementwise functions, Hadamard products, vectors and parameter "
+        "matrices); use sr.bptt for the component form"
+    )
+
+
+# ---------------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class MatrixBPTT:
+    r"""The BPTT equations of a vector recurrence in matrix form.
+
+    Attributes
+    ----------
+    recurrence : Recurrence
+    adjoints : tuple of sympy.Eq
+        :math:`\nabla_{\mathbf{q}^{(t)}} L = \dots` for every defined vector q (outputs first:
+        reverse evaluation order), templates in t (Goodfellow et al. eq. 10.19, 10.21).
+    boundary : tuple of sympy.Eq
+        The same at :math:`t = \tau`, where the terms from :math:`t + 1` vanish (eq. 10.20).
+    gradients : tuple of sympy.Eq
+        :math:`\nabla_{\Theta} L = \sum_{t=1}^{\tau} \dots` for every parameter matrix Θ, sorted
+        by name (eq. 10.22–10.26).
+    """
+
+    recurrence: Recurrence
+    adjoints: tuple[sp.Equality, ...]
+    boundary: tuple[sp.Equality, ...]
+    gradients: tuple[sp.Equality, ...]
+
+    @property
+    def equations(self) -> tuple[sp.Equality, ...]:
+        """The recursion, its boundary at τ, then the parameter gradients."""
+        return (*self.adjoints, *self.boundary, *self.gradients)
+
+    def equation(self, of: Any) -> sp.Equality:
+        """The equation for ``∇_of L``: ``of`` a vector at time t or τ (``h(t)``) or a matrix."""
+        for eq in self.equations:
+            if eq.lhs.arg == of:
+                return eq
+        known = ", ".join(str_expr(e.lhs.arg) for e in self.equations)
+        raise SymrnnError(f"no matrix-form BPTT equation for {str_expr(of)}; there are: {known}")
+
+    def latex(self) -> str:
+        """All equations as one LaTeX ``aligned`` block."""
+        lines = [
+            f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs, order='none')}" for e in self.equations
+        ]
+        return "\\begin{aligned}" + " \\\\\n".join(lines) + "\\end{aligned}"
+
+    def _repr_latex_(self) -> str:
+        return f"${self.latex()}$"
+
+    def __str__(self) -> str:
+        return "\n".join(f"{str_expr(e.lhs)} = {str_expr(e.rhs)}" for e in self.equations)
+
+    def __repr__(self) -> str:
+        name = f" {self.recurrence.name!r}" if self.recurrence.name else ""
+        return f"<MatrixBPTT{name}: {len(self.equations)} equations>"
+
+
+def _vector_equations(rec: Recurrence) -> list[tuple[VectorAt, Any]]:
+    out = []
+    for eq in rec.display:
+        if not isinstance(eq.lhs, VectorAt):
+            raise SymrnnError(
+                f"matrix_bptt needs every equation in matrix form, q(t) = ... with q = "
+                f"sr.vector(...); {str_expr(eq.lhs)} is not; use sr.bptt(U, L).template() for "
+                "scalar recurrences"
+            )
+        out.append((eq.lhs, eq.rhs))
+    return out
+
+
+def _scalar_symbols(expr: Any) -> set[Any]:
+    """Free scalar symbols outside vectors and parameter matrices (whose names are symbols)."""
+    if isinstance(expr, (VectorAt, sp.MatrixSymbol)):
+        return set()
+    if isinstance(expr, sp.Symbol):
+        return {expr}
+    if isinstance(expr, sp.Lambda):
+        return set()  # the elementwise function's own variable
+    return set().union(set(), *(_scalar_symbols(a) for a in expr.args))
+
+
+def _shift(expr: Any, lag: int) -> Any:
+    return expr.xreplace({t: t + lag}) if lag else expr
+
+
+def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> MatrixBPTT:
+    r"""The BPTT adjoint recursion of a matrix-form vector recurrence, as the book prints it.
+
+    Parameters
+    ----------
+    rec : Recurrence
+        Written with :func:`symrnn.vector` and :func:`symrnn.matrix` (e.g.
+        ``sr.cells.elman(3, inputs=2, outputs=3)``).
+    loss_on : iterable of vectors, optional
+        The vectors the per-step loss :math:`L^{(t)}` reads (``sr.vector("o", 3)`` or its name);
+        default: the outputs, or the states when there are no outputs.
+
+    Returns
+    -------
+    MatrixBPTT
+
+    Raises
+    ------
+    SymrnnError
+        For equations not in matrix form, scalar parameters, or products it cannot transpose
+        (the message names the equation).
+
+    Examples
+    --------
+    >>> import symrnn as sr
+    >>> M = matrix_bptt(sr.cells.linear(2))
+    >>> print(M)
+    nabla_{h(t)} L = nabla_{h(t)} L(t) + A.T*nabla_{h(t + 1)} L
+    nabla_{h(tau)} L = nabla_{h(tau)} L(tau)
+    nabla_{A} L = Sum(nabla_{h(t)} L*h(t - 1).T, (t, 1, tau))
+    nabla_{B} L = Sum(nabla_{h(t)} L*x(t).T, (t, 1, tau))
+    """
+    if not isinstance(rec, Recurrence):
+        raise SymrnnError(f"matrix_bptt needs a Recurrence, got {type(rec).__name__}")
+    eqs = _vector_equations(rec)
+    defined = {lhs.name: lhs for lhs, _ in eqs}
+    scalars = set().union(*(_scalar_symbols(rhs) for _, rhs in eqs)) - {t}
+    if scalars:
+        names = ", ".join(sorted(map(str, scalars)))
+        raise SymrnnError(
+            f"matrix_bptt handles parameter matrices (sr.matrix) only, but {rec.name or 'the'} "
+            f"recurrence has the scalar parameter(s) {names}; write them as 1x1 matrices or use "
+            "sr.bptt"
+        )
+    vector_of = {f: name for name, comps in rec.vectors.items() for f in comps}
+    if loss_on is None:
+        outs = {vector_of[f] for f in rec.outputs}
+        read = [n for n in defined if n in outs] or [
+            n for n in defined if rec.vectors[n][0] in rec.states
+        ]
+    else:
+        read = [getattr(v, "name", v) for v in loss_on]
+        unknown = [n for n in read if n not in defined]
+        if unknown:
+            raise SymrnnError(
+                f"loss_on names {', '.join(map(str, unknown))}, which the recurrence does not "
+                f"define; choose from {', '.join(defined)}"
+            )
+    order = list(dict.fromkeys(vector_of[f] for f in rec.defined))
+
+    terms: dict[str, list[Any]] = {n: [] for n in order}
+    for lhs, rhs in eqs:
+        where = f"in {str_expr(lhs)} = {str_expr(rhs)}"
+        for atom in sorted(rhs.atoms(VectorAt), key=sp.default_sort_key):
+            if atom.name not in defined:
+                continue  # an input
+            lag = int(sp.expand(t - atom.time))
+            part = _vjp(rhs, atom, Nabla(lhs), where, value=lhs)
+            if part is not None:
+                terms[atom.name].append(_shift(part, lag))
+    for n in read:  # the direct term last, as in eq. 10.21
+        terms[n].append(Nabla(defined[n], _PER_STEP(t)))
+    adjoints = []
+    for n in reversed(order):
+        q = defined[n]
+        adjoints.append(sp.Eq(Nabla(q), _add(terms[n]) or sp.ZeroMatrix(*q.shape), evaluate=False))
+    boundary = []
+    for eq in adjoints:
+        kept = [
+            a
+            for a in sp.MatAdd.make_args(eq.rhs.xreplace({t: TAU}))
+            if not any(_later(n, TAU) for n in a.atoms(Nabla))
+        ]
+        lhs = eq.lhs.xreplace({t: TAU})
+        boundary.append(sp.Eq(lhs, _add(kept) or sp.ZeroMatrix(*lhs.shape), evaluate=False))
+
+    params = sorted(
+        set().union(*(rhs.atoms(sp.MatrixSymbol) for _, rhs in eqs)), key=sp.default_sort_key
+    )
+    gradients = []
+    for p in params:
+        parts = []
+        for lhs, rhs in eqs:
+            part = _vjp(rhs, p, Nabla(lhs), f"in {str_expr(lhs)} = {str_expr(rhs)}", value=lhs)
+            if part is not None:
+                parts.append(part)
+        body = _add(parts)
+        gradients.append(sp.Eq(Nabla(p), sp.Sum(body, (t, 1, TAU)), evaluate=False))
+    return MatrixBPTT(rec, tuple(adjoints), tuple(boundary), tuple(gradients))
+
+
+def _later(n: Nabla, tau: Any) -> bool:
+    arg = n.arg
+    return isinstance(arg, VectorAt) and bool(sp.expand(arg.time - tau).is_positive)
+
+
+# ----------------------------------------------------------------------------- components
+def components(expr: Any, at: int | None = None, steps: int | None = None) -> Any:
+    r"""A matrix-form expression as an explicit matrix of scalar components.
+
+    ``at`` sets t (and ``steps`` sets τ, needed for sums over t).  The components are symrnn's
+    scalar quantities: ``Adjoint(h_1(3))`` for :math:`(\nabla_{\mathbf{h}^{(3)}} L)_1`,
+    ``Derivative(L(3), o_1(3))`` for the per-step term, ``h_1(3)``, ``W_12``; so an equation of
+    :func:`matrix_bptt` can be checked against :func:`symrnn.bptt` entry by entry.
+    """
+    if isinstance(expr, sp.Equality):
+        return sp.Eq(
+            components(expr.lhs, at, steps), components(expr.rhs, at, steps), evaluate=False
+        )
+    mapping: dict[Any, Any] = {}
+    if at is not None:
+        mapping[t] = sp.Integer(at)
+    if steps is not None:
+        mapping[TAU] = sp.Integer(steps)
+    return _explicit(expr, mapping)
+
+
+def _explicit(e: Any, mapping: dict[Any, Any]) -> Any:
+    if isinstance(e, sp.Sum):
+        body, (var, lo, hi) = e.function, e.limits[0]
+        lo, hi = lo.xreplace(mapping), hi.xreplace(mapping)
+        if not (lo.is_Integer and hi.is_Integer):
+            raise SymrnnError(f"the sum over {var} needs numeric bounds; pass steps=τ")
+        inner = {k: v for k, v in mapping.items() if k != var}
+        total = None
+        for k in range(int(lo), int(hi) + 1):
+            term = _explicit(body, {**inner, var: sp.Integer(k)})
+            total = term if total is None else total + term
+        return total
+    if not _is_matrix(e):
+        return e.xreplace(mapping)
+    e_t = e.xreplace(mapping) if isinstance(e, (Nabla, VectorAt)) else e
+    if isinstance(e_t, Nabla):
+        return explicit_nabla(e_t)
+    if isinstance(e_t, (VectorAt, sp.MatrixSymbol, sp.MatrixBase)):
+        return explicit(e_t)
+    if isinstance(e, Diag):
+        v = _explicit(e.vector, mapping)
+        n = v.shape[0]
+        return sp.ImmutableMatrix(n, n, lambda i, j: e.function(v[i, 0]) if i == j else 0)
+    if isinstance(e, sp.MatAdd):
+        parts = [_explicit(a, mapping) for a in e.args]
+        return sp.ImmutableMatrix(sum(parts[1:], parts[0]))
+    if isinstance(e, sp.MatMul):
+        out: Any = sp.S.One
+        for a in e.args:
+            out = out * _explicit(a, mapping)
+        return sp.ImmutableMatrix(out)
+    if isinstance(e, sp.Transpose):
+        return sp.ImmutableMatrix(_explicit(e.arg, mapping).T)
+    if isinstance(e, sp.HadamardProduct):
+        parts = [_explicit(a, mapping) for a in e.args]
+        out = parts[0]
+        for p in parts[1:]:
+            out = out.multiply_elementwise(p)
+        return sp.ImmutableMatrix(out)
+    if isinstance(e, ElementwiseApplyFunction):
+        return sp.ImmutableMatrix(_explicit(e.expr, mapping).applyfunc(e.function))
+    if isinstance(e, (sp.ZeroMatrix, sp.OneMatrix, sp.Identity)):
+        return sp.ImmutableMatrix(e.as_explicit())
+    raise SymrnnError(f"components: cannot expand {type(e).__name__} {str_expr(e)}")
