@@ -1,4 +1,17 @@
-"""symrnn: derive the mathematics of recurrent computations exactly."""
+"""symrnn: derive the mathematics of recurrent computations exactly.
+
+Write a recurrence with SymPy, unfold it into a chain of per-step equations, differentiate it
+through time, turn it into NumPy code, check every form against the others, and write it as LaTeX
+and computational graphs.  This file is the public API; every name below is documented in
+``docs/``.
+
+>>> import sympy as sp, symrnn as sr
+>>> h, x = sp.symbols("h x", cls=sp.Function)
+>>> w = sp.Symbol("w")
+>>> rnn = sr.Recurrence(sp.Eq(h(sr.t), sp.tanh(w*h(sr.t - 1) + x(sr.t))))
+>>> sr.unfold(rnn, 2).closed_form(2)
+tanh(w*tanh(w*h(0) + x(1)) + x(2))
+"""
 
 from . import cells
 from .diff import (
@@ -22,16 +35,78 @@ from .errors import (
     ToolMissing,
     UnfoldError,
 )
-from .functions import relu, sigmoid, softmax, softplus
-from .matrices import matrix, vector
-from .notation import t
 from .flow import GradientFlow, gradient_flow, plot_gradient_flows
+from .functions import relu, sigmoid, softmax, softplus
 from .graph import Edge, Graph, Node, graph
 from .latex import Derivation, derivation, latex
+from .matrices import matrix, vector
+from .notation import t
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence
 from .solve import Solution, kernel, solve
 from .unfold import Unfolded, unfold
+from .verify import Report, Row, verify
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # writing recurrences
+    "t",
+    "Recurrence",
+    "vector",
+    "matrix",
+    "cells",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "softmax",
+    # unfolding and closed forms
+    "unfold",
+    "Unfolded",
+    "solve",
+    "Solution",
+    "kernel",
+    # differentiation through time
+    "grad",
+    "bptt",
+    "BPTT",
+    "Adjoint",
+    "jacobian",
+    "transition_jacobian",
+    "total_loss",
+    "squared_error",
+    "softmax_cross_entropy",
+    "gradient_flow",
+    "GradientFlow",
+    "plot_gradient_flows",
+    # numeric code
+    "lambdify",
+    "Compiled",
+    "codegen",
+    # verification
+    "verify",
+    "Report",
+    "Row",
+    # notes and drawings
+    "latex",
+    "derivation",
+    "Derivation",
+    "graph",
+    "Graph",
+    "Node",
+    "Edge",
+    "dot",
+    "matmul",
+    "reduce_sum",
+    "sqr",
+    # errors
+    "SymrnnError",
+    "RecurrenceError",
+    "ParseError",
+    "UnfoldError",
+    "NoClosedForm",
+    "ShapeError",
+    "LimitError",
+    "ToolMissing",
+]

@@ -213,6 +213,25 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
     return sp.Add(*[U.instantiate(template, k) for k in range(start, U.steps + 1)])
 
 
+def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
+    """``(expression, is_template)``: a per-step template in t, or a loss at fixed times.
+
+    A vector or matrix loss is summed over its entries.  A loss with no time atoms counts as a
+    template (it is the same at every step).
+    """
+    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss)
+    if is_matrix(expr):
+        expr = sp.Add(*expr)
+    atoms = time_atoms(expr)
+    symbolic = [a for a in atoms if not time_of(a).is_Integer]
+    if symbolic and len(symbolic) != len(atoms):
+        raise SymrnnError(
+            "the loss mixes t and fixed times; write a per-step template in t, "
+            "e.g. (h(t) - y(t))**2/2, or an expression at fixed times such as h(3)**2"
+        )
+    return expr, bool(symbolic) or not atoms
+
+
 def squared_error(prediction: Any, target: Any) -> sp.Expr:
     r"""Per-step squared error :math:`\tfrac12 \lVert o - y \rVert^2` (scalars or vectors)."""
     p, y = explicit(prediction), explicit(target)
@@ -649,4 +668,4 @@ def _internal_derivatives(U: Unfolded, of: Any, wrt: list[Any]) -> dict[Any, sp.
     return {v: resolved.get(Adjoint(v), sp.S.Zero) for v in wrt}
 
 
-__all__ += ["expand_chain", "template_equations", "derivative"]
+__all__ += ["expand_chain", "template_equations", "derivative", "classify_loss"]

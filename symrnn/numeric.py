@@ -50,7 +50,7 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from .diff import Adjoint, bptt, step_derivatives, total_loss
+from .diff import Adjoint, bptt, classify_loss, step_derivatives, total_loss
 from .errors import ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
@@ -636,22 +636,6 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- source module
-def _split_loss(rec: Recurrence, loss: Any) -> tuple[sp.Expr | None, bool]:
-    """(loss expression, is_template): a template in t, or an expression at integer times."""
-    if loss is None:
-        return None, True
-    from .matrices import explicit, is_matrix
-
-    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss)
-    if is_matrix(expr):
-        expr = sp.Add(*expr)
-    atoms = time_atoms(expr)
-    symbolic = [a for a in atoms if not time_of(a).is_Integer]
-    if symbolic and len(symbolic) != len(atoms):
-        raise SymrnnError("a loss mixes t and fixed times; write a per-step template in t")
-    return expr, bool(symbolic) or not atoms
-
-
 def generate_source(
     obj: Recurrence | Unfolded,
     loss: Any = None,
@@ -666,7 +650,7 @@ def generate_source(
         )
     if mode not in ("scan", "unrolled"):
         raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
-    expr, is_template = _split_loss(rec, loss)
+    expr, is_template = classify_loss(loss) if loss is not None else (None, True)
     if isinstance(obj, Unfolded):
         steps = obj.steps if steps is None else steps
     U = obj if isinstance(obj, Unfolded) else None
