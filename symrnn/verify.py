@@ -588,22 +588,31 @@ def _evaluate_one(root: Any, values: Mapping[Any, Any], memo: dict[Any, Any]) ->
     return memo[root]
 
 
-def _tree_size(expr: Any, limit: int) -> int:
-    """Nodes of ``expr`` as a tree (counted over its graph), stopping early past ``limit``."""
-    sizes: dict[Any, int] = {}
+def _fold(expr: Any, combine: Callable[[Any, list[Any]], Any]) -> Any:
+    """``combine(node, results of its arguments)`` bottom-up over the expression graph.
+
+    Iterative, so deep expressions (closed forms nest one level per step) cannot overflow the
+    stack; shared subexpressions are combined once.
+    """
+    memo: dict[Any, Any] = {}
     stack = [expr]
     while stack:
         node = stack[-1]
-        if node in sizes:
+        if node in memo:
             stack.pop()
             continue
-        pending = [a for a in node.args if a not in sizes]
+        pending = [a for a in node.args if a not in memo]
         if pending:
             stack.extend(pending)
             continue
         stack.pop()
-        sizes[node] = min(1 + sum(sizes[a] for a in node.args), limit + 1)
-    return sizes[expr]
+        memo[node] = combine(node, [memo[a] for a in node.args])
+    return memo[expr]
+
+
+def _tree_size(expr: Any, limit: int) -> int:
+    """Nodes of ``expr`` as a tree (counted over its graph), stopping early past ``limit``."""
+    return int(_fold(expr, lambda node, sizes: min(1 + sum(sizes), limit + 1)))
 
 
 @contextmanager
@@ -1551,26 +1560,15 @@ def _twin(func: Any) -> Any:
 
 def _opaque(expr: Any) -> Any:
     """``expr`` with every elementary function replaced by its inert twin."""
-    memo: dict[Any, Any] = {}
-    stack = [expr]
-    while stack:
-        node = stack[-1]
-        if node in memo:
-            stack.pop()
-            continue
-        pending = [a for a in node.args if a not in memo]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
-        args = [memo[a] for a in node.args]
+
+    def combine(node: Any, args: list[Any]) -> Any:
         if not node.args:
-            memo[node] = node
-        elif isinstance(node, sp.Function) and not isinstance(node, AppliedUndef):
-            memo[node] = _twin(node.func)(*args)
-        else:
-            memo[node] = node.func(*args)
-    return memo[expr]
+            return node
+        if isinstance(node, sp.Function) and not isinstance(node, AppliedUndef):
+            return _twin(node.func)(*args)
+        return node.func(*args)
+
+    return _fold(expr, combine)
 
 
 def _spread(items: Sequence[Any], n: int) -> list[Any]:
