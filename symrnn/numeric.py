@@ -301,7 +301,7 @@ def _batch_sum(printer: Any, expr: sp.Expr, varying: set[Any]) -> str:
         per_seq = [f for f in factors if f.free_symbols & varying]
         same = sp.Mul(*[f for f in factors if not f.free_symbols & varying])
         if not per_seq:
-            terms.append(f"_n*{_wrap(printer, same)}")
+            terms.append("_n" if same == 1 else f"_n*{_wrap(printer, same)}")
             continue
         if len(per_seq) == 1:
             text = f"numpy.sum({_print(printer, per_seq[0])})"
@@ -495,7 +495,7 @@ def _arguments(
 
 def _def(name: str, args: list[str], body: list[str], returns: str, params: list[str]) -> str:
     """A step function ``name(_P, *args)`` whose parameters arrive packed in the tuple ``_P``."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(body) + returns))
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join([*body, returns])))
     names = [p if p in words else "_" for p in params]
     unpack = [f"    ({', '.join(names)},) = _P"] if any(n != "_" for n in names) else []
     signature = ", ".join(["_P", *args])

@@ -475,3 +475,32 @@ def test_loss_terms_without_states_count_once_per_sequence(mode):
     assert total == pytest.approx(sum(v for v, _ in singles), rel=1e-12)
     for name in params:
         assert g[name] == pytest.approx(sum(gb[name] for _, gb in singles), rel=1e-11)
+
+
+@pytest.mark.parametrize("batch", [0])
+def test_step_functions_unpack_every_parameter_they_read(batch):
+    # Found by the property tests: when the last statement of the adjoint step ended in h_1__t
+    # and its returned loss began with U_1, the two ran together as one name, U_1 was not
+    # unpacked and the generated code raised NameError.
+    h, x = sr.vector("h", 2), sr.vector("x", 1)
+    U, W = sr.matrix("U", 2, 1), sr.matrix("W", 2, 2)
+    rec = sr.Recurrence(sp.Eq(h(t), sr.sigmoid(U * x(t) + W * h(t - 1))))
+    u1 = sp.Symbol("U_1", real=True)
+    assert u1 in rec.params
+    loss = u1 + h.components[0](t) ** 2 / 2
+    F = sr.lambdify(rec, loss=loss)
+    Fu = sr.lambdify(rec, loss=loss, mode="unrolled", steps=4)
+    params, inputs, init = random_problem(F, np.random.default_rng(3), 4, batch)
+    value, g = F.value_and_grad(params, inputs, init)
+    value_u, g_u = Fu.value_and_grad(params, inputs, init)
+    assert value == pytest.approx(value_u, rel=1e-13)
+    for name in params:
+        np.testing.assert_allclose(g[name], g_u[name], rtol=1e-12)
+    # The bare U_1 adds 1 per step and per sequence to dL/dU_1: against central differences.
+    eps = 1e-6
+    shifted = [{**params, "U": params["U"] + s * eps * np.array([[1.0], [0.0]])} for s in (1, -1)]
+    fd = (
+        F.value_and_grad(shifted[0], inputs, init)[0]
+        - F.value_and_grad(shifted[1], inputs, init)[0]
+    ) / (2 * eps)
+    assert g["U"][0, 0] == pytest.approx(fd, rel=1e-7)
