@@ -1,9 +1,18 @@
-"""Shared test configuration: the ``--slow`` option and a seeded random generator."""
+"""Shared test configuration: the ``--slow`` option, Hypothesis in CI, a seeded generator."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI draws the same examples on every run (a fresh clone has no example database); a run on a
+# developer's machine explores new ones each time and keeps what failed in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
