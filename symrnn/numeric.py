@@ -223,12 +223,100 @@ def _cse(exprs: Sequence[sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], lis
     return replacements, [rebuild(e) for e in exprs]
 
 
+#: Rounds of :func:`_regroup`; each can nest a shared pair one level deeper.
+_REGROUP_ROUNDS = 3
+
+
+def _regroup(exprs: Sequence[sp.Expr]) -> list[sp.Expr]:
+    r"""Nest flat sums and products so that argument pairs they share become one node.
+
+    Tree CSE names whole subtrees only: in the flattened products ``W_11*a*c`` and ``a*c*h``
+    neither holds the node ``a*c``.  Regrouped as ``W_11*(a*c)`` and ``(a*c)*h``, ``_cse``
+    computes ``a*c`` once; in the adjoint step that is BPTT's
+    :math:`\partial L/\partial h_i \, f'(z_i)`, used by every row of the Jacobian and every
+    parameter gradient.  Each round gives every sum or product the operand pair that the most
+    distinct nodes share (numbers stay outside the pair).  Only the fixed-size scan step
+    functions use this, so its cost does not grow with T.
+    """
+    out = list(exprs)
+    for _ in range(_REGROUP_ROUNDS):
+        counts = _pair_counts(out)
+        if not any(c > 1 for c in counts.values()):
+            break
+        regrouped = _regroup_round(out, counts)
+        if regrouped == out:
+            break
+        out = regrouped
+    return out
+
+
+def _regroup_round(
+    exprs: Sequence[sp.Expr], counts: dict[tuple[Any, Any, Any], int]
+) -> list[sp.Expr]:
+    memo: dict[Any, Any] = {}
+
+    def rebuild(e: Any) -> Any:
+        if e.is_Atom:
+            return e
+        if e not in memo:
+            new = _rebuild(e, [rebuild(a) for a in e.args])
+            memo[e] = _nest_best_pair(e, new, counts) if e.is_Add or e.is_Mul else new
+        return memo[e]
+
+    return [rebuild(e) for e in exprs]
+
+
+def _operands(e: Any) -> list[int]:
+    """Positions of the arguments of a sum or product that are not numbers."""
+    return [i for i, a in enumerate(e.args) if not a.is_Number]
+
+
+def _pair_counts(exprs: Sequence[sp.Expr]) -> dict[tuple[Any, Any, Any], int]:
+    """For each (Add or Mul, a, b): how many distinct nodes have both a and b as operands."""
+    nodes: dict[Any, None] = {}
+    stack = list(exprs)
+    while stack:
+        e = stack.pop()
+        if not e.is_Atom and e not in nodes:
+            nodes[e] = None
+            stack.extend(e.args)
+    counts: dict[tuple[Any, Any, Any], int] = {}
+    for e in nodes:
+        if e.is_Add or e.is_Mul:
+            ops = [e.args[i] for i in _operands(e)]
+            for i, a in enumerate(ops):
+                for b in ops[i + 1 :]:
+                    counts[e.func, a, b] = counts.get((e.func, a, b), 0) + 1
+    return counts
+
+
+def _nest_best_pair(old: Any, new: Any, counts: dict[tuple[Any, Any, Any], int]) -> Any:
+    """``new`` (``old`` with rebuilt arguments) with its most shared operand pair nested."""
+    positions = _operands(old)
+    if len(positions) < 3 and not (len(positions) == 2 and len(old.args) > 2):
+        return new  # a bare pair is already the node to share
+    best, pick = 1, None
+    for n, i in enumerate(positions):
+        for j in positions[n + 1 :]:
+            c = counts.get((old.func, old.args[i], old.args[j]), 0)
+            if c > best:
+                best, pick = c, (i, j)
+    if pick is None:
+        return new
+    args = new.args
+    pair = old.func(args[pick[0]], args[pick[1]], evaluate=False)
+    rest = [a for k, a in enumerate(args) if k not in pick]
+    numbers = [a for a in rest if a.is_Number]
+    return old.func(*numbers, pair, *[a for a in rest if not a.is_Number], evaluate=False)
+
+
 def _emit(
     statements: Sequence[tuple[sp.Symbol, sp.Expr]],
     outputs: Sequence[sp.Expr],
     printer: Any,
     indent: str = "    ",
     batch_sums: tuple[int, frozenset[str]] | None = None,
+    regroup: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Lines assigning ``statements`` in order, with common subexpressions shared.
 
@@ -236,24 +324,19 @@ def _emit(
     statement assigns, so each replacement is emitted just before the first line that needs it.
     Returns the lines and the printed ``outputs``.  ``batch_sums = (i, constants)`` prints the
     outputs from index i on summed over the batch axis (NumPy printer only); ``constants`` names
-    the variables that are the same for every sequence (the parameters).
+    the inputs of the function that are the same for every sequence (see
+    :attr:`_Tables.batch_constants`).  ``regroup`` first
+    shares operand pairs of flat sums and products (:func:`_regroup`).
     """
     exprs = [e for _, e in statements] + list(outputs)
+    if regroup:
+        exprs = _regroup(exprs)
     replacements, reduced = _cse(exprs)
     varying: set[Any] = set()
     if batch_sums is not None:
-        constant_names = batch_sums[1]
-        for name, value in replacements:  # definitions come before their uses
-            if any(s in varying or s.name not in constant_names for s in value.free_symbols):
-                varying.add(name)
-        # A symbol is varying if it is not a parameter; cse names are classified above.
-        cse_names = {name for name, _ in replacements}
-        varying |= {
-            s
-            for e in reduced
-            for s in e.free_symbols
-            if s not in cse_names and s.name not in constant_names
-        }
+        targets = [name for name, _ in statements]
+        definitions = replacements + list(zip(targets, reduced, strict=False))
+        varying = _per_sequence(definitions, reduced[len(statements) :], batch_sums[1])
     pending = dict(replacements)
     deps = {s: e.free_symbols & pending.keys() for s, e in replacements}
     lines: list[str] = []
@@ -288,11 +371,41 @@ def _emit(
     return lines, printed
 
 
+def _per_sequence(
+    definitions: Sequence[tuple[sp.Symbol, sp.Expr]],
+    uses: Sequence[sp.Expr],
+    constants: frozenset[str],
+) -> set[Any]:
+    """The symbols whose values differ between the sequences of a batch.
+
+    A symbol that ``definitions`` assigns varies when its expression reads one that varies (a
+    loss linear in ``o`` gives ``dL_do__t = 1``, the same everywhere); any other symbol is an
+    input of the function and varies unless ``constants`` names it.  A batch sum must know:
+    a value shared by every sequence counts once per sequence.
+    """
+    defined = dict(definitions)
+    varying = {
+        s
+        for e in [*defined.values(), *uses]
+        for s in e.free_symbols
+        if s not in defined and s.name not in constants
+    }
+    grown = True
+    while grown:
+        grown = False
+        for name, e in defined.items():
+            if name not in varying and e.free_symbols & varying:
+                varying.add(name)
+                grown = True
+    return varying
+
+
 def _batch_sum(printer: Any, expr: sp.Expr, varying: set[Any]) -> str:
     """Python for the sum of ``expr`` over the batch axis, without a temporary per term.
 
     A product of two or more per-sequence factors becomes one ``numpy.dot`` (a BLAS call);
-    per-sequence sums ``numpy.sum``; a term that is the same for every sequence is multiplied
+    per-sequence sums ``numpy.add.reduce`` (``numpy.sum`` without its wrapper, which costs as
+    much as the sum at these sizes); a term that is the same for every sequence is multiplied
     by the number of sequences ``_n``.
     """
     terms = []
@@ -304,7 +417,7 @@ def _batch_sum(printer: Any, expr: sp.Expr, varying: set[Any]) -> str:
             terms.append("_n" if same == 1 else f"_n*{_wrap(printer, same)}")
             continue
         if len(per_seq) == 1:
-            text = f"numpy.sum({_print(printer, per_seq[0])})"
+            text = f"numpy.add.reduce({_print(printer, per_seq[0])}, None)"
         else:
             rest = _print(printer, sp.Mul(*per_seq[1:], evaluate=False))
             text = f"numpy.dot({_print(printer, per_seq[0])}, {rest})"
@@ -363,6 +476,19 @@ def _check_concrete(rec: Recurrence, extra: Iterable[sp.Expr] = ()) -> None:
             raise SymrnnError("cannot generate numeric code for unevaluated derivatives")
 
 
+def _check_loss_symbols(rec: Recurrence, loss: sp.Expr) -> None:
+    """The generated code takes the recurrence's parameters: the loss may not add symbols."""
+    foreign = sorted(loss.free_symbols - set(rec.params) - {t}, key=str)
+    if foreign:
+        names = ", ".join(map(str, foreign))
+        params = ", ".join(map(str, rec.params))
+        raise SymrnnError(
+            f"the loss uses {names}, which is not a parameter of the recurrence ({params}); list "
+            f"it in Recurrence(..., params=[...]) to get its value and gradient, or substitute "
+            "a number"
+        )
+
+
 # ----------------------------------------------------------------------------- model tables
 def _groups(
     funcs: Sequence[Any], vectors: dict[str, tuple[Any, ...]]
@@ -419,6 +545,22 @@ class _Tables:
     def param_order(self) -> list[str]:
         return [c for _, _, comps in self.param_groups for c in comps]
 
+    @cached_property
+    def batch_constants(self) -> frozenset[str]:
+        """Code names whose values are the same for every sequence of a batch.
+
+        The parameters, the time index, and the quantities at t computed from those alone
+        (an output ``o(t) = c**2``); states and inputs differ between sequences.
+        """
+        rec = self.rec
+        same = {*self.param_order, str(_TIME)}
+        for eq in rec.equations:  # evaluation order: what an update reads is classified first
+            if eq.lhs.func not in rec.states and all(
+                str(_symbol(a)) in same for a in time_atoms(eq.rhs)
+            ):
+                same.add(str(_symbol(eq.lhs)))
+        return frozenset(same)
+
     def header(self) -> dict[str, Any]:
         rec = self.rec
         vectors = rec.vectors
@@ -466,7 +608,7 @@ def _scan_source(tables: _Tables, printer: Any) -> str:
         eq.lhs for eq in rec.equations
     )
     order = _spec_order(step_atoms, rec)
-    lines, _ = _emit(statements, [], printer)
+    lines, _ = _emit(statements, [], printer, regroup=True)
     outs = ", ".join(str(s) for s, _ in statements)
     names, step_specs = _arguments(order, rec, [e for _, e in statements])
     parts = [_def("step", names, lines, f"({outs},)", params)]
@@ -512,7 +654,7 @@ def _loss_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str:
     assert loss is not None
     atoms = _spec_order(time_atoms(loss), rec)
     code = _to_code(loss)
-    lines, (value,) = _emit([], [code], printer)
+    lines, (value,) = _emit([], [code], printer, regroup=True)
     names, specs["LOSS_ARGS"] = _arguments(atoms, rec, [code])
     return _def("loss_step", names, lines, value, tables.param_order)
 
@@ -552,8 +694,10 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     value = _to_code(loss)
     # Parameter gradients leave the step summed over the batch (see _batch_sum).
     first_grad = 1 + len(out_exprs)
-    batch_sums = (first_grad, frozenset(tables.param_order))
-    lines, printed = _emit(statements, [value, *out_exprs, *pgrads], printer, batch_sums=batch_sums)
+    batch_sums = (first_grad, tables.batch_constants)
+    lines, printed = _emit(
+        statements, [value, *out_exprs, *pgrads], printer, batch_sums=batch_sums, regroup=True
+    )
     used = set()
     for e in [*(e for _, e in statements), value, *out_exprs, *pgrads]:
         used |= e.free_symbols
@@ -660,6 +804,8 @@ def generate_source(
             "for a loss at fixed times use mode='unrolled'"
         )
     _check_concrete(rec, [expr] if expr is not None else [])
+    if expr is not None:
+        _check_loss_symbols(rec, expr)
     targets: tuple[Any, ...] = ()
     if expr is not None:
         funcs = {a.func for a in time_atoms(expr)}

@@ -8,7 +8,8 @@ ranges where the functions are defined) and compares, wherever they apply:
     iteration, for every :math:`k \le` ``steps``;
 ``codegen``
     the generated NumPy code, scan and unrolled, against a plain Python loop over the update
-    lambdified by SymPy (forward values, loss and gradient);
+    lambdified by SymPy (forward values, loss and gradient), one sequence at a time; and the
+    same code on every trial at once, a batch, against its one-at-a-time results;
 ``solve``
     :func:`symrnn.solve` at symbolic :math:`t`, evaluated at several :math:`t`, against iteration;
 ``gradient``
@@ -335,6 +336,8 @@ def _where(loc: Location) -> str:
             parts.append(f"t = {value}")
         elif key == "trial":
             parts.append(f"trial {value}")
+        elif key == "summed":
+            parts.append(f"summed over {value} trials")
         else:
             parts.append(str(value))
     return ", ".join(parts)
@@ -438,6 +441,13 @@ def _error(check: str, compared: str, what: str, exc: BaseException) -> Row:
     return Row(
         check, compared, None, None, "", "", FAIL, f"{what} raised {type(exc).__name__}: {message}"
     )
+
+
+def _is_arithmetic(exc: BaseException) -> bool:
+    """Overflow, division by zero or a domain error: a numerical problem, not a wrong form."""
+    if isinstance(exc, (OverflowError, ZeroDivisionError, FloatingPointError)):
+        return True
+    return isinstance(exc, ValueError) and "math domain error" in str(exc)
 
 
 # -------------------------------------------------------------------- numerical evaluation
@@ -1133,7 +1143,8 @@ class _Formats:
         self.setup = setup
         self.param_groups = [(identifier(name), value) for name, value in rec.param_groups.items()]
         vectors = rec.vectors
-        self.input_groups = _groups(rec.inputs, vectors) + _groups(
+        self.recurrence_inputs = _groups(rec.inputs, vectors)
+        self.input_groups = self.recurrence_inputs + _groups(
             setup.targets, _target_vectors(setup.targets)
         )
         self.state_groups = _groups(rec.states, vectors)
@@ -1159,11 +1170,13 @@ class _Formats:
                 out[name] = float(leaves[value][trial])
         return out
 
-    def inputs(self, trial: int) -> dict[str, Any]:
+    def inputs(self, trial: int, targets: bool = True) -> dict[str, Any]:
+        """Input arrays by name; ``targets=False`` leaves out what only the loss reads."""
         setup = self.setup
         first = 1 - setup.rec.input_lag
         out: dict[str, Any] = {}
-        for name, comps, is_vector in self.input_groups:
+        groups = self.input_groups if targets else self.input_groups[: len(self.recurrence_inputs)]
+        for name, comps, is_vector in groups:
             cols = []
             for c in comps:
                 f = self.by_ident[c]
@@ -1248,7 +1261,8 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
         grd = _Comparison((f"{mode} code", "reference"))
         error: Row | None = None
         for i in range(setup.trials):
-            params, inputs, init = formats.params(i), formats.inputs(i), formats.init(i)
+            params, init = formats.params(i), formats.init(i)
+            inputs = formats.inputs(i, targets=loss_arg is not None)
             problem = setup.trial_problem(i)
             try:
                 with _watch():
@@ -1256,20 +1270,14 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
                     vg = None
                     if grad_reason is None:
                         vg = F.value_and_grad(params, inputs, init, steps=T, init_grad=True)
-            except (OverflowError, ZeroDivisionError, FloatingPointError) as exc:
+            except Exception as exc:
+                if not _is_arithmetic(exc):
+                    error = _error("codegen", compared_fwd, f"{mode} code", exc)
+                    break
                 _arith_problem(
                     fwd, grd, problem, i, f"{mode} code raised {type(exc).__name__}: {exc}"
                 )
                 continue
-            except ValueError as exc:
-                if "math domain error" not in str(exc):
-                    error = _error("codegen", compared_fwd, f"{mode} code", exc)
-                    break
-                _arith_problem(fwd, grd, problem, i, f"{mode} code raised ValueError: {exc}")
-                continue
-            except Exception as exc:
-                error = _error("codegen", compared_fwd, f"{mode} code", exc)
-                break
             for name, comps, is_vector in _groups(rec.defined, rec.vectors):
                 arr = np.asarray(out[name])
                 for j, c in enumerate(comps):
@@ -1307,7 +1315,72 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
             rows.append(_error("codegen", compared_grad, "reverse mode", reverse))
         else:
             rows.append(_judge("codegen", compared_grad, grd, setup.rtol, setup.atol))
+        if setup.trials > 1:
+            rows.append(_batch_row(setup, formats, F, mode, with_grad=grad_reason is None))
     return rows
+
+
+def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: bool) -> Row:
+    """The compiled code on every trial at once against the same code one sequence at a time.
+
+    The rows above run one sequence at a time (Python floats through the ``math`` module);
+    a batch runs the NumPy functions instead, which sum the gradients over the batch inside
+    the adjoint step.  The batch shares trial 0's parameters, as a batch of sequences does.
+    """
+    trials, T = setup.trials, setup.T
+    compared = f"{mode} code, batch of {trials} vs one sequence at a time"
+    params = formats.params(0)
+    inputs = [formats.inputs(i, targets=with_grad) for i in range(trials)]
+    inits = [formats.init(i) for i in range(trials)]
+    # Inputs are (T, batch, ...); initial states (batch, ...), or (order, batch, ...).
+    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
+    batch_init = {
+        k: np.stack([x[k] for x in inits], axis=int(formats.order[k] > 1)) for k in inits[0]
+    }
+    comparison = _Comparison(("batch", "one at a time"))
+    summed: Location = (("summed", trials),)  # where batch sums are compared
+    try:
+        with _watch():
+            out = F.forward(params, batch_inputs, batch_init, steps=T)
+            singles = [F.forward(params, inputs[i], inits[i], steps=T) for i in range(trials)]
+            if with_grad:
+                value, grads = F.value_and_grad(
+                    params, batch_inputs, batch_init, steps=T, init_grad=True
+                )
+                single_grads = [
+                    F.value_and_grad(params, inputs[i], inits[i], steps=T, init_grad=True)
+                    for i in range(trials)
+                ]
+    except Exception as exc:
+        if not _is_arithmetic(exc):
+            return _error("codegen", compared, f"{mode} code on a batch", exc)
+        comparison.problem(summed, f"{mode} code raised {type(exc).__name__}: {exc}")
+        return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
+    for name, comps, is_vector in _groups(setup.rec.defined, setup.rec.vectors):
+        for i in range(trials):
+            batch_values = np.asarray(out[name])[:, i]
+            single_values = np.asarray(singles[i][name])
+            for j, c in enumerate(comps):
+                for k in range(T):
+                    loc = (("step", k + 1), ("component", c), ("trial", i))
+                    a = batch_values[k, j] if is_vector else batch_values[k]
+                    b = single_values[k, j] if is_vector else single_values[k]
+                    comparison.add(loc, a, b)
+    if with_grad:
+        comparison.add((("component", "L"), *summed), value, sum(v for v, _ in single_grads))
+        sums = formats.gradient_entries(
+            {k: sum(g[k] for _, g in single_grads) for k in grads if k != "init"}
+        )
+        for v, g in formats.gradient_entries({k: grads[k] for k in grads if k != "init"}).items():
+            comparison.add((("component", f"dL/d{v}"), *summed), g, sums[v])
+        for name, arr in grads["init"].items():
+            per_trial = np.moveaxis(np.asarray(arr), int(formats.order[name] > 1), 0)
+            for i in range(trials):
+                single = np.asarray(single_grads[i][1]["init"][name])
+                for index in np.ndindex(single.shape):
+                    loc = (("component", f"dL/d{name}(0) {index}"), ("trial", i))
+                    comparison.add(loc, per_trial[i][index], single[index])
+    return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
 
 
 def _codegen_loss(setup: _Setup, mode: str) -> tuple[Any, str | None]:

@@ -212,6 +212,78 @@ def test_batch_equals_sequences_one_by_one(case):
         np.testing.assert_allclose(g[name], grads[name], rtol=1e-11, atol=1e-13)
 
 
+def _batch_edge_cases():
+    """Recurrences whose batched gradients sum quantities that are not per-sequence arrays."""
+    fn = lambda name: sp.Function(name, real=True)  # noqa: E731
+    h, h2, x, o = fn("h"), fn("h2"), fn("x"), fn("o")
+    w, u, v, a, b, c = sp.symbols("w u v a b c", real=True)
+    rnn = sp.Eq(h(t), sp.tanh(w * h(t - 1) + u * x(t)))
+    const_out = sr.Recurrence([sp.Eq(o(t), c**2), sp.Eq(h(t), sp.tanh(w * h(t - 1) + o(t) * x(t)))])
+    reads_lag = sr.Recurrence([rnn, sp.Eq(o(t), v * h(t - 1))])
+    return {
+        # dL/dh2(T) is only the carry (zero): the loss reads h alone.
+        "zero carry": (
+            sr.Recurrence(
+                [
+                    sp.Eq(h2(t), sp.tanh(a * h2(t - 1) + u * x(t))),
+                    sp.Eq(h(t), sp.tanh(w * h(t - 1) + v * h2(t - 1))),
+                ]
+            ),
+            (h(t) - Y(t)) ** 2 / 2,
+        ),
+        # o(t) = c**2 is the same for every sequence, and so is dL/dc's term o(t).
+        "constant output": (const_out, (h(t) - Y(t)) ** 2 / 2 + c * o(t)),
+        # The time index is the same for every sequence.
+        "reads t": (
+            sr.Recurrence(sp.Eq(h(t), sp.tanh(w * h(t - 1) + u * x(t) + b * t / 10))),
+            (h(t) - Y(t)) ** 2 / 2,
+        ),
+        # A loss linear in o: dL/do = 1, the same for every sequence; carries from o(t) = v h(t-1).
+        "linear loss": (reads_lag, o(t) + (h(t) - Y(t)) ** 2 / 2),
+    }
+
+
+@pytest.mark.parametrize("case", ["zero carry", "constant output", "reads t", "linear loss"])
+def test_batch_sums_of_quantities_shared_by_all_sequences(case):
+    rec, loss = _batch_edge_cases()[case]
+    F = sr.lambdify(rec, loss=loss)
+    params, inputs, init = random_problem(F, np.random.default_rng(5), 4, 3)
+    total, g = F.value_and_grad(params, inputs, init)
+    singles = [
+        F.value_and_grad(
+            params,
+            {k: val[:, i] for k, val in inputs.items()},
+            {k: val[i] for k, val in init.items()},
+        )
+        for i in range(3)
+    ]
+    assert total == pytest.approx(sum(value for value, _ in singles), rel=1e-12)
+    for name in params:
+        assert np.shape(g[name]) == np.shape(params[name])
+        assert g[name] == pytest.approx(sum(gs[name] for _, gs in singles), rel=1e-11)
+    Fu = sr.lambdify(rec, loss=loss, mode="unrolled", steps=4)
+    _, gu = Fu.value_and_grad(params, inputs, init)
+    for name in params:
+        assert g[name] == pytest.approx(gu[name], rel=1e-11)
+
+
+def test_a_loss_with_symbols_the_recurrence_lacks_is_refused_with_the_remedy():
+    rec = sr.cells.rnn()
+    h = rec.states[0]
+    lam = sp.Symbol("lam", real=True)
+    loss = (h(t) - Y(t)) ** 2 / 2 + lam * h(t) ** 2
+    for mode in ("scan", "unrolled"):
+        with pytest.raises(sr.SymrnnError, match=r"the loss uses lam.*params="):
+            sr.lambdify(rec, loss=loss, mode=mode, steps=3)
+    # The remedy works: listed as a parameter, lam gets its value and its gradient.
+    w, u, b = (sp.Symbol(n, real=True) for n in "wub")
+    F = sr.lambdify(sr.Recurrence(rec.equations, params=[w, u, b, lam]), loss=loss)
+    p = {"w": 0.5, "u": 1.0, "b": 0.1, "lam": 0.3}
+    data = {"x": np.array([0.2, -0.5, 0.9]), "y": np.zeros(3)}
+    hs = F.forward(p, data)["h"]
+    assert F.value_and_grad(p, data)[1]["lam"] == pytest.approx(float(np.sum(hs**2)), rel=1e-13)
+
+
 @pytest.mark.parametrize("mode", ["scan", "unrolled"])
 def test_float32_within_1e_5(mode):
     rec = sr.cells.gru(2)
@@ -337,6 +409,41 @@ def test_generated_code_is_readable():
     assert "W: (2, 2)" in source  # parameter shapes in the docstring
     unrolled = sr.lambdify(rec, mode="unrolled", steps=2).source
     assert "h_1__2 = numpy.tanh(" in unrolled
+
+
+def _ops(replacements, reduced):
+    return sum(sp.count_ops(e) for e in [*(v for _, v in replacements), *reduced])
+
+
+@pytest.mark.parametrize("case", ["elman3", "gru2", "lstm2", "second_order", "coupled"])
+def test_regrouping_keeps_values_and_never_adds_work(case, rng):
+    from symrnn.numeric import _cse, _regroup, _to_code
+
+    make_rec, make_loss = CASES[case]
+    rec = make_rec()
+    derivs = sr.diff.step_derivatives(rec)
+    exprs = [_to_code(eq.rhs) for eq in rec.equations]
+    exprs += [_to_code(d) for parts in derivs.partials.values() for _, d in parts]
+    exprs += [_to_code(d) for parts in derivs.param_partials.values() for _, d in parts]
+    exprs += [_to_code(make_loss(rec))]
+    regrouped = _regroup(exprs)
+    symbols = sorted(set().union(*(e.free_symbols for e in exprs)), key=str)
+    point = dict(zip(symbols, rng.uniform(-0.9, 0.9, len(symbols)), strict=True))
+    for before, after in zip(exprs, regrouped, strict=True):
+        assert float(after.xreplace(point)) == pytest.approx(float(before.xreplace(point)), 1e-12)
+    assert _ops(*_cse(regrouped)) <= _ops(*_cse(exprs))
+
+
+def test_adjoint_step_computes_each_local_delta_once():
+    # BPTT's δ_i = ∂L/∂h_i ⊙ (1 - h_i²) feeds all n rows of ∂L/∂h(t-1) and every gradient of
+    # row i; the generated step must compute it once, not once per use.
+    n = 4
+    rec = sr.cells.elman(n)
+    source = sr.lambdify(rec, loss=squared_error(rec)).source
+    adjoint = source[source.index("def adjoint_step(") : source.index("def step_scalar(")]
+    for i in range(1, n + 1):
+        assert adjoint.count(f"(1 - h_{i}__t**2)") == 1
+    assert adjoint.count("numpy.dot(") == n * (n + 1)  # W and U gradients: one BLAS dot each
 
 
 def test_user_symbol_names_cannot_clash_with_generated_names():
@@ -477,7 +584,7 @@ def test_loss_terms_without_states_count_once_per_sequence(mode):
         assert g[name] == pytest.approx(sum(gb[name] for _, gb in singles), rel=1e-11)
 
 
-@pytest.mark.parametrize("batch", [0])
+@pytest.mark.parametrize("batch", [0, 3])
 def test_step_functions_unpack_every_parameter_they_read(batch):
     # Found by the property tests: when the last statement of the adjoint step ended in h_1__t
     # and its returned loss began with U_1, the two ran together as one name, U_1 was not

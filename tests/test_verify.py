@@ -97,6 +97,8 @@ def test_report_rows_and_table() -> None:
         "codegen",
         "codegen",
         "codegen",
+        "codegen",
+        "codegen",
         "solve",
         "gradient",
         "gradient",
@@ -108,7 +110,7 @@ def test_report_rows_and_table() -> None:
     assert text.splitlines()[0] == "verify rnn: 3 steps, 3 trials, seed 0"
     for column in ("check", "max abs err", "max rel err", "where", "tol", "status"):
         assert column in text.splitlines()[1]
-    assert "OK: 9 pass, 1 skipped" in text
+    assert "OK: 11 pass, 1 skipped" in text
     # a skipped check says why (sr.solve has no closed form for a tanh recurrence)
     assert "skipped: sr.solve" in text and "nonlinearly" in text
     for row in report.rows:
@@ -219,6 +221,11 @@ def test_losses_with_targets_and_at_fixed_times() -> None:
     c = sp.Symbol("c", real=True)  # not a parameter of the recurrence
     foreign = verify(rnn, steps=2, loss=c * h(t) ** 2, checks=["codegen", "gradient"])
     assert foreign.ok and "uses c, which the recurrence does not" in foreign.skipped[0].detail
+    # With a target too: the code compiled without the loss is not handed the target y.
+    both = verify(rnn, steps=2, loss=(h(t) - y(t)) ** 2 + c * h(t) ** 2, checks=["codegen"])
+    assert both.ok
+    assert statuses(both)["scan code forward vs Python loop"] == PASS
+    assert statuses(both)["unrolled code forward vs Python loop"] == PASS
     lagged = verify(rnn, steps=3, loss=(h(t) - h(t - 1)) ** 2)
     assert lagged.ok
     assert "reads other times than t" in lagged.skipped[0].detail
@@ -520,6 +527,22 @@ def test_wrong_generated_code_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(verify_module, "lambdify", wrong)
     report = verify(sr.cells.rnn(), steps=3)
     assert [r.compared for r in report.failures] == ["unrolled code forward vs Python loop"]
+
+
+def test_wrong_batch_sums_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Gradients averaged over the batch instead of summed: one sequence at a time cannot see it.
+    numeric_module = sys.modules["symrnn.numeric"]
+    real = numeric_module._batch_sum
+
+    def mean(printer: Any, expr: Any, varying: Any) -> str:
+        return f"({real(printer, expr, varying)})/_n"
+
+    monkeypatch.setattr(numeric_module, "_batch_sum", mean)
+    report = verify(sr.cells.elman(2), steps=3)
+    assert [r.compared for r in report.failures] == [
+        "scan code, batch of 3 vs one sequence at a time"
+    ]
+    assert "dL/d" in report.failures[0].where
 
 
 # ------------------------------------------------------------------------ arguments
