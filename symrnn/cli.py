@@ -785,7 +785,8 @@ def _cmd_check(args: Any) -> int:
     steps = _steps(args, model, MAX_CHECK_STEPS, "check", default=5)
     verify = _api("verify", "verify")
     ranges = {name: (value, value) for name, value in model.params.items()} or None
-    report = verify(model.recurrence, steps=steps, loss=model.loss, seed=args.seed, ranges=ranges)
+    rec = model.recurrence_with_loss_params()
+    report = verify(rec, steps=steps, loss=model.loss, seed=args.seed, ranges=ranges)
     if args.json:
         _out(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
@@ -919,7 +920,7 @@ def _cmd_codegen(args: Any) -> int:
     if output is not None:
         _check_target(output)
     generate_source = _api("generate_source", "numeric")
-    source = generate_source(model.recurrence, model.loss, args.mode, steps)
+    source = generate_source(model.recurrence_with_loss_params(), model.loss, args.mode, steps)
     if model.params:
         source += (
             "\n\n# Parameter values from the model file: an example to call the functions with.\n"

@@ -170,6 +170,24 @@ class Model:
             )
         return self.loss
 
+    def recurrence_with_loss_params(self) -> Recurrence:
+        """The recurrence with the symbols that only the loss uses added to its parameters.
+
+        A loss may bring its own symbols, such as a weight-decay coefficient; the command line
+        treats them as parameters (given in ``[params]``, taken and differentiated by generated
+        code, checked by ``symrnn check``).
+
+        >>> m = Model.from_equation("h(t) = w*h(t-1) + x(t)", loss="h(t)**2 + lam*w**2")
+        >>> m.recurrence.params, m.recurrence_with_loss_params().params
+        ((w,), (w, lam))
+        """
+        rec = self.recurrence
+        extra = set() if self.loss is None else self.loss.free_symbols - set(rec.params) - {t}
+        if not extra:
+            return rec
+        params = [*rec.params, *sorted(extra, key=sp.default_sort_key)]
+        return Recurrence(rec.display, params=params, name=rec.name)
+
     def _label(self) -> str:
         return f"model {self.name!r}" if self.name else "the model"
 

@@ -1323,9 +1323,10 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
 def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: bool) -> Row:
     """The compiled code on every trial at once against the same code one sequence at a time.
 
-    The rows above run one sequence at a time (Python floats through the ``math`` module);
-    a batch runs the NumPy functions instead, which sum the gradients over the batch inside
-    the adjoint step.  The batch shares trial 0's parameters, as a batch of sequences does.
+    The rows above run one sequence at a time (Python floats through the ``math`` module,
+    where it can print the update); a batch runs the NumPy functions instead, which sum the
+    gradients over the batch inside the adjoint step.  The batch shares trial 0's parameters,
+    as a batch of sequences does.
     """
     trials, T = setup.trials, setup.T
     compared = f"{mode} code, batch of {trials} vs one sequence at a time"
@@ -1362,7 +1363,7 @@ def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: b
             single_values = np.asarray(singles[i][name])
             for j, c in enumerate(comps):
                 for k in range(T):
-                    loc = (("step", k + 1), ("component", c), ("trial", i))
+                    loc: Location = (("step", k + 1), ("component", c), ("trial", i))
                     a = batch_values[k, j] if is_vector else batch_values[k]
                     b = single_values[k, j] if is_vector else single_values[k]
                     comparison.add(loc, a, b)
@@ -1378,8 +1379,10 @@ def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: b
             for i in range(trials):
                 single = np.asarray(single_grads[i][1]["init"][name])
                 for index in np.ndindex(single.shape):
-                    loc = (("component", f"dL/d{name}(0) {index}"), ("trial", i))
-                    comparison.add(loc, per_trial[i][index], single[index])
+                    label = f"dL/d{name}(0)" + (f"[{', '.join(map(str, index))}]" if index else "")
+                    comparison.add(
+                        (("component", label), ("trial", i)), per_trial[i][index], single[index]
+                    )
     return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
 
 

@@ -6,6 +6,7 @@ Most tests call :func:`symrnn.cli.main` in-process (fast, ``capsys``); a few run
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -515,6 +516,38 @@ def test_codegen_module_runs_without_sympy(capsys, tmp_path, mode):
     for name, g in grads.items():
         assert np.isclose(result["grads"][name], g, rtol=1e-12, atol=1e-15)
     assert np.allclose(result["o"], F.forward(params, {"x": xs, "y": ys})["o"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["scan", "unrolled"])
+def test_codegen_takes_the_loss_parameters_too(capsys, tmp_path, mode):
+    # Weight decay: lam is a symbol of the loss only; the module takes it and differentiates it.
+    target = tmp_path / "decay_numpy.py"
+    loss = "(h(t) - y(t))**2/2 + lam*w**2"
+    argv = ["codegen", RNN, "--loss", loss, "--mode", mode, "--steps", 4, "-o", target]
+    status, _, err = run(capsys, *argv)
+    assert status == 0, err
+    spec = importlib.util.spec_from_file_location("decay_numpy", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {"w": 0.5, "u": 1.0, "b": 0.1, "lam": 0.3}
+    data = {"x": np.array([0.5, -1.0, 0.25, 2.0]), "y": np.zeros(4)}
+    value, grads = module.value_and_grad(params, data)
+    # Independent route: the loss from the forward pass; dL/dlam = T w², dL/dw has 2 T lam w.
+    hs = module.forward(params, data)["h"]
+    assert value == pytest.approx(np.sum(hs**2) / 2 + 4 * 0.3 * 0.5**2, rel=1e-13)
+    assert grads["lam"] == pytest.approx(4 * 0.5**2, rel=1e-13)
+    no_decay = module.value_and_grad({**params, "lam": 0.0}, data)[1]["w"]
+    assert grads["w"] == pytest.approx(no_decay + 2 * 4 * 0.3 * 0.5, rel=1e-12)
+
+
+def test_check_differentiates_the_loss_parameters_in_generated_code(capsys):
+    loss = "(h(t) - y(t))**2/2 + lam*h(t)**2"
+    status, out, _ = run(capsys, "check", RNN, "--steps", 3, "--loss", loss, "--json")
+    assert status == 0
+    rows = {row["compared"]: row for row in json.loads(out)["rows"]}
+    for mode in ("scan", "unrolled"):
+        assert rows[f"{mode} code loss and gradient vs reverse mode"]["status"] == "pass"
+    assert rows["reverse mode vs complex step"]["status"] == "pass"
 
 
 def test_codegen_to_stdout(capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import functools
 import os
 import shutil
@@ -1062,12 +1061,6 @@ def test_dot_text_is_the_same_in_every_process() -> None:
         )
         outputs.add(done.stdout)
     assert len(outputs) == 1
-
-
-def test_module_examples_run() -> None:
-    module = sys.modules[graph.__module__]  # symrnn.graph (sr.graph is the function)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5 and result.failed == 0
 
 
 # --- rendering the book's figures and the examples ------------------------------------------------
