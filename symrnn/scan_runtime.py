@@ -311,23 +311,22 @@ def _scan_value_and_grad(P, X, H, T, batch, dt):
     count = int(numpy.prod(batch)) if batch else 1
     # The adjoint step sums its gradients over the batch assuming every carry is a per-sequence
     # array: also before anything has flowed back, and where what flowed back is the same for
-    # every sequence.
+    # every sequence (sums of contributions start from this array).
     zero = numpy.zeros(batch, dtype=dt) if batch else 0.0
     for k in range(T, 0, -1):
-        args = []
-        for a in ADJ_ARGS:
-            if a[0] == "carry":
-                carry = pending.pop((a[1], k), zero)
-                args.append(carry if numpy.shape(carry) == batch else carry + zero)
-            elif a[0] == "count":
-                args.append(count)
-            else:
-                args.append(_read(X, H, values, a, k, scalar))
+        args = [
+            pending.pop((a[1], k), zero)
+            if a[0] == "carry"
+            else count
+            if a[0] == "count"
+            else _read(X, H, values, a, k, scalar)
+            for a in ADJ_ARGS
+        ]
         loss_k, outs, pgr = fn(pvals, *args)
         value = value + loss_k
         for (comp, lag), v in zip(ADJ_OUT, outs, strict=False):
             key = (comp, k - lag)
-            pending[key] = pending.get(key, 0.0) + v
+            pending[key] = pending.get(key, zero) + v
         for i, g in enumerate(pgr):
             grads[i] = grads[i] + g
     return value, dict(zip(PARAM_ORDER, grads, strict=False)), pending
