@@ -232,6 +232,17 @@ def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
     return expr, bool(symbolic) or not atoms
 
 
+def loss_only_symbols(rec: Recurrence, loss: sp.Expr) -> list[sp.Symbol]:
+    """Symbols of ``loss`` that are not parameters of ``rec`` (a weight-decay coefficient).
+
+    >>> import symrnn as sr
+    >>> h, lam = sr.cells.rnn().states[0], sp.Symbol("lam")
+    >>> loss_only_symbols(sr.cells.rnn(), h(sr.t) ** 2 + lam)
+    [lam]
+    """
+    return sorted(loss.free_symbols - set(rec.params) - {t}, key=sp.default_sort_key)
+
+
 def squared_error(prediction: Any, target: Any) -> sp.Expr:
     r"""Per-step squared error :math:`\tfrac12 \lVert o - y \rVert^2` (scalars or vectors)."""
     p, y = explicit(prediction), explicit(target)
@@ -668,4 +679,10 @@ def _internal_derivatives(U: Unfolded, of: Any, wrt: list[Any]) -> dict[Any, sp.
     return {v: resolved.get(Adjoint(v), sp.S.Zero) for v in wrt}
 
 
-__all__ += ["expand_chain", "template_equations", "derivative", "classify_loss"]
+__all__ += [
+    "expand_chain",
+    "template_equations",
+    "derivative",
+    "classify_loss",
+    "loss_only_symbols",
+]

@@ -181,12 +181,13 @@ class Model:
         >>> m.recurrence.params, m.recurrence_with_loss_params().params
         ((w,), (w, lam))
         """
+        from .diff import loss_only_symbols
+
         rec = self.recurrence
-        extra = set() if self.loss is None else self.loss.free_symbols - set(rec.params) - {t}
+        extra = [] if self.loss is None else loss_only_symbols(rec, self.loss)
         if not extra:
             return rec
-        params = [*rec.params, *sorted(extra, key=sp.default_sort_key)]
-        return Recurrence(rec.display, params=params, name=rec.name)
+        return Recurrence(rec.display, params=[*rec.params, *extra], name=rec.name)
 
     def _label(self) -> str:
         return f"model {self.name!r}" if self.name else "the model"

@@ -50,7 +50,14 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from .diff import Adjoint, bptt, classify_loss, step_derivatives, total_loss
+from .diff import (
+    Adjoint,
+    bptt,
+    classify_loss,
+    loss_only_symbols,
+    step_derivatives,
+    total_loss,
+)
 from .errors import ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
@@ -478,7 +485,7 @@ def _check_concrete(rec: Recurrence, extra: Iterable[sp.Expr] = ()) -> None:
 
 def _check_loss_symbols(rec: Recurrence, loss: sp.Expr) -> None:
     """The generated code takes the recurrence's parameters: the loss may not add symbols."""
-    foreign = sorted(loss.free_symbols - set(rec.params) - {t}, key=str)
+    foreign = loss_only_symbols(rec, loss)
     if foreign:
         names = ", ".join(map(str, foreign))
         params = ", ".join(map(str, rec.params))

@@ -50,7 +50,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .diff import classify_loss, grad, total_loss
+from .diff import classify_loss, grad, loss_only_symbols, total_loss
 from .diff import jacobian as chain_jacobian
 from .errors import LimitError, NoClosedForm, SymrnnError
 from .functions import relu, sigmoid, softplus
@@ -1399,7 +1399,7 @@ def _codegen_loss(setup: _Setup, mode: str) -> tuple[Any, str | None]:
         loss = template
     if any(sp.sympify(v).free_symbols for v in setup.init_given.values()):
         return loss, "initial states given as expressions in parameters; the code takes numbers"
-    foreign = sorted(map(str, setup.loss.free_symbols - set(setup.rec.params) - {t}))
+    foreign = [str(s) for s in loss_only_symbols(setup.rec, setup.loss)]
     if foreign:
         return None, (
             f"the loss uses {', '.join(foreign)}, which the recurrence does not; generated code "
