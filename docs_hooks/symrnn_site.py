@@ -267,11 +267,29 @@ def limits() -> list[tuple[str, str, Any, str]]:
     return found
 
 
+def public_path(module: str, name: str) -> str:
+    """How a user reaches constant ``name`` of ``module``, written as they would type it.
+
+    ``sr.NAME`` if the package re-exports it; ``symrnn.module.NAME`` if attribute access gets
+    there; otherwise a ``from`` import, which finds the module even where a function of the
+    package has its name (``symrnn.unfold`` is the verb, and ``symrnn.unfold.MAX_STEPS`` fails).
+    """
+    value = getattr(importlib.import_module(module), name)
+    if name in sr.__all__ and getattr(sr, name) is value:
+        return f"sr.{name}"
+    obj: Any = sr
+    for part in module.split(".")[1:]:
+        obj = getattr(obj, part, None)
+    if inspect.ismodule(obj) and getattr(obj, name, None) is value:
+        return f"{module}.{name}"
+    return f"from {module} import {name}"
+
+
 def limits_table() -> str:
-    rows = ["| module | constant | value | what it bounds |", "|---|---|---:|---|"]
+    rows = ["| constant | value | what it bounds |", "|---|---:|---|"]
     for module, name, value, meaning in limits():
         shown = f"{value:,}" if isinstance(value, int) else str(value)
-        rows.append(f"| `{module}` | `{name}` | {shown} | {meaning} |")
+        rows.append(f"| `{public_path(module, name)}` | {shown} | {meaning} |")
     return "\n".join(rows)
 
 
