@@ -211,7 +211,10 @@ def api_identifier(name: str) -> str:
     """
     obj = getattr(sr, name)
     if inspect.isfunction(obj) or inspect.isclass(obj):
-        return f"{obj.__module__}.{obj.__qualname__}"
+        module = importlib.import_module(obj.__module__)
+        # A function made by a factory (its qualname has <locals>) is found by its public name.
+        if getattr(module, obj.__qualname__, None) is obj:
+            return f"{obj.__module__}.{obj.__qualname__}"
     return f"symrnn.{name}"
 
 
@@ -226,9 +229,14 @@ def api_page(title: str, names: list[str]) -> str:
     for name in names:
         obj = getattr(sr, name)
         lines += [f"::: {api_identifier(name)}"]
-        if inspect.ismodule(obj):
-            # A module of the API (sr.cells): its members have pages of their own.
-            lines += ["    options:", "      members: false"]
+        if obj is sr.cells:
+            # The cells have pages of their own, in the cell library.
+            lines += [
+                "    options:",
+                "      members: false",
+                "",
+                "See the [cell library](../cells.md).",
+            ]
         lines += [""]
     return "\n".join(lines)
 
