@@ -48,11 +48,14 @@ def cell_names() -> list[str]:
 
 
 def _required(fn: Any) -> list[str]:
-    """Parameters of ``fn`` that have no default (a cell built from other objects has some)."""
+    """Parameters of ``fn`` that have no default (a cell built from other objects has some).
+
+    ``*layers`` counts: a function that takes any number of cells is called with some.
+    """
     return [
-        p.name
+        f"*{p.name}" if p.kind is p.VAR_POSITIONAL else p.name
         for p in inspect.signature(fn).parameters.values()
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if p.kind is p.VAR_POSITIONAL or (p.default is p.empty and p.kind is not p.VAR_KEYWORD)
     ]
 
 

@@ -188,14 +188,21 @@ def test_cell_pages_show_the_equations_the_cells_print():
 
 
 def test_a_name_that_needs_arguments_gets_a_documentation_only_page(monkeypatch):
-    def stacked(*cells, combine):
+    def stack_of(*layers, name="stack"):
         """Stack cells."""
+        raise AssertionError("a cell that needs arguments is not called without them")
 
-    monkeypatch.setattr(sr.cells, "stacked", stacked, raising=False)
-    monkeypatch.setattr(sr.cells, "__all__", [*sr.cells.__all__, "stacked"])
-    assert hooks.cell_forms("stacked") == []
-    page, svg = hooks.cell_page("stacked")
-    assert svg is None and "(combine)" in page and "## Equations" not in page
+    def from_module(module):
+        """Convert a module."""
+        raise AssertionError("a cell that needs arguments is not called without them")
+
+    for fn in (stack_of, from_module):
+        monkeypatch.setattr(sr.cells, fn.__name__, fn, raising=False)
+    monkeypatch.setattr(sr.cells, "__all__", [*sr.cells.__all__, "stack_of", "from_module"])
+    assert hooks.cell_forms("stack_of") == [] and hooks.cell_forms("from_module") == []
+    page, svg = hooks.cell_page("stack_of")
+    assert svg is None and "(*layers)" in page and "## Equations" not in page
+    assert "(module)" in hooks.cell_page("from_module")[0]
 
 
 def test_rst_docstrings_become_markdown():
