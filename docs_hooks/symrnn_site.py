@@ -59,21 +59,52 @@ def _required(fn: Any) -> list[str]:
     ]
 
 
+#: The cell passed where a cell is built from other cells (sizes that always fit: one unit).
+EXAMPLE_LAYER = "rnn"
+
+
+def _example_call(fn: Any) -> tuple[str, list[Any]] | None:
+    """Arguments for a call of ``fn`` with its required parameters filled, as text and values.
+
+    Only parameters annotated ``Recurrence`` can be filled (with ``sr.cells.rnn()``, twice for
+    ``*layers``); ``None`` if another parameter has no default.
+    """
+    texts: list[str] = []
+    values: list[Any] = []
+    layer = getattr(sr.cells, EXAMPLE_LAYER)
+    try:  # annotations are strings under `from __future__ import annotations`
+        signature = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError, SyntaxError):
+        signature = inspect.signature(fn)
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_KEYWORD or (p.kind is not p.VAR_POSITIONAL and p.default is not p.empty):
+            continue
+        if p.annotation not in (sr.Recurrence, "Recurrence") or p.kind is p.KEYWORD_ONLY:
+            return None
+        copies = 2 if p.kind is p.VAR_POSITIONAL else 1
+        texts += [f"sr.cells.{EXAMPLE_LAYER}()"] * copies
+        values += [layer() for _ in range(copies)]
+    return ", ".join(texts), values
+
+
 def cell_forms(name: str) -> list[tuple[str, sr.Recurrence]]:
     """The forms of cell ``name`` that its page shows, as (the call, the recurrence) pairs.
 
     A cell callable without arguments gives its default form; one that takes a size ``n`` also
-    gives its vector form at ``CELL_UNITS`` units.  A name that needs arguments (a cell built
-    from other cells, a converter) gives none: its page shows its documentation only.
+    gives its vector form at ``CELL_UNITS`` units.  A cell built from other cells is built from
+    ``sr.cells.rnn()``.  A name that needs other arguments (a converter), or that returns
+    something other than a ``Recurrence``, gives none: its page shows its documentation only.
     """
     fn = getattr(sr.cells, name)
-    if not callable(fn) or _required(fn):
+    call = _example_call(fn) if callable(fn) else None
+    if call is None:
         return []
+    text, args = call
     forms: list[tuple[str, sr.Recurrence]] = []
-    default = fn()
+    default = fn(*args)
     if isinstance(default, sr.Recurrence):
-        forms.append((f"sr.cells.{name}()", default))
-    if "n" in inspect.signature(fn).parameters:
+        forms.append((f"sr.cells.{name}({text})", default))
+    if not args and "n" in inspect.signature(fn).parameters:
         vector = fn(n=CELL_UNITS)
         if isinstance(vector, sr.Recurrence) and vector != default:
             forms.append((f"sr.cells.{name}({CELL_UNITS})", vector))
@@ -115,10 +146,16 @@ def cell_page(name: str) -> tuple[str, str | None]:
     ]
     forms = cell_forms(name)
     if not forms:
-        needs = ", ".join(_required(fn)) if callable(fn) else "no call"
+        call = _example_call(fn) if callable(fn) else None
+        if call is None:
+            needs = ", ".join(_required(fn)) if callable(fn) else "no call"
+            why = f"takes arguments without defaults ({needs})"
+        else:
+            built = fn(*call[1])
+            why = f"gives a `{type(built).__name__}`, not one recurrence"
         head += [
-            f"`sr.cells.{name}` takes arguments without defaults ({needs}), so this page shows "
-            "its documentation; the examples in it show what it builds.",
+            f"`sr.cells.{name}` {why}, so this page shows its documentation; the examples in it "
+            "show what it builds.",
             "",
         ]
         return "\n".join(head), None

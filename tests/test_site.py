@@ -205,6 +205,26 @@ def test_a_name_that_needs_arguments_gets_a_documentation_only_page(monkeypatch)
     assert "(module)" in hooks.cell_page("from_module")[0]
 
 
+def test_a_cell_built_from_cells_is_shown_built_from_the_scalar_rnn(monkeypatch):
+    def chain(*layers: sr.Recurrence, name: str = "chain") -> sr.Recurrence:
+        """The last of the layers."""
+        return layers[-1]
+
+    def pair(cell: sr.Recurrence) -> tuple[sr.Recurrence, sr.Recurrence]:
+        """Two of a cell."""
+        return cell, cell
+
+    for fn in (chain, pair):
+        monkeypatch.setattr(sr.cells, fn.__name__, fn, raising=False)
+    monkeypatch.setattr(sr.cells, "__all__", [*sr.cells.__all__, "chain", "pair"])
+    ((call, rec),) = hooks.cell_forms("chain")
+    assert call == "sr.cells.chain(sr.cells.rnn(), sr.cells.rnn())"
+    assert str(rec) == str(sr.cells.rnn())
+    assert "## Equations" in hooks.cell_page("chain")[0]
+    assert hooks.cell_forms("pair") == []
+    assert "gives a `tuple`, not one recurrence" in hooks.cell_page("pair")[0]
+
+
 def test_rst_docstrings_become_markdown():
     text = (
         "See :func:`~symrnn.ops.dot` and :class:`symrnn.Recurrence`, ``code``, "
