@@ -373,7 +373,13 @@ def _math_blocks(lines: list[str]) -> list[str]:
         ):
             body.append(lines[i].strip())
             i += 1
-        out += [f"{indent}$$", *(f"{indent}{line}" for line in body if line), f"{indent}$$", ""]
+        body = [line for line in body if line]
+        if any("&" in line or line.endswith("\\\\") for line in body) and not any(
+            "\\begin" in line for line in body
+        ):
+            # As Sphinx does: rows (\\) and alignment points (&) need an environment.
+            body = ["\\begin{aligned}", *body, "\\end{aligned}"]
+        out += [f"{indent}$$", *(f"{indent}{line}" for line in body), f"{indent}$$", ""]
     return out
 
 

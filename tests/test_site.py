@@ -235,6 +235,13 @@ def test_rst_docstrings_become_markdown():
     )
 
 
+def test_rst_math_with_rows_gets_an_aligned_environment():
+    text = ".. math::\n    a &= b, \\\\\n    c &= d\n"
+    assert hooks.rst_to_markdown(text) == (
+        "$$\n\\begin{aligned}\na &= b, \\\\\nc &= d\n\\end{aligned}\n$$\n"
+    )
+
+
 def test_doctests_outside_fences_are_fenced_once():
     page = "Text\n>>> 1 + 1\n2\n\n```pycon\n>>> 2\n2\n```\n"
     assert hooks.fence_doctests(page) == (
