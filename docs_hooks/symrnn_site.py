@@ -13,7 +13,9 @@ the package itself every time the site is built:
   table of cells on ``cells.md`` (at ``<!-- cells -->``).
 
 Doctest examples written outside code fences (``>>>`` at the start of a line, as in
-``docs/cli.md``) are shown as code blocks instead of being read as Markdown quotes.
+``docs/cli.md``) are shown as code blocks instead of being read as Markdown quotes.  The griffe
+extension :class:`RstDocstrings` turns the docstrings' reStructuredText (roles, ``.. math::``)
+into the site's Markdown for the API reference.
 
 mkdocs loads this file by path (``hooks:`` in ``mkdocs.yml``); the tests import it the same way.
 """
@@ -310,7 +312,10 @@ def limits() -> list[tuple[str, str, Any, str]]:
                     k -= 1
                 if not comment:
                     raise ValueError(f"{module}.{target.id} has no #: comment saying what it is")
-                value = getattr(importlib.import_module(module), target.id)
+                try:  # a literal needs no import (the runtime templates cannot be imported)
+                    value = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                except (ValueError, TypeError, SyntaxError):
+                    value = getattr(importlib.import_module(module), target.id)
                 found.append((module, target.id, value, rst_to_markdown(" ".join(comment))))
     return found
 
