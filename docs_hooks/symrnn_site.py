@@ -148,12 +148,12 @@ def cell_page(name: str) -> tuple[str, str | None]:
     ]
     forms = cell_forms(name)
     if not forms:
-        call = _example_call(fn) if callable(fn) else None
-        if call is None:
+        example = _example_call(fn) if callable(fn) else None
+        if example is None:
             needs = ", ".join(_required(fn)) if callable(fn) else "no call"
             why = f"takes arguments without defaults ({needs})"
         else:
-            built = fn(*call[1])
+            built = fn(*example[1])
             why = f"gives a `{type(built).__name__}`, not one recurrence"
         head += [
             f"`sr.cells.{name}` {why}, so this page shows its documentation; the examples in it "
@@ -162,8 +162,8 @@ def cell_page(name: str) -> tuple[str, str | None]:
         ]
         return "\n".join(head), None
     body = ["## Equations", ""]
-    for call, rec in forms:
-        body += [f"`{call}`: {_quantities(rec)}", "", "$$", sr.latex(rec), "$$", ""]
+    for shown, rec in forms:
+        body += [f"`{shown}`: {_quantities(rec)}", "", "$$", sr.latex(rec), "$$", ""]
     call, main = forms[-1]
     graph = sr.graph(main)
     svg = graph._repr_svg_()
@@ -251,12 +251,12 @@ def api_identifier(name: str) -> str:
     function has the same name as the module ``symrnn/unfold.py``, and a static reader of the
     package (griffe) finds the module under ``symrnn.unfold``.
     """
-    obj = getattr(sr, name)
+    obj: Any = getattr(sr, name)
     if inspect.isfunction(obj) or inspect.isclass(obj):
-        module = importlib.import_module(obj.__module__)
+        path = f"{obj.__module__}.{obj.__qualname__}"
         # A function made by a factory (its qualname has <locals>) is found by its public name.
-        if getattr(module, obj.__qualname__, None) is obj:
-            return f"{obj.__module__}.{obj.__qualname__}"
+        if getattr(importlib.import_module(obj.__module__), obj.__qualname__, None) is obj:
+            return path
     return f"symrnn.{name}"
 
 
@@ -297,15 +297,18 @@ def limits() -> list[tuple[str, str, Any, str]]:
         module = f"symrnn.{path.stem}"
         lines = path.read_text(encoding="utf-8").splitlines()
         for node in ast.parse("\n".join(lines)).body:
-            targets = node.targets if isinstance(node, ast.Assign) else []
-            if isinstance(node, ast.AnnAssign):
-                targets = [node.target]
+            if isinstance(node, ast.Assign):
+                targets, assigned = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets, assigned = [node.target], node.value
+            else:
+                continue
             for target in targets:
                 if not (isinstance(target, ast.Name) and "MAX" in target.id):
                     continue
                 if target.id.startswith("_"):
                     continue
-                comment = []
+                comment: list[str] = []
                 k = node.lineno - 2
                 while k >= 0 and lines[k].lstrip().startswith("#:"):
                     comment.insert(0, lines[k].lstrip()[2:].strip())
@@ -313,7 +316,7 @@ def limits() -> list[tuple[str, str, Any, str]]:
                 if not comment:
                     raise ValueError(f"{module}.{target.id} has no #: comment saying what it is")
                 try:  # a literal needs no import (the runtime templates cannot be imported)
-                    value = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                    value = ast.literal_eval(assigned)
                 except (ValueError, TypeError, SyntaxError):
                     value = getattr(importlib.import_module(module), target.id)
                 found.append((module, target.id, value, rst_to_markdown(" ".join(comment))))
