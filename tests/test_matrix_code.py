@@ -315,3 +315,21 @@ def test_unfolding_a_symbolic_size_keeps_one_equation_per_vector():
     assert str(U).splitlines()[0] == "h(1) = tanh(U*x(1) + W*h(0) + b)"
     with pytest.raises(sr.ShapeError, match="symbolic size"):
         U.equations  # noqa: B018 (the component view needs explicit sizes)
+
+
+def test_verify_compares_matrix_and_component_code(monkeypatch):
+    rec = sr.cells.elman(2, inputs=2, outputs=2)
+    loss = sr.squared_error(_vec("o", 2), _vec("y", 2))
+
+    def row():
+        report = sr.verify(rec, steps=3, loss=loss, checks=["codegen"])
+        (found,) = [r for r in report.rows if r.compared == "matrix code vs component code"]
+        return found
+
+    assert row().status == "pass"
+    # A wrong rule (tanh' = 1 - y instead of 1 - y²) is caught by the comparison.
+    import symrnn.rules as rules
+
+    wrong = rules.Elementwise(rules.ELEMENTWISE["tanh"].forward, lambda a, y: f"(1.0 - {y})")
+    monkeypatch.setitem(rules.ELEMENTWISE, "tanh", wrong)
+    assert row().status == "fail"
