@@ -1419,9 +1419,7 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
     comparison = _Comparison(("matrix code", "component code"))
     try:
         with _watch():
-            results = [
-                (F.forward(params, batch_inputs, batch_init, steps=T), F) for F in (M, C)
-            ]
+            results = [(F.forward(params, batch_inputs, batch_init, steps=T), F) for F in (M, C)]
             grads = [
                 F.value_and_grad(params, batch_inputs, batch_init, steps=T, init_grad=True)
                 for F in (M, C)
