@@ -167,6 +167,8 @@ class _Tracer:
             for mm in eq.rhs.atoms(sp.MatMul) if isinstance(eq.rhs, sp.Basic) else ():
                 factors = [a for a in mm.args if getattr(a, "is_Matrix", False)]
                 for f in factors[:-1]:
+                    if isinstance(f, sp.MatPow):
+                        f = f.base
                     if isinstance(f, sp.MatrixSymbol):
                         self.matrices.add(f)
                     elif isinstance(f, sp.Transpose) and _rank_of(f.arg.shape) == 2:
@@ -201,7 +203,8 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if e.is_OneMatrix else "0.0")
+            one = isinstance(e, sp.OneMatrix)
+            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if one else "0.0")
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:
@@ -283,7 +286,12 @@ class _Tracer:
 
     def _matmul(self, e: Any) -> int:
         scalars = [a for a in e.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
+        mats = []
+        for a in e.args:
+            if isinstance(a, sp.MatPow) and a.exp.is_Integer and a.exp > 0:
+                mats += [a.base] * int(a.exp)  # W**2 h is W (W h): two products, no W²
+            elif getattr(a, "is_Matrix", False):
+                mats.append(a)
         acc = self(mats[-1])
         if self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")

@@ -333,3 +333,62 @@ def test_verify_compares_matrix_and_component_code(monkeypatch):
     wrong = rules.Elementwise(rules.ELEMENTWISE["tanh"].forward, lambda a, y: f"(1.0 - {y})")
     monkeypatch.setitem(rules.ELEMENTWISE, "tanh", wrong)
     assert row().status == "fail"
+
+
+# ------------------------------------------------------------ random vector recurrences
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_N = 2
+
+
+def _leaves():
+    h, x = sr.vector("h", _N), sr.vector("x", _N)
+    W, U, V = (sr.matrix(name, _N, _N) for name in "WUV")
+    b, a = sr.matrix("b", _N), sp.Symbol("a", real=True)
+    return [
+        W * h(t - 1),
+        U * x(t),
+        V.T * h(t - 1),
+        b,
+        h(t - 1),
+        x(t),
+        a * h(t - 1),
+        sp.OneMatrix(_N, 1),
+    ]
+
+
+@st.composite
+def vector_expressions(draw, depth=3):
+    if depth == 0 or draw(st.booleans()):
+        return draw(st.sampled_from(_leaves()))
+    op = draw(st.sampled_from(["add", "sub", "hadamard", "tanh", "sigmoid", "matvec"]))
+    a = draw(vector_expressions(depth=depth - 1))
+    if op in ("tanh", "sigmoid"):
+        return getattr(sr, op)(a)
+    if op == "matvec":
+        return sr.matrix("W", _N, _N) * a
+    b = draw(vector_expressions(depth=depth - 1))
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    return sp.HadamardProduct(a, b)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vector_expressions(), st.integers(0, 2**16))
+def test_random_vector_recurrences_matrix_vs_components(rhs, seed):
+    h = sr.vector("h", _N)
+    update = sr.tanh(rhs + sr.matrix("W", _N, _N) * h(t - 1))  # always a state
+    rec = sr.Recurrence(sp.Eq(h(t), update))
+    loss = sr.squared_error(h(t), _vec("y", _N))
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    C = sr.lambdify(rec, loss=loss, level="components")
+    params, inputs, init = _problem(M, np.random.default_rng(seed), 3, 2)
+    vm, gm = M.value_and_grad(params, inputs, init, init_grad=True)
+    vc, gc = C.value_and_grad(params, inputs, init, init_grad=True)
+    assert vm == pytest.approx(vc, rel=1e-10, abs=1e-12)
+    for name in params:
+        np.testing.assert_allclose(gm[name], gc[name], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(gm["init"]["h"], gc["init"]["h"], rtol=1e-9, atol=1e-11)
