@@ -249,7 +249,7 @@ class _Tracer:
                 return self(e.function.expr)
             finally:
                 self.exprs = outer_exprs
-        if isinstance(e, sp.Pow):
+        if isinstance(e, (sp.Pow, sp.HadamardPower)):
             base, ex = e.args
             if ex == 2:
                 return g.add("square", [self(base)])
@@ -293,7 +293,16 @@ class _Tracer:
             elif getattr(a, "is_Matrix", False):
                 mats.append(a)
         acc = self(mats[-1])
-        if self.g.nodes[acc].rank != 1 and len(mats) > 1:
+        if isinstance(mats[-1], sp.OneMatrix) and len(mats) > 1:
+            # W 1: the row sums of W (Wᵀ 1: its column sums)
+            m = mats[-2]
+            transposed = isinstance(m, sp.Transpose)
+            W = self(m.arg if transposed else m)
+            if self.g.nodes[W].rank != 2:
+                raise Unsupported(f"the product {e}")
+            acc = self.g.add("colsum" if transposed else "rowsum", [W], rank=1)
+            mats = mats[:-1]
+        elif self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")
         for m in reversed(mats[:-1]):
             if isinstance(m, sp.Transpose) and m.arg in self.matrices:
@@ -374,6 +383,8 @@ def _forward_text(g: Graph, n: Node, texts: dict[int, tuple[str, int]] | None = 
         return LINEAR["dot"].forward(arg(0, 1), arg(1, 1))
     if n.op == "sum":
         return f"numpy.add.reduce({arg(0, 1)}, -1)"
+    if n.op in ("rowsum", "colsum"):
+        return f"numpy.add.reduce({arg(0, 1)}, {1 if n.op == 'rowsum' else 0})"
     if n.op == "xent":
         return f"xent({arg(0, 1)}, {arg(1, 1)})"
     raise SymrnnError(f"no forward rule for {n.op}")
@@ -440,6 +451,11 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
         fa, fb = LINEAR["dot"].vjp
         out.append((a.id, fa(g_, a.name, b.name), (n.batched, 1)))
         out.append((b.id, fb(g_, a.name, b.name), (n.batched, 1)))
+    elif n.op in ("rowsum", "colsum"):
+        W = args[0]
+        ones = f"numpy.ones({W.name}.shape[{1 if n.op == 'rowsum' else 0}])"
+        pair = (gn, ones) if n.op == "rowsum" else (ones, gn)
+        out.append((W.id, f"outer({pair[0]}, {pair[1]})", (False, 2)))
     elif n.op == "sum":
         g_ = f"{gn}[:, None]" if n.batched else gn
         out.append((args[0].id, f"{g_} * numpy.ones_like({args[0].name})", (n.batched, 1)))
