@@ -787,7 +787,7 @@ def test_initial_states_given_values_are_not_drawn() -> None:
         ),
         (
             "gru_vector",
-            {("h", "z", 1): "U_z", ("x", "h", 0): "W_h", ("r", "h", 0): "tanh", ("z", "h", 0): ""},
+            {("h", "z", 1): "W_z", ("x", "g", 0): "U_g", ("r", "g", 0): "tanh", ("z", "h", 0): ""},
         ),
         ("fibonacci", {("s", "s", 1): "", ("s", "s", 2): ""}),
     ],
