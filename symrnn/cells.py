@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import sympy as sp
@@ -62,7 +62,8 @@ __all__ = [
     "coupled",
 ]
 
-Size = int | sp.Symbol
+# A size: a positive integer, or a positive integer symbol passed on to sr.vector / sr.matrix.
+Size: TypeAlias = "int | sp.Symbol"
 
 
 def _sym(names: str) -> tuple[sp.Symbol, ...]:
@@ -84,7 +85,8 @@ class _Kit:
                 f"cells.{cell}: the scalar cell (n=None) has one input and at most one output, "
                 f"got inputs={inputs!r}, outputs={outputs!r}; give the hidden size n for vectors"
             )
-        self.n, self.inputs = n, inputs
+        self.n: Any = n
+        self.inputs = inputs
 
     def quantity(self, name: str, size: Size | None = None) -> Callable[[Any], Any]:
         """A quantity of time: ``h`` as a scalar time function or a vector of ``size`` (or n)."""
@@ -417,7 +419,7 @@ def lstm(n: Size | None = None, inputs: Size = 1, peepholes: bool = False) -> Re
 
 
 def mgu(n: Size | None = None, inputs: Size = 1) -> Recurrence:
-    r"""Minimal gated unit (Zhou et al. 2016, eq. 11–13): a GRU whose one forget gate f also
+    r"""Minimal gated unit (Zhou, Wu, Zhang and Zhou 2016): a GRU whose one forget gate f also
     resets,
 
     .. math::
@@ -451,8 +453,13 @@ def _groups_of(rec: Recurrence, funcs: Iterable[Any]) -> list[str]:
     return names
 
 
-def _renamed(rec: Recurrence, rename: Callable[[str], str], keep: Sequence[str] = ()) -> list[Any]:
-    """The equations of ``rec`` as written, every quantity and parameter renamed (not ``keep``)."""
+def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any]:
+    """The equations of ``rec`` as written, ``suffix`` added to every quantity and parameter
+    name (not to those in ``keep``)."""
+
+    def rename(name: str) -> str:
+        return name + suffix
+
     mapping: dict[Any, Any] = {}
     for eq in rec.display:
         for side in (eq.lhs, eq.rhs):
@@ -526,7 +533,7 @@ def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
                 "needs exactly one input"
             )
         (inp,) = inputs
-        eqs = _renamed(layer, lambda s, lv=level: f"{s}{lv}", keep=(inp,))
+        eqs = _renamed(layer, str(level), keep=(inp,))
         if below is None:
             equations += eqs
         else:
@@ -650,9 +657,7 @@ def bidirectional(cell: Recurrence, outputs: Size | None = 1) -> Bidirectional:
         )
     inputs = _groups_of(cell, cell.inputs)
     feed = _feed(cell)
-    backward = Recurrence(
-        _renamed(cell, lambda s: f"{s}_rev", keep=inputs), name=f"{cell.name}_rev"
-    )
+    backward = Recurrence(_renamed(cell, "_rev", keep=inputs), name=f"{cell.name}_rev")
     size = _size(cell, feed)
     output: tuple[Any, ...] = ()
     if outputs:
@@ -757,7 +762,7 @@ def from_torch(module: Any) -> tuple[Recurrence, dict[str, np.ndarray]]:
             f"from_torch: LSTM with proj_size={module.proj_size} is not supported; use proj_size=0"
         )
     layers = int(module.num_layers)
-    if layers > 1 and getattr(module, "dropout", 0) and getattr(module, "training", False):
+    if layers > 1 and float(getattr(module, "dropout", 0)) and bool(getattr(module, "training", 0)):
         raise SymrnnError(
             f"from_torch: {kind} applies dropout={module.dropout} between layers in training "
             "mode, which is random; call module.eval() first"
