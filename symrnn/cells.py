@@ -442,15 +442,9 @@ def mgu(n: Size | None = None, inputs: Size = 1) -> Recurrence:
 
 
 # ----------------------------------------------------------------------------- combining
-def _groups_of(rec: Recurrence, funcs: Iterable[Any]) -> list[str]:
-    """Names of the quantities ``funcs`` as written: a vector's components give its name once."""
-    owner = {f: name for name, comps in rec.vectors.items() for f in comps}
-    names: list[str] = []
-    for f in funcs:
-        name = owner.get(f, f.__name__)
-        if name not in names:
-            names.append(name)
-    return names
+def _names(funcs: Iterable[Any]) -> list[str]:
+    """Names of quantities at matrix level (a vector is one quantity)."""
+    return [f.__name__ for f in funcs]
 
 
 def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any]:
@@ -460,6 +454,7 @@ def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any
     def rename(name: str) -> str:
         return name + suffix
 
+    scalars = {p for p in rec.blocks.params if isinstance(p, sp.Symbol)}
     mapping: dict[Any, Any] = {}
     for eq in rec.display:
         for side in (eq.lhs, eq.rhs):
@@ -473,7 +468,7 @@ def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any
                     name = atom.func.__name__
                     if is_time_atom(atom) and name not in keep:
                         mapping[atom] = time_function(rename(name))(*atom.args)
-                elif atom in rec.params:
+                elif atom in scalars:
                     mapping[atom] = sp.Symbol(rename(atom.name), **atom.assumptions0)
     return [
         sp.Eq(eq.lhs.xreplace(mapping), eq.rhs.xreplace(mapping), evaluate=False)
@@ -483,7 +478,7 @@ def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any
 
 def _feed(rec: Recurrence) -> str:
     """What a layer passes up: its output, else its state named h, else its only state."""
-    outputs, states = _groups_of(rec, rec.outputs), _groups_of(rec, rec.states)
+    outputs, states = _names(rec.blocks.outputs), _names(rec.blocks.states)
     if len(outputs) == 1:
         return outputs[0]
     if not outputs and "h" in states:
@@ -496,8 +491,10 @@ def _feed(rec: Recurrence) -> str:
     )
 
 
-def _size(rec: Recurrence, name: str) -> int | None:
-    return len(rec.vectors[name]) if name in rec.vectors else None
+def _size(rec: Recurrence, name: str) -> Any:
+    """The size of vector ``name`` (a number or a size symbol), None for a scalar."""
+    vec = dict(rec.blocks.vectors).get(name)
+    return None if vec is None else vec.shape[0]
 
 
 def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
@@ -526,7 +523,7 @@ def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
                 f"cells.stacked: layer {level} is {type(layer).__name__}, not a Recurrence; "
                 "pass cells such as gru(3)"
             )
-        inputs = _groups_of(layer, layer.inputs)
+        inputs = _names(layer.blocks.inputs)
         if len(inputs) != 1:
             raise SymrnnError(
                 f"cells.stacked: layer {level} ({layer.name}) has inputs {inputs}; each layer "
@@ -548,7 +545,7 @@ def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
         feed = _feed(layer)
         below = (f"{feed}{level}", _size(layer, feed))
     deep = Recurrence(equations, name=name)
-    if len(deep.params) != sum(len(layer.params) for layer in layers):
+    if len(deep.blocks.params) != sum(len(layer.blocks.params) for layer in layers):
         raise SymrnnError(
             "cells.stacked: two layers' parameters got the same name (a name ending in a digit, "
             "such as W1 in layer 1 and W in layer 11); rename the parameters of one layer"
@@ -655,7 +652,7 @@ def bidirectional(cell: Recurrence, outputs: Size | None = 1) -> Bidirectional:
             f"cells.bidirectional: cell is {type(cell).__name__}, not a Recurrence; "
             "pass a cell such as elman(3)"
         )
-    inputs = _groups_of(cell, cell.inputs)
+    inputs = _names(cell.blocks.inputs)
     feed = _feed(cell)
     backward = Recurrence(_renamed(cell, "_rev", keep=inputs), name=f"{cell.name}_rev")
     size = _size(cell, feed)
@@ -697,7 +694,7 @@ def _torch_layer(
         params[f"U{sub}"] = weights["weight_ih"][rows]
         params[f"W{sub}"] = weights["weight_hh"][rows]
         if "bias_ih" in weights:
-            b_in, b_rec = weights["bias_ih"][rows, None], weights["bias_hh"][rows, None]
+            b_in, b_rec = weights["bias_ih"][rows], weights["bias_hh"][rows]
             if kind == "RNN":
                 params["b"] = b_in + b_rec  # nn.RNN adds two biases that only act as their sum
             else:
@@ -743,7 +740,7 @@ def from_torch(module: Any) -> tuple[Recurrence, dict[str, np.ndarray]]:
     >>> rec, params = from_torch(RNN())
     >>> print(rec)
     elman: h(t) = tanh(U*x(t) + W*h(t - 1) + b)
-    >>> params["b"].ravel()
+    >>> params["b"]
     array([2., 3., 4.])
     """
     kind = type(module).__name__

@@ -191,7 +191,7 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if e.is_OneMatrix else "0.0")
+            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if isinstance(e, sp.OneMatrix) else "0.0")
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 import symrnn as sr
-from symrnn.errors import ShapeError, SymrnnError
+from symrnn.errors import SymrnnError
 from symrnn.matrices import explicit
 from symrnn.notation import shift_of, t, time_atoms, time_function
 
@@ -527,16 +527,37 @@ def test_bidirectional_scalar_and_without_output():
 
 
 # ----------------------------------------------------------------------- sizes and errors
-@pytest.mark.parametrize("cell", ["elman", "jordan", "output_recurrent", "leaky", "gru", "lstm"])
-def test_symbolic_sizes_pass_through(cell):
-    """A positive integer symbol reaches sr.vector / sr.matrix, which decide what it can do."""
-    n = sp.Symbol("n", integer=True, positive=True)
-    try:
-        rec = getattr(C, cell)(n, inputs=n)
-    except ShapeError as exc:
-        assert "size of" in str(exc) and "n" in str(exc)  # refused by matrices.py, not the cell
-    else:
-        assert any(group.shape == (n, n) for group in rec.param_groups.values())
+SIZED = {
+    "elman": lambda n, m: C.elman(n, inputs=m, outputs=m),
+    "jordan": lambda n, m: C.jordan(n, inputs=m, outputs=m),
+    "output_recurrent": lambda n, m: C.output_recurrent(n, inputs=m, outputs=m),
+    "leaky": lambda n, m: C.leaky(n, inputs=m),
+    "linear": lambda n, m: C.linear(n, inputs=m),
+    "gru": lambda n, m: C.gru(n, inputs=m),
+    "gru cho": lambda n, m: C.gru(n, inputs=m, variant="cho"),
+    "lstm": lambda n, m: C.lstm(n, inputs=m),
+    "lstm peepholes": lambda n, m: C.lstm(n, inputs=m, peepholes=True),
+    "mgu": lambda n, m: C.mgu(n, inputs=m),
+    "stacked": lambda n, m: C.stacked(C.gru(n, inputs=m), C.elman(m, inputs=n)),
+    "bidirectional": lambda n, m: C.bidirectional(C.lstm(n, inputs=m)).backward,
+}
+
+
+@pytest.mark.parametrize("make", SIZED.values(), ids=SIZED.keys())
+def test_symbolic_sizes(make, rng):
+    """A cell at sizes n, m is the cell at 3, 2 once the sizes are given, and its generated code
+    runs at those sizes with the explicit cell's numbers."""
+    n, m = sr.size("n"), sr.size("m")
+    rec = make(n, m)
+    assert not rec.has_explicit_size
+    assert rec.at_sizes(n=3, m=2) == make(3, 2)
+    general, explicit_code = sr.lambdify(rec), sr.lambdify(make(3, 2))
+    params = _random_params(explicit_code, rng)
+    xs = rng.uniform(-1, 1, (4, 5, 2))
+    got, expected = general.forward(params, {"x": xs}), explicit_code.forward(params, {"x": xs})
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize(
