@@ -66,9 +66,9 @@ def batch():
 params = {
     "W": rng.normal(0, 0.3, (N, N)),
     "U": rng.normal(0, 0.5, (N, INPUTS)),
-    "b": np.zeros((N, 1)),
+    "b": np.zeros(N),
     "V": rng.normal(0, 0.5, (INPUTS, N)),
-    "c": np.zeros((INPUTS, 1)),
+    "c": np.zeros(INPUTS),
 }
 
 # The exact gradient against central differences, entry by entry, before training with it.
