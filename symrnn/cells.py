@@ -283,7 +283,8 @@ def leaky(n: Size | None = None, inputs: Size = 1, alpha: float | None = None) -
                   + (1 - \alpha) \odot \tanh\big(b + W h^{(t-1)} + U x^{(t)}\big).
 
     α near 1 remembers the past for long; ``alpha`` a number fixes it, ``None`` (default) makes
-    it a parameter ``alpha`` (a vector of n time constants, learned like the weights).
+    it a parameter ``alpha`` (a vector of n time constants, learned like the weights).  The other
+    parameters are those of :func:`elman`: ``W`` (n×n), ``U`` (n×inputs), ``b`` (n).
 
     >>> print(leaky(alpha=0.9))
     leaky: h(t) = 0.9*h(t - 1) + 0.1*tanh(b + u*x(t) + w*h(t - 1))
@@ -329,6 +330,8 @@ def gru(n: Size | None = None, inputs: Size = 1, variant: str = "pytorch") -> Re
         g^{(t)} &= \tanh\big(U_g x^{(t)} + b_g + r^{(t)} \odot (W_g h^{(t-1)} + b_{hg})\big) \\
         h^{(t)} &= (1 - z^{(t)}) \odot g^{(t)} + z^{(t)} \odot h^{(t-1)}
 
+    Parameters ``U_r``, ``U_z``, ``U_g`` (n×inputs), ``W_r``, ``W_z``, ``W_g`` (n×n), ``b_r``,
+    ``b_z``, ``b_g``, ``b_hr``, ``b_hz``, ``b_hg`` (n); lower-case ``u_r``, … in the scalar cell.
     PyTorch's ``W_i*``, ``W_h*``, ``b_i*``, ``b_h*`` are ``U_*``, ``W_*``, ``b_*``, ``b_h*``
     here (PyTorch's candidate n is g).  ``variant="cho"`` gives Cho et al. (2014) eq. 5–8 and
     Goodfellow et al. eq. 10.45–10.47: the reset gate applied before the recurrent product and
@@ -383,10 +386,13 @@ def lstm(n: Size | None = None, inputs: Size = 1, peepholes: bool = False) -> Re
         c^{(t)} &= f^{(t)} \odot c^{(t-1)} + i^{(t)} \odot g^{(t)}, \qquad
         h^{(t)} = o^{(t)} \odot \tanh(c^{(t)})
 
-    PyTorch's ``W_i*``, ``W_h*``, ``b_i*``, ``b_h*`` are ``U_*``, ``W_*``, ``b_*``, ``b_h*``
-    here.  ``peepholes=True`` gives Goodfellow et al. eq. 10.40–10.44 (one bias per gate) with the
-    cell state fed into the three gates, as the book's Fig. 10.16 allows (Gers & Schmidhuber
-    2000): :math:`P_i \odot c^{(t-1)}` and :math:`P_f \odot c^{(t-1)}` added inside i and f,
+    Parameters ``U_i``, ``U_f``, ``U_g``, ``U_o`` (n×inputs), ``W_*`` (n×n), ``b_*`` and ``b_h*``
+    (n); lower-case ``u_i``, … in the scalar cell.  PyTorch's ``W_i*``, ``W_h*``, ``b_i*``,
+    ``b_h*`` are ``U_*``, ``W_*``, ``b_*``, ``b_h*`` here.
+
+    ``peepholes=True`` gives Goodfellow et al. eq. 10.40–10.44 (one bias per gate) with the cell
+    state fed into the three gates, as the book's Fig. 10.16 allows (Gers & Schmidhuber 2000):
+    :math:`P_i \odot c^{(t-1)}` and :math:`P_f \odot c^{(t-1)}` added inside i and f,
     :math:`P_o \odot c^{(t)}` inside o, with peephole weight vectors ``P_i``, ``P_f``, ``P_o``
     (``p_i``, … in the scalar cell).  The book's names map as s = c, g (input gate) = i,
     q = o; it writes σ for the cell input's squashing where libraries use tanh, as here.
@@ -426,6 +432,8 @@ def mgu(n: Size | None = None, inputs: Size = 1) -> Recurrence:
         f^{(t)} &= \sigma\big(U_f x^{(t)} + b_f + W_f h^{(t-1)}\big) \\
         g^{(t)} &= \tanh\big(U_g x^{(t)} + b_g + W_g (f^{(t)} \odot h^{(t-1)})\big) \\
         h^{(t)} &= (1 - f^{(t)}) \odot h^{(t-1)} + f^{(t)} \odot g^{(t)}
+
+    Parameters ``U_f``, ``U_g`` (n×inputs), ``W_f``, ``W_g`` (n×n), ``b_f``, ``b_g`` (n).
 
     >>> mgu(2).intermediates
     (f_1, f_2, g_1, g_2)
@@ -476,7 +484,7 @@ def _renamed(rec: Recurrence, suffix: str, keep: Sequence[str] = ()) -> list[Any
     ]
 
 
-def _feed(rec: Recurrence) -> str:
+def _feed(rec: Recurrence, caller: str) -> str:
     """What a layer passes up: its output, else its state named h, else its only state."""
     outputs, states = _names(rec.blocks.outputs), _names(rec.blocks.states)
     if len(outputs) == 1:
@@ -486,7 +494,7 @@ def _feed(rec: Recurrence) -> str:
     if not outputs and len(states) == 1:
         return states[0]
     raise SymrnnError(
-        f"cells.stacked: cannot tell what layer {rec.name!r} passes up (outputs {outputs}, "
+        f"cells.{caller}: cannot tell what cell {rec.name!r} passes on (outputs {outputs}, "
         f"states {states}); give it one output or a state named h"
     )
 
@@ -542,7 +550,7 @@ def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
                     f"of size {size or 'scalar'}; make the sizes agree"
                 )
             equations += [_substitute_input(eq, inp, feed) for eq in eqs]
-        feed = _feed(layer)
+        feed = _feed(layer, "stacked")
         below = (f"{feed}{level}", _size(layer, feed))
     deep = Recurrence(equations, name=name)
     if len(deep.blocks.params) != sum(len(layer.blocks.params) for layer in layers):
@@ -653,7 +661,7 @@ def bidirectional(cell: Recurrence, outputs: Size | None = 1) -> Bidirectional:
             "pass a cell such as elman(3)"
         )
     inputs = _names(cell.blocks.inputs)
-    feed = _feed(cell)
+    feed = _feed(cell, "bidirectional")
     backward = Recurrence(_renamed(cell, "_rev", keep=inputs), name=f"{cell.name}_rev")
     size = _size(cell, feed)
     output: tuple[Any, ...] = ()

@@ -475,7 +475,7 @@ def test_stacked_passes_up_the_output():
         ((C.gru(2), C.gru(3, inputs=3)), "reads x of size 3 but layer 1 passes up h1 of size 2"),
         ((C.rnn(), C.gru(2)), "of size 1 but layer 1 passes up h1 of size scalar"),
         ((C.rnn(), C.fibonacci()), "has inputs []"),
-        ((C.coupled(), C.rnn()), "cannot tell what layer 'coupled' passes up"),
+        ((C.coupled(), C.rnn()), "cannot tell what cell 'coupled' passes on"),
     ],
 )
 def test_stacked_refuses_what_it_cannot_stack(layers, message):
@@ -569,6 +569,7 @@ def test_symbolic_sizes(make, rng):
         (lambda: C.elman(outputs=2), "the scalar cell \\(n=None\\) has one input"),
         (lambda: C.lstm(0), "size of"),
         (lambda: C.bidirectional("gru"), "not a Recurrence"),
+        (lambda: C.bidirectional(C.coupled()), "cells.bidirectional: cannot tell what cell"),
     ],
 )
 def test_bad_arguments_get_one_line_errors(make, message):
