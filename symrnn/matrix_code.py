@@ -127,6 +127,14 @@ def _safe(name: str) -> str:
     return f"v_{ident}" if ident in _RUNTIME_NAMES or "__" in ident else ident
 
 
+def _negated(e: Any) -> Any:
+    """``x`` when ``e`` is ``-x`` (a product with the coefficient -1), else None."""
+    if isinstance(e, (sp.Mul, sp.MatMul)) and e.args and e.args[0] == -1:
+        rest = e.args[1:]
+        return rest[0] if len(rest) == 1 else e.func(*rest)
+    return None
+
+
 def _rank_of(shape: Any) -> int:
     rows, cols = (sp.sympify(d) for d in shape)
     if rows == 1 and cols == 1:
@@ -203,7 +211,18 @@ class _Tracer:
                 raise Unsupported(f"the number {e}")
             return g.leaf(("c", float(e)), "const", False, 0, repr(float(e)))
         if isinstance(e, (sp.MatAdd, sp.Add)):  # MatAdd is an Add too
-            return self._sum([self(a) for a in e.args])
+            # Terms with a coefficient -1 are subtracted: b - h rather than b + (-1)*h.
+            plus, minus = [], []
+            for a in e.args:
+                negated = _negated(a)
+                (plus if negated is None else minus).append(a if negated is None else negated)
+            total = self._sum([self(a) for a in plus]) if plus else None
+            if not minus:
+                return total  # type: ignore[return-value]
+            sub = self._sum([self(a) for a in minus])
+            if total is None:
+                return self._product([self(sp.Integer(-1)), sub])
+            return g.add("sub", [total, sub])
         if isinstance(e, sp.HadamardProduct):
             return self._product([self(a) for a in e.args])
         if isinstance(e, sp.MatMul):  # before Mul: SymPy's MatMul is a Mul
@@ -237,9 +256,7 @@ class _Tracer:
         if isinstance(e, Loss):
             o, y = self(e.prediction), self(e.target)
             if isinstance(e, SquaredError):
-                d = self._sum([o, self._product([self(sp.Integer(-1)), y])])
-                half = self(sp.Rational(1, 2))
-                return self._product([half, g.add("dot", [d, d], rank=0)])
+                return g.add("sqerr", [g.add("sub", [o, y])], rank=0)
             if isinstance(e, SoftmaxCrossEntropy):
                 return g.add("xent", [o, y], rank=0)
         if isinstance(e, dot_op):
@@ -311,6 +328,11 @@ def _forward_text(g: Graph, n: Node) -> str:
         return args[0].name
     if n.op == "add":
         return " + ".join(_operand(g, a.id, n.rank) for a in args)
+    if n.op == "sub":
+        a, b = (_operand(g, x.id, n.rank) for x in args)
+        return f"{a} - {b}"
+    if n.op == "sqerr":
+        return f"0.5 * dot({args[0].name}, {args[0].name})"
     if n.op in ELEMENTWISE:
         return ELEMENTWISE[n.op].forward(args[0].name)
     if n.op == "pow":
@@ -350,6 +372,16 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
     if n.op in ("copy", "add"):
         for a in args:
             out.append((a.id, gn, shape))
+    elif n.op == "sub":
+        out.append((args[0].id, gn, shape))
+        out.append((args[1].id, f"-{gn}", shape))
+    elif n.op == "sqerr":  # ½‖d‖²: the adjoint of d is g d (d itself for the loss seed)
+        d = args[0]
+        if gn == "_one" and d.batched:
+            g_ = ""
+        else:
+            g_ = f"{gn}[:, None] * " if n.batched else f"{gn} * "
+        out.append((d.id, f"{g_}{d.name}", (n.batched or d.batched, 1)))
     elif n.op in ELEMENTWISE:
         d = ELEMENTWISE[n.op].derivative(args[0].name, n.name)
         out.append((args[0].id, f"{gn} * {d}", shape))
@@ -383,9 +415,9 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
         out.append((args[0].id, f"{g_} * numpy.ones_like({args[0].name})", (n.batched, 1)))
     elif n.op == "xent":
         o, y = args
-        g_ = f"{gn}[:, None]"
-        out.append((o.id, f"{g_} * xent_do({o.name}, {y.name})", (True, 1)))
-        out.append((y.id, f"{g_} * xent_dy({o.name})", (True, 1)))
+        g_ = "" if gn == "_one" else f"{gn}[:, None] * "
+        out.append((o.id, f"{g_}xent_do({o.name}, {y.name})", (True, 1)))
+        out.append((y.id, f"{g_}xent_dy({o.name})", (True, 1)))
     else:
         raise SymrnnError(f"no derivative rule for {n.op}")
     return out
@@ -537,7 +569,7 @@ class _Sources:
                     contributions[i] = parts
                 continue
             gn = _gradient_name(n)
-            text = " + ".join(parts)
+            text = _join(parts)
             if text == "_one":
                 gn = "_one"  # the loss of each sequence: its adjoint is 1
             else:
@@ -559,7 +591,7 @@ class _Sources:
             parts = contributions.pop(nid, [])
             if parts:
                 adj_out.append((key[1], key[2]))
-                outs.append(" + ".join(parts))
+                outs.append(_join(parts))
         body = lines + grads
         loss_lines = [
             f"    {g.nodes[i].name} = {_forward_text(g, g.nodes[i])}"
@@ -614,6 +646,14 @@ class _Sources:
             and i not in roots
             and _mentions(adj_src.split("\n", 1)[1], self.g.nodes[i].name)
         ]
+
+
+def _join(terms: list[str]) -> str:
+    """A sum of terms, ``a - b`` rather than ``a + -b``."""
+    text = terms[0]
+    for term in terms[1:]:
+        text += f" - {term[1:]}" if term.startswith("-") else f" + {term}"
+    return text
 
 
 def _gradient_name(n: Node) -> str:

@@ -355,8 +355,10 @@ def test_matrix_parameter_shape_errors():
     F.forward({**good, "b": np.zeros((3, 1))}, {"x": np.zeros((4, 1))})  # column vectors accepted
     with pytest.raises(sr.ShapeError, match=r"'W' has shape \(3, 2\), expected \(3, 3\)"):
         F.forward({**good, "W": np.zeros((3, 2))}, {"x": np.zeros((4, 1))})
+    with pytest.raises(sr.ShapeError, match="components on the last axis"):
+        F.forward(good, {"x": np.zeros((4, 2))})  # one sequence of a tiny cell: component code
     with pytest.raises(sr.ShapeError, match=r"input 'x' has shape \(2,\), expected \(1,\)"):
-        F.forward(good, {"x": np.zeros((4, 2))})
+        F.forward(good, {"x": np.zeros((4, 5, 2))})  # a batch: matrix-level code
     with pytest.raises(sr.ShapeError, match="init 'h' has batch 2, the inputs 5"):
         F.forward(good, {"x": np.zeros((4, 5, 1))}, init={"h": np.zeros((2, 3))})
 
