@@ -200,7 +200,8 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if isinstance(e, sp.OneMatrix) else "0.0")
+            value = "1.0" if isinstance(e, sp.OneMatrix) else "0.0"
+            return g.leaf(("c", str(e)), "const", False, 0, value)
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:
