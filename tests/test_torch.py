@@ -89,6 +89,9 @@ def _compare(kind, hidden, layers=1, steps=5, batch=3, inputs=2, tol=1e-9, **opt
         np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=tol, err_msg=name)
     for k, name in enumerate(names):
         np.testing.assert_allclose(grads["init"][name], init_torch.grad[k].numpy(), atol=tol)
+        if kind == "LSTM":
+            c_name = name.replace("h", "c")
+            np.testing.assert_allclose(grads["init"][c_name], c_torch.grad[k].numpy(), atol=tol)
     return rec, params
 
 
