@@ -622,6 +622,7 @@ class _Sources:
         for q in states:
             contributions.setdefault(g.roots[q], []).append(carries[q])
         lines: list[str] = []
+        roots = {g.nodes[g.roots[q]].name for q in self.quantity_names}
         order = sorted(set(self.step_nodes) | set(loss_nodes), reverse=True)
         for i in order:
             n = g.nodes[i]
@@ -632,8 +633,8 @@ class _Sources:
                 continue
             gn = _gradient_name(n)
             text = _join(parts)
-            if text == "_one":
-                gn = "_one"  # the loss of each sequence: its adjoint is 1
+            if text.isidentifier() and not (n.name in roots and not n.name.startswith("_")):
+                gn = text  # one contribution that is a name (the loss seed _one, a sum's part)
             else:
                 lines.append(f"    {gn} = {text}")
             for a, contrib, shape in _vjps(g, n, gn):
