@@ -925,7 +925,7 @@ def _tidy_coefficients(expr: Any) -> Any:
         return expr
     terms = []
     for key, c in parts.items():
-        if c.free_symbols and sp.count_ops(c) <= 60:
+        if c.free_symbols and c.is_rational_function() and sp.count_ops(c) <= 60:
             c = min([c, sp.factor(c)], key=sp.count_ops)
         terms.append(c * key)
     return sp.Add(*terms)
