@@ -12,9 +12,11 @@ impulse response (Green's function) of the homogeneous recurrence,
     \qquad
     \mathbf{h}^{(t)} = A^{t} \mathbf{h}^{(0)} + \sum_{k=1}^{t} A^{t-k} B \mathbf{x}^{(k)},
 
-with :math:`A^{t}` in closed form from the eigenvalues of :math:`A` (Sylvester's formula) or,
-when some repeat, its Jordan form.  Every solution is substituted back into the recurrence
-before it is returned; the result says how (:class:`SolutionCheck`).
+with :math:`a^{t}` and :math:`A^{t}` written from the roots of the characteristic polynomial
+(in radicals when they are small, else as ``CRootOf``; repeated roots give polynomial factors).
+Every solution is substituted back into the recurrence before it is returned; the result says
+how (:class:`SolutionCheck`).  :func:`solve` keeps to a wall-clock budget, and
+:meth:`Solution.subs` solves again at parameter values where the generic form divides by zero.
 
 Reference semantics: for every integer :math:`t \ge 1 - \text{order}`, ``solve(rec).at(t)``
 equals the state that ``for k in 1..t: h(k) = update(h(k-1), …, x(k))`` computes from the
@@ -347,18 +349,8 @@ def _root_sums(body: Any, marks: dict[Any, sp.Dummy]) -> Any:
     stand_ins = list(marks.values())
     which = {m: i for i, m in enumerate(stand_ins)}
     parts = _powers_of_marks(body, which)
-    if parts is None:  # not a sum of products: expand, then read the terms
-        parts = {}
-        for term in sp.Add.make_args(sp.expand(body)):
-            present = [m for m in which if term.has(m)]
-            if len(present) > 1:
-                return body
-            coeff, power = term.as_independent(*present, as_Add=False) if present else (term, 1)
-            exponent = sp.S.One if not present or power == present[0] else power.exp
-            if present and (not exponent.is_Integer or coeff.has(*which)):
-                return body
-            key = (which[present[0]], int(exponent)) if present else (None, 0)
-            parts.setdefault(key, []).append(coeff)
+    if parts is None:  # not a sum of products of one root each: leave the roots as they are
+        return body
     rest = parts.pop((None, 0), [])
     for poly in {r.poly for r in roots}:
         own = [which[marks[r]] for r in roots if r.poly == poly]
@@ -916,19 +908,40 @@ def _at_root(coeff: Any, root: Any, window: list[Any]) -> Any:
 
 
 def _tidy_coefficients(expr: Any) -> Any:
-    """Group by initial states and inputs, each coefficient in its factored form if shorter."""
+    """Grouped by initial states and inputs, each coefficient tidied by :func:`_tidy_scalar`."""
     atoms = sorted(time_atoms(expr), key=sp.default_sort_key)
-    if not atoms or not (expr.free_symbols - {t}):
+    if not (expr.free_symbols - {t}):
         return expr
-    parts = sp.collect(expr, atoms, evaluate=False)
+    parts = sp.collect(expr, atoms, evaluate=False) if atoms else {sp.S.One: expr}
     if not parts.keys() <= {*atoms, sp.S.One}:
         return expr
-    terms = []
+    return sp.Add(*[_tidy_scalar(c) * key for key, c in parts.items()])
+
+
+def _tidy_scalar(expr: Any) -> Any:
+    """Each rational-function coefficient of the radicals in ``expr`` in its shortest form:
+    ``c1**2/(2*c1**2 + 8*c2) + 2*c2/(c1**2 + 4*c2)`` is ``1/2``."""
+    if not expr.free_symbols or sp.count_ops(expr) > 200:
+        return expr
+    # X**(p/q) -> R**p with R standing for X**(1/q), so collecting sees one radical per base
+    stand_in: dict[Any, sp.Dummy] = {}
+    mapping = {}
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_Rational and not p.exp.is_Integer:
+            root = p.base ** sp.Rational(1, p.exp.q)
+            stand_in.setdefault(root, sp.Dummy("R"))
+            mapping[p] = stand_in[root] ** p.exp.p
+    if any(not p.exp.is_Rational for p in expr.atoms(sp.Pow)):
+        return expr
+    body = sp.expand(expr.xreplace(mapping))
+    parts = sp.collect(body, list(stand_in.values()), evaluate=False) if stand_in else {1: body}
+    out = []
     for key, c in parts.items():
-        if c.free_symbols and c.is_rational_function() and sp.count_ops(c) <= 60:
-            c = min([c, sp.factor(c)], key=sp.count_ops)
-        terms.append(c * key)
-    return sp.Add(*terms)
+        if c.is_rational_function() and not c.has(*stand_in.values()):
+            c = min([c, sp.factor(sp.cancel(c))], key=sp.count_ops)
+        out.append(c * key)
+    tidied = sp.Add(*out).xreplace({d: root for root, d in stand_in.items()})
+    return tidied if sp.count_ops(tidied) <= sp.count_ops(expr) else expr
 
 
 # ---------------------------------------------------------------- known drives: annihilators
