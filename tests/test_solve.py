@@ -7,7 +7,9 @@ the forms are polynomial, else numerically at random points), or a NumPy simulat
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import signal
 import time
 
 import numpy as np
@@ -687,3 +689,29 @@ def test_subs_refuses_what_is_not_a_parameter():
     sol = solve(sr.cells.linear())
     with pytest.raises(SymrnnError, match="not a parameter"):
         sol.subs({h(0): 1})
+
+
+def test_rsolve_is_interrupted_by_the_budget():
+    n2 = sr.Recurrence(sp.Eq(h(t), (2 * t - 3) * h(t - 1) - ((t - 2) ** 2 - 2) * h(t - 2)))
+    start = time.perf_counter()
+    with pytest.raises(NoClosedForm, match="within the time budget of 0.2 s"):
+        solve(n2, budget=0.2)
+    assert time.perf_counter() - start < 1.5
+
+
+def test_alarm_is_left_as_it_was():
+    before = signal.getsignal(signal.SIGALRM)
+    solve(sr.Recurrence(sp.Eq(h(t), t * h(t - 1))))
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_off_the_main_thread_calls_that_cannot_be_interrupted_are_not_made():
+    factorial = sr.Recurrence(sp.Eq(h(t), t * h(t - 1)))
+    assert solve(factorial).method == "rsolve"  # main thread: under the alarm
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sol = pool.submit(solve, factorial).result()
+        trib = pool.submit(solve, high_order("tribonacci", drive=x(t))).result()
+    assert sol.method == "product" and sol.check.ok  # rsolve not tried
+    assert sp.expand(sol.at(6) - 720 * h(0)) == 0
+    assert trib.method == "linear-driven" and trib.check.ok
