@@ -869,16 +869,21 @@ def _sequence(char: _Characteristic, start: int, window: list[Any], arg: Any) ->
         n = sp.Dummy("n", integer=True)
         for factor in char.factors:
             U = _residues(rest, factor, start + z)
+            weights = [
+                sp.expand_func(sp.binomial(n - start - z, i)) for i in range(factor.multiplicity)
+            ]
+            if isinstance(factor.roots[0], sp.CRootOf):
+                out += _crootof_terms(factor, U, weights, tail, n, arg)
+                continue
             # the polynomial in n = arg that multiplies r**arg, as sum_j n**j P_j(r)
             poly = sp.S.Zero
-            for i in range(factor.multiplicity):
-                weight = sp.expand_func(sp.binomial(n - start - z, i))
+            for i, weight in enumerate(weights):
                 coeff = sp.Add(*[w * U[k][i].as_expr() for k, w in enumerate(tail)])
                 poly += sp.expand(weight * coeff)
             parts = sp.collect(poly, n, evaluate=False) if poly != 0 else {}
             for root in factor.roots:
                 value = sp.Add(
-                    *[p.xreplace({n: arg}) * _at_root(c, root, tail) for p, c in parts.items()]
+                    *[p.xreplace({n: arg}) * _at_root(c, root) for p, c in parts.items()]
                 )
                 out += root**arg * value
     if z:
@@ -898,13 +903,37 @@ def _sequence(char: _Characteristic, start: int, window: list[Any], arg: Any) ->
     return out
 
 
-def _at_root(coeff: Any, root: Any, window: list[Any]) -> Any:
-    """A polynomial in ``_LAM`` (coefficients holding the window values) at one root."""
-    if isinstance(root, sp.CRootOf):
-        atoms = sorted(set().union(*(time_atoms(w) for w in window)), key=sp.default_sort_key)
-        grouped = sp.collect(coeff, atoms) if atoms else coeff
-        return grouped.xreplace({_LAM: root})
+def _at_root(coeff: Any, root: Any) -> Any:
+    """A polynomial in ``_LAM`` (coefficients holding the window values) at a radical root."""
     return _tidy_coefficients(sp.expand(coeff.xreplace({_LAM: root})))
+
+
+def _crootof_terms(
+    factor: _Factor, U: list[list[sp.Poly]], weights: list[Any], tail: list[Any], n: Any, arg: Any
+) -> Any:
+    r""":math:`\sum_r r^{\mathrm{arg}} \sum_i w_i(\mathrm{arg}) \sum_a a\, P_{i,a}(r)` for
+    the ``CRootOf`` roots r of one factor, a running over the initial states and inputs of the
+    window, :math:`P_{i,a}` a polynomial of degree below that of the factor."""
+    atoms = sorted(set().union(*(time_atoms(w) for w in tail)), key=sp.default_sort_key)
+    groups: dict[Any, list[Any]] = {}
+    for k, w in enumerate(tail):
+        parts = sp.collect(w, atoms, evaluate=False) if atoms else {sp.S.One: w}
+        for key, c in parts.items():
+            groups.setdefault(key, [sp.S.Zero] * len(tail))[k] += c
+    polys = [
+        (
+            weight.xreplace({n: arg}) * key,
+            sp.Poly(sp.Add(*[c * U[k][i].as_expr() for k, c in enumerate(cs)]), _LAM).as_expr(),
+        )
+        for i, weight in enumerate(weights)
+        for key, cs in groups.items()
+    ]
+    return sp.Add(
+        *[
+            root**arg * sp.Add(*[scale * poly.xreplace({_LAM: root}) for scale, poly in polys])
+            for root in factor.roots
+        ]
+    )
 
 
 def _tidy_coefficients(expr: Any) -> Any:
@@ -1161,14 +1190,16 @@ def _check(
     lags = _lags(rec)
     times = tuple(range(1 - max(lags.values()), _CHECK_LAST + 1))
     rng = np.random.default_rng(seed)
-    roots = _numeric_roots(set().union(*(e.atoms(sp.CRootOf) for e in sols.values())))
+    marks = {r: sp.Dummy() for e in sols.values() for r in e.atoms(sp.CRootOf)}
+    marked = {s: e.xreplace(marks) for s, e in sols.items()}  # traversing CRootOf is slow
+    roots = {marks[r]: value for r, value in _numeric_roots(set(marks)).items()}
     worst, points, attempts = 0.0, 0, 0
     while points < _CHECK_POINTS and attempts < 4 * _CHECK_POINTS:
         attempts += 1
         ev = _Evaluator(rng, rec.params)
         for s in rec.states:
             ev.number(sp.Add(*[s(-j) for j in range(lags[s])]))  # draw the initial states
-        at_point = {s: e.xreplace(ev.values).xreplace(roots) for s, e in sols.items()}
+        at_point = {s: e.xreplace({**ev.values, **roots}) for s, e in marked.items()}
         memo: dict[tuple[Any, int], Any] = {}
 
         def value(
