@@ -93,7 +93,8 @@ class SolutionCheck:
     symbolic : bool or None
         ``True`` when the residual and the initial conditions simplified to zero symbolically,
         ``False`` when simplification was tried and inconclusive, ``None`` when not tried (forms
-        with ``Sum``/``Product``, or residuals too large to simplify cheaply).
+        with ``Sum``/``Product``/``CRootOf``, residuals too large to simplify cheaply, no time
+        left in the budget, or off the main thread, where it could not be interrupted).
     max_error : float
         Largest relative residual :math:`|h^{(t)} - f(h^{(t-1)}, …)| / \\max(1, |h^{(t)}|)` over
         the random points and times, evaluated with 30 significant digits; initial conditions
