@@ -23,7 +23,8 @@ Reference semantics of the generated module::
 >>> h, x, W, U = sr.vector("h", n), sr.vector("x", n), sr.matrix("W", n, n), sr.matrix("U", n, n)
 >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1) + U * x(sr.t))))
 >>> print(step_source(rec))
-def step(U, W, h__tm1, x__t):
+def step(U, W, x__t, h__tm1):
+    # h(t) = tanh(U*x(t) + W*h(t - 1))
     h__t = numpy.tanh(x__t @ U.T + h__tm1 @ W.T)
     return (h__t,)
 """
@@ -43,7 +44,7 @@ from .errors import SymrnnError
 from .functions import relu, sigmoid, softplus
 from .losses import Loss, SoftmaxCrossEntropy, SquaredError
 from .matrices import VectorAt
-from .notation import identifier, is_time_atom, t, time_of
+from .notation import identifier, is_time_atom, str_expr, t, time_of
 from .ops import dot as dot_op
 from .ops import reduce_sum, sqr
 from .recurrence import Recurrence
@@ -322,30 +323,48 @@ def _operand(g: Graph, a: int, partner_rank: int) -> str:
     return n.name
 
 
-def _forward_text(g: Graph, n: Node) -> str:
+# Python precedence of the text an operation prints (calls and names bind tightest), and what an
+# operand needs in each slot: ``a - (b + c)``, ``a * (b @ W.T)``, ``x @ W.T`` after ``a * x``.
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "matvec": 2, "rmatvec": 2, "pow": 3}
+_NEEDS = {"add": (1, 1), "sub": (1, 2), "mul": (2, 3), "matvec": (4, 2), "rmatvec": (4, 2)}
+
+
+def _forward_text(g: Graph, n: Node, texts: dict[int, tuple[str, int]] | None = None) -> str:
+    """NumPy text of one node; arguments in ``texts`` are printed inline (one line per equation)."""
+    texts = texts or {}
     args = [g.nodes[a] for a in n.args]
+
+    def arg(k: int, need: int, partner_rank: int = 0) -> str:
+        a = args[k]
+        text, prec = texts.get(a.id, (a.name, 4))
+        if a.batched and a.rank == 0 and partner_rank >= 1:
+            text, prec = f"{text if prec == 4 else f'({text})'}[:, None]", 4
+        return text if prec >= need else f"({text})"
+
     if n.op == "copy":
-        return args[0].name
+        return arg(0, 1)
     if n.op == "add":
-        return " + ".join(_operand(g, a.id, n.rank) for a in args)
+        return " + ".join(arg(k, 1, n.rank) for k in range(len(args)))
     if n.op == "sub":
-        a, b = (_operand(g, x.id, n.rank) for x in args)
-        return f"{a} - {b}"
+        return f"{arg(0, 1, n.rank)} - {arg(1, 2, n.rank)}"
     if n.op == "sqerr":
-        return f"0.5 * dot({args[0].name}, {args[0].name})"
+        return f"0.5 * dot({arg(0, 1)}, {arg(0, 1)})"
     if n.op in ELEMENTWISE:
-        return ELEMENTWISE[n.op].forward(args[0].name)
+        template = ELEMENTWISE[n.op].forward
+        inside_call = "(§)" in template("§")  # the argument is a call's whole argument
+        return template(arg(0, 1 if inside_call else 4))
     if n.op == "pow":
-        return f"{args[0].name}**{n.attr!r}"
+        return f"{arg(0, 4)}**{n.attr!r}"
     if n.op == "mul":
-        a, b = (_operand(g, x.id, n.rank) for x in args)
-        return LINEAR["mul"].forward(a, b)
-    if n.op in ("matvec", "rmatvec", "dot"):
-        return LINEAR[n.op].forward(args[0].name, args[1].name)
+        return LINEAR["mul"].forward(arg(0, 2, n.rank), arg(1, 3, n.rank))
+    if n.op in ("matvec", "rmatvec"):
+        return LINEAR[n.op].forward(arg(0, 4), arg(1, 2))
+    if n.op == "dot":
+        return LINEAR["dot"].forward(arg(0, 1), arg(1, 1))
     if n.op == "sum":
-        return f"numpy.add.reduce({args[0].name}, -1)"
+        return f"numpy.add.reduce({arg(0, 1)}, -1)"
     if n.op == "xent":
-        return f"xent({args[0].name}, {args[1].name})"
+        return f"xent({arg(0, 1)}, {arg(1, 1)})"
     raise SymrnnError(f"no forward rule for {n.op}")
 
 
@@ -524,11 +543,27 @@ class _Sources:
 
     def step(self) -> tuple[str, list[tuple[str, str, int]]]:
         g = self.g
-        body = [
-            f"    {g.nodes[i].name} = {_forward_text(g, g.nodes[i])}"
-            for i in self.step_nodes
-            if not _is_leaf(g.nodes[i])
-        ]
+        roots = {g.roots[q]: q for q in self.quantity_names}
+        uses: dict[int, int] = {}
+        for i in self.step_nodes:
+            for a in g.nodes[i].args:
+                uses[a] = uses.get(a, 0) + 1
+        kept = set(roots) | set(self.residuals)
+        texts: dict[int, tuple[str, int]] = {}
+        body = []
+        equations = {_name_of(eq.lhs): eq for eq in self.rec.blocks.equations}
+        for i in self.step_nodes:
+            n = g.nodes[i]
+            if _is_leaf(n):
+                continue
+            text = _forward_text(g, n, texts)
+            if i not in kept and uses.get(i, 0) == 1:
+                texts[i] = (text, _PRECEDENCE.get(n.op, 4))  # printed where it is used
+                continue
+            if i in roots:
+                eq = equations[roots[i]]
+                body.append(f"    # {str_expr(eq.lhs)} = {str_expr(eq.rhs)}")
+            body.append(f"    {n.name} = {text}")
         specs = _leaf_specs(g, self.rec, set(self.step_nodes))
         saved = [g.nodes[g.roots[q]].name for q in self.quantity_names] + [
             g.nodes[i].name for i in self.residuals
@@ -654,6 +689,10 @@ def _join(terms: list[str]) -> str:
     for term in terms[1:]:
         text += f" - {term[1:]}" if term.startswith("-") else f" + {term}"
     return text
+
+
+def _name_of(lhs: Any) -> str:
+    return str(lhs.name) if isinstance(lhs, VectorAt) else str(lhs.func.__name__)
 
 
 def _gradient_name(n: Node) -> str:

@@ -203,10 +203,10 @@ def _read(X, H, saved, spec, k):
     if kind == "input":
         return X[name][k - lag - 1 + INPUT_LAG]
     j = k - lag
-    return saved[j - 1][_QUANTITY_INDEX[name]] if j >= 1 else H[(name, j)]
-
-
-_QUANTITY_INDEX = {name: i for i, (name, _) in enumerate(QUANTITIES)}
+    if j < 1:
+        return H[(name, j)]
+    index = next(i for i, (q, _) in enumerate(QUANTITIES) if q == name)
+    return saved[j - 1][index]
 
 
 def _forward(P, X, H, T):
