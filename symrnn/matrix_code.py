@@ -39,6 +39,7 @@ from typing import Any
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import SymrnnError
 from .functions import relu, sigmoid, softplus
@@ -260,6 +261,8 @@ class _Tracer:
                 return g.add("sqerr", [g.add("sub", [o, y])], rank=0)
             if isinstance(e, SoftmaxCrossEntropy):
                 return g.add("xent", [o, y], rank=0)
+        if isinstance(e, MatrixElement) and tuple(e.parent.shape) == (1, 1):
+            return self(e.parent)  # the entry of a 1×1 product such as vᵀh
         if isinstance(e, dot_op):
             return g.add("dot", [self(a) for a in e.args], rank=0)
         if isinstance(e, reduce_sum):
