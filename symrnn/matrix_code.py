@@ -763,6 +763,7 @@ def generate_matrix_source(
         INPUTS=layout.inputs,
         TARGETS=layout.targets,
         QUANTITIES=layout.quantities,
+        QUANTITY_INDEX={name: i for i, (name, _) in enumerate(layout.quantities)},
         STATES=layout.states,
         INPUT_LAG=rec.blocks.input_lag,
         MODE="scan",
