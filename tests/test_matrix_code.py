@@ -52,8 +52,32 @@ CASES = {
     "linear": (lambda: sr.cells.linear(3, inputs=2), "h", 3, "sq"),
     "gru": (lambda: sr.cells.gru(3, inputs=2), "h", 3, "sq"),
     "lstm": (lambda: sr.cells.lstm(2, inputs=3), "h", 2, "sq"),
-    "leaky": (lambda: leaky(3, 2), "h", 3, "sq"),
+    "leaky_scalar_rate": (lambda: leaky(3, 2), "h", 3, "sq"),
+    "leaky": (lambda: sr.cells.leaky(3, inputs=2), "h", 3, "sq"),
+    "output_recurrent": (lambda: sr.cells.output_recurrent(2, inputs=2, outputs=2), "o", 2, "sq"),
+    "gru_cho": (lambda: sr.cells.gru(3, inputs=2, variant="cho"), "h", 3, "sq"),
+    "lstm_peepholes": (lambda: sr.cells.lstm(2, inputs=2, peepholes=True), "h", 2, "sq"),
+    "mgu": (lambda: sr.cells.mgu(3, inputs=2), "h", 3, "sq"),
+    "elman_relu": (lambda: sr.cells.elman(3, inputs=2, nonlinearity="relu"), "h", 3, "sq"),
+    "stacked": (
+        lambda: sr.cells.stacked(sr.cells.gru(3, inputs=2), sr.cells.elman(2, inputs=3)),
+        "h2",
+        2,
+        "sq",
+    ),
 }
+
+
+def test_every_vector_cell_has_a_matrix_case():
+    # Each cell of the library that takes a size is among the cases above (by its name).
+    import inspect
+
+    sized = {
+        name
+        for name in sr.cells.__all__
+        if "n" in getattr(inspect.signature(getattr(sr.cells, name)), "parameters", {})
+    }
+    assert sized <= {make().name for make, *_ in CASES.values()}
 
 
 def _loss(on, k, kind):
