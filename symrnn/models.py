@@ -691,6 +691,8 @@ def _check_params(
             f"{where}: params must be a table of numbers, got {_describe_value(value)}; "
             "write [params] and then lines such as w = 0.5"
         )
+    if not value:
+        return {}
     known = {str(p) for p in recurrence.params}
     if loss is not None:
         known |= {str(s) for s in loss.free_symbols if s != t}
