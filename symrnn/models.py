@@ -9,6 +9,24 @@ A model file is a small TOML document::
     [params]                          # optional numeric values (examples for generated code)
     w = 0.5
 
+Vector models declare ``sizes``, ``vectors`` and ``matrices`` and write ``@`` for the matrix
+product, ``*`` for the elementwise product of vectors and ``W.T`` for a transpose; or they name a
+cell of :mod:`symrnn.cells` (``cell = "lstm"``, sized by ``n``, ``m`` and ``k``).  ``params_file``
+gives parameter arrays from a ``.npz`` file, relative to the model file, read with
+``allow_pickle=False``; limits: :data:`MAX_SIZE`, :data:`MAX_ENTRIES`, :data:`MAX_WEIGHTS_BYTES`,
+:data:`MAX_WEIGHT_ARRAYS`.
+
+>>> v = load_model('''
+... sizes = { n = 3, m = 2 }
+... vectors = { h = "n", x = "m" }
+... matrices = { W = ["n", "n"], U = ["n", "m"] }
+... equations = "h(t) = tanh(W @ h(t-1) + U @ x(t))"
+... ''')
+>>> v.is_vector, v.declared["U"].shape
+(True, (3, 2))
+>>> load_model('cell = "gru"\nsizes = { n = 2 }').recurrence.name
+'gru'
+
 Every string is read by the whitelist parser (:mod:`symrnn.parsing`), never by ``eval``,
 ``sympify`` or ``parse_expr``.  The loss is read with the recurrence's own quantities, so ``h(t)``
 in the loss is the recurrence's ``h``; time functions that the recurrence does not know
