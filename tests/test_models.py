@@ -586,9 +586,7 @@ def test_params_file_limits_and_files(tmp_path, monkeypatch):
     with pytest.raises(ParseError, match="not a .npz file"):
         load_model(VECTOR_ELMAN + 'params_file = "w.pkl"\n')
     with pytest.raises(ParseError, match="needs integer sizes"):
-        load_model(
-            WEIGHTS_MODEL.replace("n = 3", 'n = "symbolic"').replace("loss =", "# loss =")
-        )
+        load_model(WEIGHTS_MODEL.replace("n = 3", 'n = "symbolic"').replace("loss =", "# loss ="))
     _save(tmp_path, W=np.eye(3))
     monkeypatch.chdir(tmp_path)  # model text finds params_file in the working folder
     with pytest.raises(ParseError, match="both give W"):
