@@ -173,10 +173,11 @@ def test_equations_with_sizes_on_the_command_line(capsys):
     status, out, err = run(capsys, "check", ELMAN_EQ, *DECLARE, "--loss", loss, "--steps", 3)
     assert status == 0, err
     assert "OK:" in out
-    from_file, _, _ = run(capsys, "grad", ELMAN)
+    _, from_file, _ = run(capsys, "grad", ELMAN)
     status, out, err = run(capsys, "grad", ELMAN_EQ, *DECLARE, "--loss", loss)
     assert status == 0, err
     assert "nabla_{o(t)} L = nabla_{o(t)} L(t)" in out
+    assert out == from_file  # the options declare what the file declares
 
 
 def test_cell_on_the_command_line(capsys):

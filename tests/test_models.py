@@ -345,7 +345,7 @@ def test_shape_errors_name_the_equation_the_terms_and_both_shapes(equations, wor
         f'equations = "{equations}"\n'
     )
     with pytest.raises(ShapeError) as exc:
-        load_model(text.replace('matrices = { W = ["n", "n"], U', 'matrices = { W = ["n", "n"], U'))
+        load_model(text)
     message = _one_line(exc)
     for word in words:
         assert word in message, (word, message)
