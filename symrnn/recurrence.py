@@ -565,8 +565,10 @@ class Recurrence:
     def at_sizes(self, **sizes: int) -> Recurrence:
         """The same recurrence with numbers for its symbolic sizes (``rec.at_sizes(n=3)``).
 
-        >>> import symrnn as sr
-        >>> rec = sr.cells.elman(sr.size("n"), inputs=2)
+        >>> import sympy as sp, symrnn as sr
+        >>> n = sr.size("n")
+        >>> h, W = sr.vector("h", n), sr.matrix("W", n, n)
+        >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1))))
         >>> rec.at_sizes(n=3).states
         (h_1, h_2, h_3)
         """
