@@ -464,7 +464,7 @@ def _parser() -> _Parser:
     sub.add_argument(
         "--with-params",
         action="store_true",
-        help="write the parameter values into the module as PARAMS (from params_file and "
+        help="write the parameter values into the module as PARAM_VALUES (from params_file and "
         "[params]; the others drawn at random with --seed)",
     )
     sub.add_argument(
@@ -881,6 +881,7 @@ def _cmd_grad(args: Any) -> int:
 
 def _matrix_grad(args: Any, model: Model) -> int:
     """``symrnn grad --matrix``: the adjoint recursion with whole vectors and matrices."""
+    from .matrices import VectorAt
     from .matrix_form import matrix_bptt
     from .notation import time_atoms
 
@@ -898,8 +899,11 @@ def _matrix_grad(args: Any, model: Model) -> int:
     rec = model.recurrence
     loss_on = None
     if model.loss is not None:
-        read = {a.func for a in time_atoms(model.loss)}
-        loss_on = [name for name, comps in rec.vectors.items() if read & set(comps)] or None
+        # The vectors the loss reads: whole (o(t) inside a loss object) or by component (o_1).
+        read = {a.name for a in model.loss.atoms(VectorAt)}
+        read |= {a.func.__name__.rsplit("_", 1)[0] for a in time_atoms(model.loss)}
+        defined = [eq.lhs.name for eq in rec.display if isinstance(eq.lhs, VectorAt)]
+        loss_on = [name for name in defined if name in read] or None
     try:
         M = matrix_bptt(rec, loss_on=loss_on)
     except SymrnnError as exc:
@@ -1078,16 +1082,18 @@ def _cmd_codegen(args: Any) -> int:
 
 
 def _params_source(model: Model, seed: int) -> str:
-    """``PARAMS = {...}``: every parameter's value as a NumPy array, exact (repr of floats)."""
+    """``PARAM_VALUES = {...}``: every parameter's value as a NumPy array, exact (float repr)."""
     values = model.parameter_values(seed)
     given = set(model.params) | set(model.weights)
     drawn = [name for name in values if name not in given]
     lines = ["", "", "# Parameter values from the model (params_file and [params])."]
     if drawn:
         lines.append(f"# Drawn uniformly from [-1, 1] with seed {seed}: {', '.join(drawn)}.")
-    lines.append("PARAMS = {")
+    lines.append("PARAM_VALUES = {")
     for name, array in values.items():
-        lines.append(f"    {name!r}: numpy.array({array.tolist()!r}),")
+        # A column parameter (a bias) as a vector (n,), as generated code takes it.
+        flat = array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+        lines.append(f"    {name!r}: numpy.array({flat.tolist()!r}),")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -72,7 +72,7 @@ import sympy as sp
 from .errors import LimitError, ParseError, ShapeError, SymrnnError
 from .matrices import VectorAt, explicit, has_explicit_size, is_matrix, matrix, size
 from .matrices import vector as time_vector
-from .notation import shift_of, t, time_atoms, time_of
+from .notation import t, time_atoms, time_of
 from .recurrence import Recurrence
 from .unfold import MAX_STEPS, Unfolded
 
@@ -328,7 +328,7 @@ class Model:
             )
         if self.per_step:
             return total_loss(unfolded, self.loss)
-        latest = max(int(time_of(a)) for a in time_atoms(self.loss))
+        latest = max(int(_time(a)) for a in _loss_atoms(self.loss))
         if latest > unfolded.steps:
             raise SymrnnError(
                 f"the loss uses time {latest}, after the last step {unfolded.steps}; "
@@ -451,22 +451,23 @@ def parse_loss(
             "the loss must be a scalar expression, got a vector or matrix; sum its components, "
             "e.g. squared_error(o(t), y(t)) or softmax_cross_entropy(o(t), y(t))"
         )
-    atoms = time_atoms(loss)
-    fixed = [a for a in atoms if time_of(a).is_Integer]
+    atoms = _loss_atoms(loss)
+    fixed = [a for a in atoms if _time(a).is_Integer]
     if fixed and len(fixed) != len(atoms):
         raise ParseError(
             f"the loss mixes fixed times ({fixed[0]}) and t; write a per-step template in t "
             "such as (h(t) - y(t))**2/2, or a loss at fixed times only such as h(3)**2"
         )
-    for atom in atoms:
-        when = time_of(atom)
+    for atom in sorted(atoms, key=sp.default_sort_key):
+        when = _time(atom)
         if when.is_Integer:
             if when < 0:
                 raise ParseError(
                     f"the loss uses {atom}, before the initial state; use times 0 and later"
                 )
             continue
-        shift = shift_of(atom)
+        difference = sp.expand(when - t)
+        shift = int(difference) if difference.is_Integer else None
         if shift is None:
             raise ParseError(
                 f"the loss uses {atom}, whose time is not t - k for a constant k; "
@@ -737,8 +738,18 @@ def _check_params(
 
 
 def _is_template(loss: sp.Expr) -> bool:
-    atoms = time_atoms(loss)
-    return not atoms or any(not time_of(a).is_Integer for a in atoms)
+    atoms = _loss_atoms(loss)
+    return not atoms or any(not _time(a).is_Integer for a in atoms)
+
+
+def _loss_atoms(loss: sp.Expr) -> set[Any]:
+    """The time-indexed quantities a loss reads: scalars ``h(t)`` and whole vectors ``o(t)``
+    (inside the losses of :mod:`symrnn.losses`, which keep their vectors whole)."""
+    return time_atoms(loss) | loss.atoms(VectorAt)
+
+
+def _time(atom: Any) -> sp.Expr:
+    return atom.time if isinstance(atom, VectorAt) else time_of(atom)
 
 
 def _describe_value(value: Any) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sympy as sp
 
 import symrnn as sr
 from symrnn.cli import main
@@ -101,12 +100,12 @@ def test_check_uses_the_weights_of_the_params_file(capsys, monkeypatch):
 
 def test_verify_takes_ranges_by_matrix_entry():
     rec = sr.cells.elman(2, inputs=1)
-    F = sr.lambdify(rec, loss=sr.squared_error(sr.vector("h", 2)(sr.t), sp.zeros(2, 1)))
     seen = []
 
     def gradient(params, inputs, init):
+        # Only the values verify draws matter here; the gradient's own row is not asserted.
         seen.append(np.array(params["W"]))
-        return F.value_and_grad(params, inputs, init)[1]
+        return {name: np.zeros_like(np.asarray(value)) for name, value in params.items()}
 
     sr.verify(rec, steps=2, ranges={"W_12": (0.25, 0.25)}, gradient=gradient)
     assert seen and all(np.all(w[..., 0, 1] == 0.25) for w in seen)
@@ -230,7 +229,7 @@ RUN_GENERATED = textwrap.dedent(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     inputs = {k: numpy.array(v) for k, v in json.loads(sys.argv[2]).items()}
-    params = module.PARAMS
+    params = module.PARAM_VALUES
     value, grads = module.value_and_grad(params, inputs)
     print(json.dumps({
         "params": {k: numpy.asarray(v).tolist() for k, v in params.items()},
@@ -269,7 +268,7 @@ def test_codegen_module_runs_with_numpy_only_and_matches_lambdify(capsys, tmp_pa
     arrays = np.load(EXAMPLES / "elman_weights.npz")
     np.testing.assert_array_equal(result["params"]["W"], arrays["W"])
     np.testing.assert_array_equal(np.ravel(result["params"]["b"]), arrays["b"])
-    assert np.shape(result["params"]["c"]) == (3, 1)
+    assert np.shape(result["params"]["c"]) == (3,)
 
     model = load_model(WEIGHTS)
     params = {k: np.array(v) for k, v in result["params"].items()}
@@ -292,6 +291,6 @@ def test_codegen_module_runs_with_numpy_only_and_matches_lambdify(capsys, tmp_pa
 
 def test_codegen_writes_values_only_when_asked(capsys):
     status, out, _ = run(capsys, "codegen", WEIGHTS)
-    assert status == 0 and "PARAMS" not in out
+    assert status == 0 and "PARAM_VALUES" not in out
     status, out, _ = run(capsys, "codegen", WEIGHTS, "--with-params", "--seed", 4)
-    assert status == 0 and "PARAMS = {" in out and "seed 4: c." in out
+    assert status == 0 and "PARAM_VALUES = {" in out and "seed 4: c." in out
