@@ -349,7 +349,9 @@ def _parser() -> _Parser:
         '  symrnn grad "h(t) = tanh(w*h(t-1) + u*x(t) + b)" --steps 3 '
         "--loss '(h(t) - y(t))**2/2'\n"
         "  symrnn grad examples/elman.toml --steps 3 --wrt w,u --resolved\n"
-        "  symrnn grad examples/elman.toml --wrt 'h(0)' --latex\n",
+        "  symrnn grad examples/elman.toml --wrt 'h(0)' --latex\n"
+        "  symrnn grad examples/elman_vector.toml            # matrix form for vector models\n"
+        "  symrnn grad --cell lstm --size n=3,m=2\n",
         _cmd_grad,
     )
     model_arguments(sub, loss=True)
@@ -387,7 +389,9 @@ def _parser() -> _Parser:
         "check",
         "Verify every derived form against the others numerically and print the table.",
         "  symrnn check examples/elman.toml\n"
-        '  symrnn check "h(t) = tanh(w*h(t-1) + x(t))" --steps 4 --json\n',
+        '  symrnn check "h(t) = tanh(w*h(t-1) + x(t))" --steps 4 --json\n'
+        '  symrnn check "h(t) = tanh(W @ h(t-1) + U @ x(t))" --size n=3,m=2 '
+        "--vectors h=n,x=m --matrices W=n:n,U=n:m\n",
         _cmd_check,
     )
     model_arguments(sub, loss=True)
