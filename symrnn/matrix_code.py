@@ -39,6 +39,7 @@ from typing import Any
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import SymrnnError
 from .functions import relu, sigmoid, softplus
@@ -166,6 +167,8 @@ class _Tracer:
             for mm in eq.rhs.atoms(sp.MatMul) if isinstance(eq.rhs, sp.Basic) else ():
                 factors = [a for a in mm.args if getattr(a, "is_Matrix", False)]
                 for f in factors[:-1]:
+                    if isinstance(f, sp.MatPow):
+                        f = f.base
                     if isinstance(f, sp.MatrixSymbol):
                         self.matrices.add(f)
                     elif isinstance(f, sp.Transpose) and _rank_of(f.arg.shape) == 2:
@@ -200,7 +203,8 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if e.is_OneMatrix else "0.0")
+            one = isinstance(e, sp.OneMatrix)
+            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if one else "0.0")
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:
@@ -260,6 +264,8 @@ class _Tracer:
                 return g.add("sqerr", [g.add("sub", [o, y])], rank=0)
             if isinstance(e, SoftmaxCrossEntropy):
                 return g.add("xent", [o, y], rank=0)
+        if isinstance(e, MatrixElement) and tuple(e.parent.shape) == (1, 1):
+            return self(e.parent)  # the entry of a 1×1 product such as vᵀh
         if isinstance(e, dot_op):
             return g.add("dot", [self(a) for a in e.args], rank=0)
         if isinstance(e, reduce_sum):
@@ -280,7 +286,12 @@ class _Tracer:
 
     def _matmul(self, e: Any) -> int:
         scalars = [a for a in e.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
+        mats = []
+        for a in e.args:
+            if isinstance(a, sp.MatPow) and a.exp.is_Integer and a.exp > 0:
+                mats += [a.base] * int(a.exp)  # W**2 h is W (W h): two products, no W²
+            elif getattr(a, "is_Matrix", False):
+                mats.append(a)
         acc = self(mats[-1])
         if self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")

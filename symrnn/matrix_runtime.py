@@ -113,6 +113,8 @@ def _params(params, dtype, sizes):
         given[name] = arr.shape
         if len(spec) == 1 and arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]  # a column (n, 1) given for a vector (n,)
+        elif len(spec) == 2 and spec[1] == 1 and arr.ndim == 1:
+            arr = arr[:, None]  # and a vector (n,) for a one-column matrix (n, 1)
         _bind(f"parameter {name!r}", arr.shape, spec, sizes)
         values.append(arr)
     if params:

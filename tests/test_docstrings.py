@@ -10,8 +10,8 @@ import pytest
 
 import symrnn
 
-# scan_runtime and matrix_runtime are the text of generated modules (its names come from the generated tables);
-# __main__ runs the command line when imported.
+# scan_runtime and matrix_runtime are the text of generated modules (their names come from the
+# generated tables); __main__ runs the command line when imported.
 MODULES = sorted(
     info.name
     for info in pkgutil.iter_modules(symrnn.__path__)
