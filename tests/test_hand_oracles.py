@@ -1,0 +1,127 @@
+"""The hand-written NumPy BPTT oracles of ``benchmarks/hand_rnn.py``, each checked independently.
+
+Three routes that share no code with the oracles' backward passes: complex-step differentiation
+of their forward pass along random directions (one parameter at a time, so errors cannot
+cancel), central differences along one random direction in all parameters, and PyTorch's
+autograd through ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` in float64 (skipped without torch).
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).parent.parent / "benchmarks" / "hand_rnn.py"
+_SPEC = importlib.util.spec_from_file_location("hand_rnn", _PATH)
+assert _SPEC is not None and _SPEC.loader is not None
+hand = importlib.util.module_from_spec(_SPEC)
+sys.modules["hand_rnn"] = hand
+_SPEC.loader.exec_module(hand)
+
+CELLS = ("elman", "gru", "lstm")
+
+
+def _problem(cell: str, n: int, m: int, T: int, B: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    P = hand.init_params(cell, n, m, rng)
+    return P, rng.normal(size=(T, B, m)), rng.normal(size=(T, B, n)), rng
+
+
+def test_module_examples():
+    result = doctest.testmod(hand, report=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradient_matches_complex_step(cell):
+    P, x, y, rng = _problem(cell, n=3, m=2, T=7, B=2)
+    value_and_grad, loss = hand.CELLS[cell]
+    value, G = value_and_grad(P, x, y)
+    assert value == pytest.approx(float(loss(P, x, y)), rel=1e-13)
+    assert set(G) == set(P) and all(G[k].shape == P[k].shape for k in P)
+    h = 1e-30
+    for name in P:
+        v = rng.normal(size=P[name].shape)
+        shifted = {**P, name: P[name] + 1j * h * v}
+        numeric = float(np.imag(loss(shifted, x, y))) / h
+        analytic = float(np.sum(G[name] * v))
+        assert analytic == pytest.approx(numeric, rel=1e-10), name
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradient_matches_central_differences(cell):
+    assert hand.directional_error(cell, n=5, m=3, T=12, B=3, seed=2) < 1e-6
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_batch_loss_and_gradient_are_sums_over_sequences(cell):
+    P, x, y, _ = _problem(cell, n=4, m=3, T=6, B=3)
+    value_and_grad = hand.CELLS[cell][0]
+    value, G = value_and_grad(P, x, y)
+    parts = [value_and_grad(P, x[:, b : b + 1], y[:, b : b + 1]) for b in range(3)]
+    assert value == pytest.approx(sum(v for v, _ in parts), rel=1e-12)
+    for name in P:
+        np.testing.assert_allclose(G[name], sum(g[name] for _, g in parts), rtol=1e-10)
+
+
+def test_lstm_recurrent_and_input_biases_get_the_same_gradient():
+    P, x, y, _ = _problem("lstm", n=3, m=2, T=5, B=2)
+    _, G = hand.lstm_value_and_grad(P, x, y)
+    for k in hand.GATES["lstm"]:
+        np.testing.assert_array_equal(G[f"b_{k}"], G[f"b_h{k}"])
+
+
+# ------------------------------------------------------------------------------ PyTorch
+def _torch_value_and_grad(cell: str, P, x, y):
+    """Loss and gradients from torch autograd, keyed like the oracle's."""
+    torch = pytest.importorskip("torch")
+    n, m = P["W"].shape[0] if cell == "elman" else P["W_g"].shape[0], x.shape[-1]
+    module = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](m, n)
+    module = module.double()
+    gates = hand.GATES[cell]
+    if cell == "elman":
+        stacks = {"weight_ih_l0": P["U"], "weight_hh_l0": P["W"]}
+        # nn.RNN has two biases whose sum is the cell's b; split it unevenly on purpose.
+        stacks |= {"bias_ih_l0": 0.3 * P["b"], "bias_hh_l0": 0.7 * P["b"]}
+    else:
+        stacks = {
+            "weight_ih_l0": np.concatenate([P[f"U_{k}"] for k in gates]),
+            "weight_hh_l0": np.concatenate([P[f"W_{k}"] for k in gates]),
+            "bias_ih_l0": np.concatenate([P[f"b_{k}"] for k in gates]),
+            "bias_hh_l0": np.concatenate([P[f"b_h{k}"] for k in gates]),
+        }
+    with torch.no_grad():
+        for name, value in stacks.items():
+            getattr(module, name).copy_(torch.from_numpy(value))
+    out, _ = module(torch.from_numpy(x))
+    loss = 0.5 * ((out - torch.from_numpy(y)) ** 2).sum()
+    loss.backward()
+    grad = {name: getattr(module, name).grad.numpy() for name in stacks}
+    if cell == "elman":
+        np.testing.assert_allclose(grad["bias_ih_l0"], grad["bias_hh_l0"], rtol=1e-12)
+        names = {"U": "weight_ih_l0", "W": "weight_hh_l0", "b": "bias_ih_l0"}
+        return loss.item(), {k: grad[name] for k, name in names.items()}
+    blocks = {"U_": "weight_ih_l0", "W_": "weight_hh_l0", "b_": "bias_ih_l0", "b_h": "bias_hh_l0"}
+    return loss.item(), {
+        prefix + k: grad[stack][j * n : (j + 1) * n]
+        for prefix, stack in blocks.items()
+        for j, k in enumerate(gates)
+    }
+
+
+@pytest.mark.parametrize("n", [3, 64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_oracle_matches_torch_autograd(cell, n):
+    P, x, y, _ = _problem(cell, n=n, m=5, T=15, B=4)
+    value, G = hand.CELLS[cell][0](P, x, y)
+    torch_value, torch_G = _torch_value_and_grad(cell, P, x, y)
+    assert value == pytest.approx(torch_value, rel=1e-9)
+    assert set(torch_G) == set(G)
+    for name in G:
+        scale = np.max(np.abs(torch_G[name]))
+        assert np.max(np.abs(G[name] - torch_G[name])) <= 1e-9 * scale, name
