@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,26 +80,35 @@ def _stack(params: Params, prefix: str, gates: tuple[str, ...]) -> np.ndarray:
     return np.concatenate([params[prefix + k] for k in gates], axis=0)
 
 
+def _project(x: np.ndarray, U: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``U x + b`` for the inputs of all steps and sequences in one matrix product: (T, B, k)."""
+    T, B, m = x.shape
+    A = (x.reshape(T * B, m) @ U.T).astype(dtype, copy=False)
+    A += b
+    return A.reshape(T, B, -1)
+
+
 def _sigmoid(a: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-a))
 
 
 # ------------------------------------------------------------------------------------ Elman
-def _elman_forward(P: Params, x: np.ndarray) -> np.ndarray:
+def _elman_forward(P: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """States ``H`` (h at t = 0 … T) and the input projections ``A = U x + b`` of every step."""
     T, B, m = x.shape
     n = P["W"].shape[0]
     dtype = np.result_type(x, *P.values())
     H = np.zeros((T + 1, B, n), dtype)
-    A = (x.reshape(T * B, m) @ P["U"].T + P["b"]).reshape(T, B, n)
+    A = _project(x, P["U"], P["b"], dtype)
     WT = P["W"].T
     for k in range(T):
         H[k + 1] = np.tanh(A[k] + H[k] @ WT)
-    return H
+    return H, A
 
 
 def elman_loss(P: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The loss of the Elman cell, forward pass only."""
-    E = _elman_forward(P, x)[1:] - y
+    E = _elman_forward(P, x)[0][1:] - y
     return 0.5 * np.sum(E * E)
 
 
@@ -107,12 +117,15 @@ def elman_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float
     T, B, m = x.shape
     W = P["W"]
     n = W.shape[0]
-    H = _elman_forward(P, x)
-    E = H[1:] - y
-    dA = np.empty_like(E)
+    H, dA = _elman_forward(P, x)
+    # The projections are spent: their buffer holds the errors h - y, then, step by step from
+    # the last, the gradients of the pre-activations.  BPTT keeps two arrays the size of H.
+    np.subtract(H[1:], y, out=dA)
+    loss = 0.5 * float(np.vdot(dA, dA))
     dh = np.zeros((B, n))
     for k in range(T - 1, -1, -1):
-        dA[k] = (dh + E[k]) * (1 - H[k + 1] * H[k + 1])
+        dA[k] += dh
+        dA[k] *= 1 - H[k + 1] * H[k + 1]
         dh = dA[k] @ W
     flat = dA.reshape(T * B, n)
     grads = {
@@ -120,18 +133,17 @@ def elman_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float
         "W": flat.T @ H[:-1].reshape(T * B, n),
         "b": flat.sum(axis=0),
     }
-    return 0.5 * float(np.sum(E * E)), grads
+    return loss, grads
 
 
 # -------------------------------------------------------------------------------------- GRU
 def _gru_forward(P: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """States ``H``; gates ``R, Z``, candidates ``G``, ``N = W_g h + b_hg``; projections ``Ax``."""
     T, B, m = x.shape
     gates = GATES["gru"]
     n = P["W_r"].shape[0]
     dtype = np.result_type(x, *P.values())
-    Ax = (x.reshape(T * B, m) @ _stack(P, "U_", gates).T + _stack(P, "b_", gates)).reshape(
-        T, B, 3 * n
-    )
+    Ax = _project(x, _stack(P, "U_", gates), _stack(P, "b_", gates), dtype)
     WT, bh = _stack(P, "W_", gates).T, _stack(P, "b_h", gates)
     H = np.zeros((T + 1, B, n), dtype)
     R, Z, G, N = (np.empty((T, B, n), dtype) for _ in range(4))
@@ -141,7 +153,7 @@ def _gru_forward(P: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
         R[k], Z[k], N[k] = rz[:, :n], rz[:, n:], Ah[:, 2 * n :]
         G[k] = np.tanh(Ax[k, :, 2 * n :] + R[k] * N[k])
         H[k + 1] = G[k] + Z[k] * (H[k] - G[k])
-    return H, R, Z, G, N
+    return H, R, Z, G, N, Ax
 
 
 def gru_loss(P: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -156,69 +168,65 @@ def gru_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, 
     gates = GATES["gru"]
     n = P["W_r"].shape[0]
     Wstack = _stack(P, "W_", gates)
-    H, R, Z, G, N = _gru_forward(P, x)
-    E = H[1:] - y
-    # Gradients of the input-side pre-activations (r, z, g) and of the recurrent-side ones
-    # (r, z, and W_g h + b_hg, which r multiplies): they differ only in the candidate's block.
-    dAx, dAh = np.empty((T, B, 3 * n)), np.empty((T, B, 3 * n))
-    dh = np.zeros((B, n))
+    H, R, Z, G, N, dAx = _gru_forward(P, x)
+    # Gradients of the input-side pre-activations (r, z, g) go where the projections were.  The
+    # recurrent side's differ only in the candidate's block (W_g h + b_hg is multiplied by r):
+    # that block overwrites R once r is read, and the step's three blocks meet in dAh.
+    loss = 0.0
+    dh, dAh = np.zeros((B, n)), np.empty((B, 3 * n))
     for k in range(T - 1, -1, -1):
-        dh = dh + E[k]
+        e = H[k + 1] - y[k]
+        loss += float(np.vdot(e, e))
+        dh = dh + e
         r, z, g = R[k], Z[k], G[k]
         dag = dh * (1 - z) * (1 - g * g)
-        dAx[k, :, :n] = dAh[k, :, :n] = dag * N[k] * r * (1 - r)
-        dAx[k, :, n : 2 * n] = dAh[k, :, n : 2 * n] = dh * (H[k] - g) * z * (1 - z)
+        dAx[k, :, :n] = dAh[:, :n] = dag * N[k] * r * (1 - r)
+        dAx[k, :, n : 2 * n] = dAh[:, n : 2 * n] = dh * (H[k] - g) * z * (1 - z)
         dAx[k, :, 2 * n :] = dag
-        dAh[k, :, 2 * n :] = dag * r
-        dh = dh * z + dAh[k] @ Wstack
-    return 0.5 * float(np.sum(E * E)), _gate_grads(dAx, dAh, x, H[:-1], gates)
+        R[k] = dAh[:, 2 * n :] = dag * r
+        dh = dh * z + dAh @ Wstack
+    fx, fg, Hp = dAx.reshape(T * B, 3 * n), R.reshape(T * B, n), H[:-1].reshape(T * B, n)
+    grads = _gate_grads(fx.T @ x.reshape(T * B, m), fx.sum(axis=0), "U_", "b_", gates)
+    recurrent = np.concatenate([fx[:, : 2 * n].T @ Hp, fg.T @ Hp])
+    bias = np.concatenate([fx[:, : 2 * n].sum(axis=0), fg.sum(axis=0)])
+    grads.update(_gate_grads(recurrent, bias, "W_", "b_h", gates))
+    return 0.5 * loss, grads
 
 
 def _gate_grads(
-    dAx: np.ndarray, dAh: np.ndarray, x: np.ndarray, Hprev: np.ndarray, gates: tuple[str, ...]
+    weights: np.ndarray, bias: np.ndarray, wname: str, bname: str, gates: tuple[str, ...]
 ) -> Params:
-    """Parameter gradients of stacked gates: one matrix product per weight over all steps."""
-    T, B, m = x.shape
-    n = Hprev.shape[-1]
-    fx, fh = dAx.reshape(T * B, -1), dAh.reshape(T * B, -1)
-    blocks = {
-        "U_": fx.T @ x.reshape(T * B, m),
-        "W_": fh.T @ Hprev.reshape(T * B, n),
-        "b_": fx.sum(axis=0),
-        "b_h": fh.sum(axis=0),
-    }
-    return {
-        prefix + k: block[j * n : (j + 1) * n]
-        for prefix, block in blocks.items()
-        for j, k in enumerate(gates)
-    }
+    """Stacked gradients of a weight and a bias, split by gate and named."""
+    n = bias.shape[0] // len(gates)
+    grads = {}
+    for j, k in enumerate(gates):
+        grads[wname + k], grads[bname + k] = weights[j * n : (j + 1) * n], bias[j * n : (j + 1) * n]
+    return grads
 
 
 # ------------------------------------------------------------------------------------- LSTM
 def _lstm_forward(P: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """States ``H, C``, ``tanh(c)`` per step, and the activated gates [i, f, g, o] in ``A``."""
     T, B, m = x.shape
     gates = GATES["lstm"]
     n = P["W_i"].shape[0]
     dtype = np.result_type(x, *P.values())
-    A = (
-        x.reshape(T * B, m) @ _stack(P, "U_", gates).T
-        + _stack(P, "b_", gates)
-        + _stack(P, "b_h", gates)
-    ).reshape(T, B, 4 * n)
+    # The input projections of all steps; each step's are replaced by its activated gates.
+    bias = _stack(P, "b_", gates) + _stack(P, "b_h", gates)
+    A = _project(x, _stack(P, "U_", gates), bias, dtype)
     WT = _stack(P, "W_", gates).T
     H, C = np.zeros((T + 1, B, n), dtype), np.zeros((T + 1, B, n), dtype)
-    # Activated gates [i, f, g, o] and tanh(c) per step: all that BPTT reads.
-    S, TC = np.empty((T, B, 4 * n), dtype), np.empty((T, B, n), dtype)
+    TC = np.empty((T, B, n), dtype)
     for k in range(T):
         a = A[k] + H[k] @ WT
-        S[k, :, : 2 * n] = _sigmoid(a[:, : 2 * n])
-        S[k, :, 2 * n : 3 * n] = np.tanh(a[:, 2 * n : 3 * n])
-        S[k, :, 3 * n :] = _sigmoid(a[:, 3 * n :])
-        i, f, g, o = (S[k, :, j * n : (j + 1) * n] for j in range(4))
+        A[k, :, : 2 * n] = _sigmoid(a[:, : 2 * n])
+        A[k, :, 2 * n : 3 * n] = np.tanh(a[:, 2 * n : 3 * n])
+        A[k, :, 3 * n :] = _sigmoid(a[:, 3 * n :])
+        i, f, g, o = (A[k, :, j * n : (j + 1) * n] for j in range(4))
         C[k + 1] = f * C[k] + i * g
         TC[k] = np.tanh(C[k + 1])
         H[k + 1] = o * TC[k]
-    return H, C, S, TC
+    return H, C, TC, A
 
 
 def lstm_loss(P: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -233,22 +241,26 @@ def lstm_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float,
     gates = GATES["lstm"]
     n = P["W_i"].shape[0]
     Wstack = _stack(P, "W_", gates)
-    H, C, S, TC = _lstm_forward(P, x)
-    E = H[1:] - y
-    dA = np.empty((T, B, 4 * n))
+    H, C, TC, A = _lstm_forward(P, x)
+    loss = 0.0
     dh, dc = np.zeros((B, n)), np.zeros((B, n))
     for k in range(T - 1, -1, -1):
-        dh = dh + E[k]
-        i, f, g, o = (S[k, :, j * n : (j + 1) * n] for j in range(4))
+        e = H[k + 1] - y[k]
+        loss += float(np.vdot(e, e))
+        dh = dh + e
+        i, f, g, o = (A[k, :, j * n : (j + 1) * n] for j in range(4))
         tc = TC[k]
         dc = dc + dh * o * (1 - tc * tc)
-        dA[k, :, :n] = dc * g * i * (1 - i)
-        dA[k, :, n : 2 * n] = dc * C[k] * f * (1 - f)
-        dA[k, :, 2 * n : 3 * n] = dc * i * (1 - g * g)
-        dA[k, :, 3 * n :] = dh * tc * o * (1 - o)
+        # The step's gate gradients replace its activations, all read before any is written.
+        blocks = [dc * g * i * (1 - i), dc * C[k] * f * (1 - f), dc * i * (1 - g * g)]
+        da = np.concatenate([*blocks, dh * tc * o * (1 - o)], axis=1)
         dc = dc * f
-        dh = dA[k] @ Wstack
-    return 0.5 * float(np.sum(E * E)), _gate_grads(dA, dA, x, H[:-1], gates)
+        A[k] = da
+        dh = da @ Wstack
+    flat, bias = A.reshape(T * B, 4 * n), A.reshape(T * B, 4 * n).sum(axis=0)
+    grads = _gate_grads(flat.T @ x.reshape(T * B, m), bias, "U_", "b_", gates)
+    grads.update(_gate_grads(flat.T @ H[:-1].reshape(T * B, n), bias.copy(), "W_", "b_h", gates))
+    return 0.5 * loss, grads
 
 
 #: Each cell's (value_and_grad, loss), by name.
@@ -257,6 +269,62 @@ CELLS: dict[str, tuple[Callable[..., tuple[float, Params]], Callable[..., np.nda
     "gru": (gru_value_and_grad, gru_loss),
     "lstm": (lstm_value_and_grad, lstm_loss),
 }
+
+
+# ---------------------------------------------------------------------------------- PyTorch
+_TORCH_CLASS = {"elman": "RNN", "gru": "GRU", "lstm": "LSTM"}
+#: PyTorch's stacked parameters and the prefix of the oracles' names each one stacks.
+_TORCH_STACKS = {
+    "weight_ih_l0": "U_",
+    "weight_hh_l0": "W_",
+    "bias_ih_l0": "b_",
+    "bias_hh_l0": "b_h",
+}
+
+
+def torch_module(cell: str, P: Params) -> Any:
+    """PyTorch's ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` in float64 holding the parameters ``P``.
+
+    PyTorch stacks the gates: ``weight_ih_l0 = [U_r; U_z; U_g]`` for the GRU, and so on.  The
+    Elman cell's bias goes to ``bias_ih_l0``; ``bias_hh_l0`` is zero.
+    """
+    import torch
+
+    gates = GATES[cell]
+    n, m = P["U" if cell == "elman" else f"U_{gates[0]}"].shape
+    module = getattr(torch.nn, _TORCH_CLASS[cell])(m, n).double()
+    with torch.no_grad():
+        for name, prefix in _TORCH_STACKS.items():
+            if cell == "elman":
+                value = {"U_": P["U"], "W_": P["W"], "b_": P["b"], "b_h": np.zeros(n)}[prefix]
+            else:
+                value = _stack(P, prefix, gates)
+            getattr(module, name).copy_(torch.from_numpy(value))
+    return module
+
+
+def torch_value_and_grad(
+    cell: str, module: Any, x: np.ndarray, y: np.ndarray
+) -> tuple[float, Params]:
+    """The loss of ``module`` (from :func:`torch_module`) and its gradient by torch autograd."""
+    import torch
+
+    out, _ = module(torch.from_numpy(x))
+    loss = 0.5 * ((out - torch.from_numpy(y)) ** 2).sum()
+    stacks = [getattr(module, name) for name in _TORCH_STACKS]
+    grads = dict(zip(_TORCH_STACKS.values(), torch.autograd.grad(loss, stacks), strict=True))
+    if cell == "elman":
+        return loss.item(), {
+            "U": grads["U_"].numpy(),
+            "W": grads["W_"].numpy(),
+            "b": grads["b_"].numpy(),
+        }
+    n = stacks[1].shape[1]
+    return loss.item(), {
+        prefix + k: grad.numpy()[j * n : (j + 1) * n]
+        for prefix, grad in grads.items()
+        for j, k in enumerate(GATES[cell])
+    }
 
 
 def directional_error(cell: str, n: int, m: int, T: int, B: int, seed: int = 0) -> float:

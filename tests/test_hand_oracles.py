@@ -77,51 +77,24 @@ def test_lstm_recurrent_and_input_biases_get_the_same_gradient():
 
 
 # ------------------------------------------------------------------------------ PyTorch
-def _torch_value_and_grad(cell: str, P, x, y):
-    """Loss and gradients from torch autograd, keyed like the oracle's."""
-    torch = pytest.importorskip("torch")
-    n, m = P["W"].shape[0] if cell == "elman" else P["W_g"].shape[0], x.shape[-1]
-    module = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](m, n)
-    module = module.double()
-    gates = hand.GATES[cell]
-    if cell == "elman":
-        stacks = {"weight_ih_l0": P["U"], "weight_hh_l0": P["W"]}
-        # nn.RNN has two biases whose sum is the cell's b; split it unevenly on purpose.
-        stacks |= {"bias_ih_l0": 0.3 * P["b"], "bias_hh_l0": 0.7 * P["b"]}
-    else:
-        stacks = {
-            "weight_ih_l0": np.concatenate([P[f"U_{k}"] for k in gates]),
-            "weight_hh_l0": np.concatenate([P[f"W_{k}"] for k in gates]),
-            "bias_ih_l0": np.concatenate([P[f"b_{k}"] for k in gates]),
-            "bias_hh_l0": np.concatenate([P[f"b_h{k}"] for k in gates]),
-        }
-    with torch.no_grad():
-        for name, value in stacks.items():
-            getattr(module, name).copy_(torch.from_numpy(value))
-    out, _ = module(torch.from_numpy(x))
-    loss = 0.5 * ((out - torch.from_numpy(y)) ** 2).sum()
-    loss.backward()
-    grad = {name: getattr(module, name).grad.numpy() for name in stacks}
-    if cell == "elman":
-        np.testing.assert_allclose(grad["bias_ih_l0"], grad["bias_hh_l0"], rtol=1e-12)
-        names = {"U": "weight_ih_l0", "W": "weight_hh_l0", "b": "bias_ih_l0"}
-        return loss.item(), {k: grad[name] for k, name in names.items()}
-    blocks = {"U_": "weight_ih_l0", "W_": "weight_hh_l0", "b_": "bias_ih_l0", "b_h": "bias_hh_l0"}
-    return loss.item(), {
-        prefix + k: grad[stack][j * n : (j + 1) * n]
-        for prefix, stack in blocks.items()
-        for j, k in enumerate(gates)
-    }
-
-
 @pytest.mark.parametrize("n", [3, 64])
 @pytest.mark.parametrize("cell", CELLS)
 def test_oracle_matches_torch_autograd(cell, n):
+    pytest.importorskip("torch")
     P, x, y, _ = _problem(cell, n=n, m=5, T=15, B=4)
     value, G = hand.CELLS[cell][0](P, x, y)
-    torch_value, torch_G = _torch_value_and_grad(cell, P, x, y)
+    torch_value, torch_G = hand.torch_value_and_grad(cell, hand.torch_module(cell, P), x, y)
     assert value == pytest.approx(torch_value, rel=1e-9)
     assert set(torch_G) == set(G)
     for name in G:
         scale = np.max(np.abs(torch_G[name]))
         assert np.max(np.abs(G[name] - torch_G[name])) <= 1e-9 * scale, name
+
+
+def test_torch_module_holds_the_parameters_in_pytorchs_gate_order():
+    pytest.importorskip("torch")
+    P, *_ = _problem("gru", n=3, m=2, T=1, B=1)
+    module = hand.torch_module("gru", P)
+    np.testing.assert_array_equal(module.weight_ih_l0.detach().numpy()[3:6], P["U_z"])
+    np.testing.assert_array_equal(module.weight_hh_l0.detach().numpy()[6:], P["W_g"])
+    np.testing.assert_array_equal(module.bias_hh_l0.detach().numpy()[:3], P["b_hr"])
