@@ -103,6 +103,7 @@ from sympy.printing.conventions import split_super_sub
 
 from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
+from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     code_name,
@@ -1424,7 +1425,7 @@ def _loss_expr(loss: Any) -> sp.Basic:
     try:
         if isinstance(loss, str):  # text is parsed by symrnn.parsing, never by sympify
             raise sp.SympifyError(loss)
-        return sp.sympify(loss, strict=True)
+        return expand_losses(sp.sympify(loss, strict=True))
     except sp.SympifyError:
         raise SymrnnError(
             f"loss={loss!r} is not a SymPy expression; give the loss per step as a template in "
