@@ -50,7 +50,6 @@ import sympy as sp
 
 import symrnn as sr
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: Vector quantities per step that BPTT of each cell must keep from the forward pass.
 STORED = {
     "elman": ("h",),
@@ -110,7 +109,7 @@ def check_agree(ours: tuple[Any, dict], theirs: tuple[Any, dict], names: dict[st
         scale = np.max(np.abs(hand_grads[hname]))
         diff = np.max(np.abs(np.reshape(grads[name], hand_grads[hname].shape) - hand_grads[hname]))
         worst = max(worst, float(diff / scale))
-    assert worst <= TOLERANCE, f"symrnn and the hand-written BPTT disagree: {worst:.1e}"
+    assert worst <= TOLERANCE, f"loss or gradient disagree with the hand-written BPTT: {worst:.1e}"
     return worst
 
 
@@ -144,8 +143,8 @@ def peak_bytes(fn: Callable[[], Any]) -> int:
 
 
 # -------------------------------------------------------------------------------- workers
-class CompileTimeout(Exception):
-    pass
+class CompileTimeout(BaseException):
+    """The compile cap ran out (a BaseException, so that no ``except Exception`` swallows it)."""
 
 
 def emit(**record: Any) -> None:
@@ -329,7 +328,7 @@ def fmt_ratio(ratio: float, target: float) -> str:
 
 
 def threads_line() -> str:
-    pinned = ", ".join(f"{v}={os.environ[v]}" for v in THREAD_VARIABLES)
+    pinned = ", ".join(f"{v}={os.environ[v]}" for v in sorted(os.environ) if "NUM_THREADS" in v)
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
