@@ -82,13 +82,13 @@ def hand_names(cell: str, shapes: dict[str, tuple], n: Any, m: Any) -> dict[str,
     ``b_h*``: the weights are told apart by shape, and biases symrnn lacks are held at zero on
     the oracle's side.  Adjust the correspondence here when the cells change.
     """
-    want = hand.param_shapes(cell, n, m)
+    want = {k: _dims(s) for k, s in hand.param_shapes(cell, n, m).items()}
     names = {}
     for name, shape in shapes.items():
         ours = name
         if cell != "elman" and name[:2] in ("U_", "W_"):
-            ours = ("U_" if tuple(shape) == (n, m) else "W_") + name[2:]
-        if ours not in want or sp.Mul(*want[ours]) != sp.Mul(*shape):
+            ours = ("U_" if _dims(shape) == _dims((n, m)) else "W_") + name[2:]
+        if want.get(ours) != _dims(shape):
             return None
         names[name] = ours
     if any(not k.startswith("b_h") for k in set(want) - set(names.values())):
@@ -96,9 +96,17 @@ def hand_names(cell: str, shapes: dict[str, tuple], n: Any, m: Any) -> dict[str,
     return names
 
 
+def _dims(shape: tuple) -> tuple[str, ...]:
+    """A shape as comparable text (symbolic sizes come as names), without unit dimensions."""
+    return tuple(str(d) for d in shape if str(d) != "1")
+
+
 def translate(P: dict[str, np.ndarray], names: dict[str, str], shapes: dict[str, tuple]):
-    """The oracle's parameters ``P`` as symrnn's: renamed and reshaped (biases are columns)."""
-    return {s: P[h].reshape(shapes[s]) for s, h in names.items()}
+    """The oracle's parameters ``P`` as symrnn's: renamed, and reshaped at explicit sizes."""
+    return {
+        s: P[h].reshape(shapes[s]) if all(isinstance(d, int) for d in shapes[s]) else P[h]
+        for s, h in names.items()
+    }
 
 
 def check_agree(ours: tuple[Any, dict], theirs: tuple[Any, dict], names: dict[str, str]) -> float:
@@ -259,10 +267,8 @@ def symbolic_check(F: sr.Compiled, T: int) -> None:
     rng = np.random.default_rng(3)
     P = hand.init_params("elman", 7, 3, rng)
     x, y = rng.normal(size=(T, 4, 3)), rng.normal(size=(T, 4, 7))
-    # Biases as columns, as at explicit sizes.
-    Ps = {s: P[h][:, None] if P[h].ndim == 1 else P[h] for s, h in names.items()}
     try:
-        ours = F.value_and_grad(Ps, {"x": x, "y": y})
+        ours = F.value_and_grad(translate(P, names, F.param_shapes), {"x": x, "y": y})
     except sr.SymrnnError as exc:
         emit(kind="symbolic", note=f"check at n = 7 not run: {type(exc).__name__}: {exc}")
         return
