@@ -18,7 +18,7 @@ turns and the medians compared.  BLAS runs on one thread everywhere (and torch t
 multi-threaded BLAS on these shared 2-core machines made the hand loop vary 3x.  The targets
 are printed next to the ratios; nothing asserts on time.
 
-    python benchmarks/bench_matrix.py [--quick] [--cap SECONDS]
+    python benchmarks/bench_matrix.py [--quick] [--cap SECONDS] [--sizes 64,symbolic] [--cells gru]
 
 The n = 4 figures (scan compile flat in T, unrolled ms/step, batch 1 and 1,024) stay in
 bench_numeric.py.
@@ -42,6 +42,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import hand_rnn as hand
@@ -294,39 +295,55 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # -------------------------------------------------------------------------------- parent
-def run_worker(cell: str, n: Any, batches: list[int], settings: dict[str, Any], **kw: Any):
-    """Run one worker: its records, how it ended early (or None), and whether it crashed."""
+@dataclass(frozen=True)
+class Run:
+    """What one worker reported, and how it ended when it ended early."""
+
+    cell: str
+    n: Any
+    batches: tuple[int, ...]
+    records: tuple[dict, ...]
+    failure: str | None = None
+    crashed: bool = False
+
+    def measured(self, kind: str) -> list[dict]:
+        return [r for r in self.records if r["kind"] == kind and "note" not in r]
+
+    def note(self, kind: str) -> str:
+        """Why a measurement is missing: the worker's own note, or how the worker ended."""
+        notes = [r["note"] for r in self.records if r["kind"] == kind and "note" in r]
+        if notes:
+            return str(notes[0])
+        return f"not run: {self.failure}" if self.failure else "not run: stopped before this step"
+
+    def missing_time(self) -> str:
+        kind = "time" if any(r["kind"] == "time" for r in self.records) else "compile"
+        return self.note(kind)
+
+
+def run_worker(cell: str, n: Any, batches: list[int], settings: dict[str, Any], **kw: Any) -> Run:
+    """Run one worker process and collect its records."""
     argv = [sys.executable, __file__, "--worker", cell, "--n", str(n)]
     argv += ["--batches", ",".join(map(str, batches))]
     for key, value in {**settings, **kw}.items():
         argv += [f"--{key}", str(value)] if value is not True else [f"--{key}"]
     # The cap stops compilation inside the worker; this outer limit is the last resort.
     limit = settings["cap"] + 60 + 4 * settings["budget"] * (len(batches) + 1)
+    run = Run(cell, n, tuple(batches), ())
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as exc:
         raw = exc.stdout or ""
         stdout = raw.decode() if isinstance(raw, bytes) else raw
-        return _records(stdout), f"still running after {limit:.0f} s (stopped)", False
+        return replace(run, records=_records(stdout), failure=f"still running after {limit:.0f} s")
     if out.returncode == 0:
-        return _records(out.stdout), None, False
-    return _records(out.stdout), (out.stderr.strip().splitlines() or ["died"])[-1], True
+        return replace(run, records=_records(out.stdout))
+    last = (out.stderr.strip().splitlines() or ["died"])[-1]
+    return replace(run, records=_records(out.stdout), failure=last, crashed=True)
 
 
-def _records(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-
-
-def of(records: list[dict], kind: str) -> list[dict]:
-    return [r for r in records if r["kind"] == kind]
-
-
-def note_of(records: list[dict], kind: str, failure: str | None) -> str:
-    """Why a measurement is missing: the worker's own note, or how the worker ended."""
-    notes = [r["note"] for r in of(records, kind) if "note" in r]
-    if notes:
-        return notes[0]
-    return f"not run: {failure}" if failure else "not run: stopped before this step"
+def _records(stdout: str) -> tuple[dict, ...]:
+    return tuple(json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
 
 
 def fmt_ratio(ratio: float, target: float) -> str:
@@ -347,6 +364,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--cap", type=float, help="compile time cap per size, seconds")
+    parser.add_argument("--sizes", help="only these Elman sizes, e.g. 64,symbolic")
+    parser.add_argument("--cells", default="gru,lstm", help="gated cells to run ('' for none)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--n", help=argparse.SUPPRESS)
     parser.add_argument("--batches", default="", help=argparse.SUPPRESS)
@@ -360,10 +379,10 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    report(args.quick, args.cap)
+    report(args.quick, args.cap, args.sizes, [c for c in args.cells.split(",") if c])
 
 
-def report(quick: bool, cap: float | None) -> None:
+def report(quick: bool, cap: float | None, sizes: str | None, cells: list[str]) -> None:
     T = 20 if quick else 100
     settings = {"cap": cap or (60.0 if quick else 150.0), "T": T}
     settings |= {"budget": 2.0, "most": 5} if quick else {"budget": 20.0, "most": 15}
@@ -380,6 +399,8 @@ def report(quick: bool, cap: float | None) -> None:
             ("symbolic", [], 0),
         ]
     )
+    if sizes is not None:
+        elman_sizes = [row for row in elman_sizes if str(row[0]) in sizes.split(",")]
     gated_n, gated_batch = (4, 4) if quick else (128, 32)
 
     print("symrnn matrix-level benchmark (issue 12)")
@@ -390,76 +411,77 @@ def report(quick: bool, cap: float | None) -> None:
         f"{WORKER_MEMORY // 2**30} GiB; times are medians of repeats in turns, after checking "
         f"loss and gradient agree to {TOLERANCE:g}"
     )
-    failures: list[str] = []
+    runs = [run_worker("elman", n, b, settings, memory=mem) for n, b, mem in elman_sizes]
+    print_compile(runs)
+    print_speed(runs)
+    gated = [
+        run_worker(cell, gated_n, [gated_batch], settings, memory=gated_batch, torch=True)
+        for cell in cells
+    ]
+    if gated:
+        print_gated(gated, gated_n, gated_batch)
+    print_memory(runs + gated)
+    crashed = [f"{run.cell} n = {run.n}: {run.failure}" for run in runs + gated if run.crashed]
+    if crashed:
+        print("\nfailed:\n  " + "\n  ".join(crashed))
+        sys.exit(1)
 
-    runs = {}
-    for n, batches, memory in elman_sizes:
-        records, failure, crashed = run_worker("elman", n, batches, settings, memory=memory)
-        runs[n] = records, failure, batches
-        if crashed:
-            failures.append(f"elman n = {n}: {failure}")
 
+def print_compile(runs: list[Run]) -> None:
     print("\n(a) derivation + compilation, sr.lambdify; target <= 0.5 s, flat in n")
     print(f"{'n':>9}  {'seconds':>9}")
-    for n, (records, failure, _) in runs.items():
-        compiled = [r for r in of(records, "compile") if "seconds" in r]
-        text = (
-            f"{compiled[0]['seconds']:9.3f}" if compiled else note_of(records, "compile", failure)
-        )
-        print(f"{n!s:>9}  {text}")
-        for r in of(records, "symbolic"):
-            print(f"{'':>9}  {r['note']}")
+    for run in runs:
+        compiled = run.measured("compile")
+        text = f"{compiled[0]['seconds']:9.3f}" if compiled else run.note("compile")
+        print(f"{run.n!s:>9}  {text}")
+        for r in run.records:
+            if r["kind"] == "symbolic":
+                print(f"{'':>9}  {r['note']}")
 
+
+def print_speed(runs: list[Run]) -> None:
     print("\n(b) value_and_grad against the hand-written NumPy BPTT (ratio > 1: symrnn slower)")
     print(f"{'n':>9} {'batch':>6} {'symrnn ms':>10} {'hand ms':>9} {'ratio':>7}")
-    for n, (records, failure, batches) in runs.items():
-        rows = [r for r in of(records, "time") if "batch" in r]
+    for run in runs:
+        rows = run.measured("time")
         for r in rows:
-            target = 0.9 if n == 4 else 1.1
+            target = 0.9 if run.n == 4 else 1.1
             print(
-                f"{n!s:>9} {r['batch']:>6} {1e3 * r['ours']:>10.2f} {1e3 * r['hand']:>9.2f}"
+                f"{run.n!s:>9} {r['batch']:>6} {1e3 * r['ours']:>10.2f} {1e3 * r['hand']:>9.2f}"
                 f" {fmt_ratio(r['ours'] / r['hand'], target)}"
             )
-        if batches and len(rows) < len(batches):
-            kind = "compile" if not of(records, "time") else "time"
-            print(f"{n!s:>9} {'':>6} {note_of(records, kind, failure)}")
+        if len(rows) < len(run.batches):
+            print(f"{run.n!s:>9} {'':>6} {run.missing_time()}")
 
+
+def print_gated(runs: list[Run], n: int, batch: int) -> None:
     print(
-        f"\n(c) gated cells, n = {gated_n}, inputs {inputs_for(gated_n)}, batch {gated_batch}:"
-        " symrnn and torch.nn (float64, CPU) against the hand-written NumPy BPTT"
+        f"\n(c) gated cells, n = {n}, inputs {inputs_for(n)}, batch {batch}: symrnn and"
+        " torch.nn (float64, CPU) against the hand-written NumPy BPTT"
     )
     print(
         f"{'cell':>6} {'symrnn ms':>10} {'hand ms':>9} {'symrnn/hand':>30} {'torch ms':>9}"
         f" {'torch/hand':>10}"
     )
-    gated = {}
-    for cell in ("gru", "lstm"):
-        records, failure, crashed = run_worker(
-            cell, gated_n, [gated_batch], settings, memory=gated_batch, torch=True
-        )
-        gated[cell] = records, failure
-        if crashed:
-            failures.append(f"{cell}: {failure}")
-        times = [r for r in of(records, "time") if "batch" in r]
-        torches = [r for r in of(records, "torch") if "batch" in r]
-        ours = (
-            f"{1e3 * times[0]['ours']:>10.2f} {1e3 * times[0]['hand']:>9.2f}"
-            f" {fmt_ratio(times[0]['ours'] / times[0]['hand'], 1.2):>30}"
-            if times
-            else f"{'-':>10} {'-':>9} {'-':>30}"
-        )
-        theirs = (
-            f"{1e3 * torches[0]['torch']:>9.2f} {torches[0]['torch'] / torches[0]['hand']:>9.2f}x"
-            if torches
-            else f"{'-':>9} {'-':>10}"
-        )
-        print(f"{cell:>6} {ours} {theirs}")
+    for run in runs:
+        times, torches = run.measured("time"), run.measured("torch")
+        ours = f"{'-':>10} {'-':>9} {'-':>30}"
+        if times:
+            r = times[0]
+            ratio = fmt_ratio(r["ours"] / r["hand"], 1.2)
+            ours = f"{1e3 * r['ours']:>10.2f} {1e3 * r['hand']:>9.2f} {ratio:>30}"
+        theirs = f"{'-':>9} {'-':>10}"
+        if torches:
+            r = torches[0]
+            theirs = f"{1e3 * r['torch']:>9.2f} {r['torch'] / r['hand']:>9.2f}x"
+        print(f"{run.cell:>6} {ours} {theirs}")
         if not times:
-            kind = "compile" if not of(records, "time") else "time"
-            print(f"{'':>6} symrnn: {note_of(records, kind, failure)}")
+            print(f"{'':>6} symrnn: {run.missing_time()}")
         if not torches:
-            print(f"{'':>6} torch: {note_of(records, 'torch', failure)}")
+            print(f"{'':>6} torch: {run.note('torch')}")
 
+
+def print_memory(runs: list[Run]) -> None:
     print(
         "\n(d) peak traced memory of one value_and_grad (tracemalloc) over the states BPTT must"
         " store\n    (T x batch x n x 8 bytes per stored vector: "
@@ -467,18 +489,12 @@ def report(quick: bool, cap: float | None) -> None:
         + ")"
     )
     print(f"{'cell':>6} {'n':>5} {'batch':>6} {'stored MiB':>11} {'symrnn':>24} {'hand':>6}")
-    memories = [("elman", n, records) for n, (records, _, _) in runs.items()]
-    memories += [(cell, gated_n, records) for cell, (records, _) in gated.items()]
-    for cell, n, records in memories:
-        for r in of(records, "memory"):
+    for run in runs:
+        for r in run.measured("memory"):
             print(
-                f"{cell:>6} {n:>5} {r['batch']:>6} {r['stored'] / 2**20:>11.1f}"
+                f"{run.cell:>6} {run.n:>5} {r['batch']:>6} {r['stored'] / 2**20:>11.1f}"
                 f" {fmt_ratio(r['ours'] / r['stored'], 1.5):>24} {r['hand'] / r['stored']:>5.2f}x"
             )
-
-    if failures:
-        print("\nfailed:\n  " + "\n  ".join(failures))
-        sys.exit(1)
 
 
 if __name__ == "__main__":
