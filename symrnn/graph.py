@@ -445,10 +445,14 @@ def graph(obj: Any, *, name: str | None = None, params: Any = (), **options: Any
     full : bool, default False (chains and BPTT)
         Draw every step, however many.
 
+    Notes
+    -----
     Each ``Add``/``Mul`` (n-ary), ``Pow``, function application, matrix product (``matmul``),
     :func:`~symrnn.ops.dot`, :func:`~symrnn.ops.reduce_sum` and elementwise function of a matrix
     (``relu``, ``sigmoid``, :func:`~symrnn.ops.sqr`) is one operation; ``-a`` is ``neg``.
 
+    Examples
+    --------
     >>> import sympy as sp
     >>> from symrnn.functions import sigmoid
     >>> from symrnn.ops import dot

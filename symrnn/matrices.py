@@ -24,7 +24,7 @@ from typing import Any
 
 import sympy as sp
 from sympy.core.symbol import Str
-from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 from .errors import ShapeError
 from .notation import latex_time, time_function
@@ -158,7 +158,7 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Expr:
         if isinstance(i, (int, sp.Integer)):
             return self.components()[int(i)]
-        return sp.MatrixElement(self, i, j)
+        return MatrixElement(self, i, j)
 
     def _latex(self, printer: Any) -> str:
         return f"\\mathbf{{{printer._print(sp.Symbol(self.name))}}}^{{({latex_time(self.time)})}}"

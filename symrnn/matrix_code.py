@@ -23,7 +23,8 @@ Reference semantics of the generated module::
 >>> h, x, W, U = sr.vector("h", n), sr.vector("x", n), sr.matrix("W", n, n), sr.matrix("U", n, n)
 >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1) + U * x(sr.t))))
 >>> print(step_source(rec))
-def step(U, W, h__tm1, x__t):
+def step(U, W, x__t, h__tm1):
+    # h(t) = tanh(U*x(t) + W*h(t - 1))
     h__t = numpy.tanh(x__t @ U.T + h__tm1 @ W.T)
     return (h__t,)
 """
@@ -38,12 +39,13 @@ from typing import Any
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from .errors import SymrnnError
 from .functions import relu, sigmoid, softplus
 from .losses import Loss, SoftmaxCrossEntropy, SquaredError
 from .matrices import VectorAt
-from .notation import identifier, is_time_atom, t, time_of
+from .notation import identifier, is_time_atom, str_expr, t, time_of
 from .ops import dot as dot_op
 from .ops import reduce_sum, sqr
 from .recurrence import Recurrence
@@ -165,6 +167,8 @@ class _Tracer:
             for mm in eq.rhs.atoms(sp.MatMul) if isinstance(eq.rhs, sp.Basic) else ():
                 factors = [a for a in mm.args if getattr(a, "is_Matrix", False)]
                 for f in factors[:-1]:
+                    if isinstance(f, sp.MatPow):
+                        f = f.base
                     if isinstance(f, sp.MatrixSymbol):
                         self.matrices.add(f)
                     elif isinstance(f, sp.Transpose) and _rank_of(f.arg.shape) == 2:
@@ -199,7 +203,8 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if e.is_OneMatrix else "0.0")
+            one = isinstance(e, sp.OneMatrix)
+            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if one else "0.0")
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:
@@ -244,7 +249,7 @@ class _Tracer:
                 return self(e.function.expr)
             finally:
                 self.exprs = outer_exprs
-        if isinstance(e, sp.Pow):
+        if isinstance(e, (sp.Pow, sp.HadamardPower)):
             base, ex = e.args
             if ex == 2:
                 return g.add("square", [self(base)])
@@ -259,6 +264,8 @@ class _Tracer:
                 return g.add("sqerr", [g.add("sub", [o, y])], rank=0)
             if isinstance(e, SoftmaxCrossEntropy):
                 return g.add("xent", [o, y], rank=0)
+        if isinstance(e, MatrixElement) and tuple(e.parent.shape) == (1, 1):
+            return self(e.parent)  # the entry of a 1×1 product such as vᵀh
         if isinstance(e, dot_op):
             return g.add("dot", [self(a) for a in e.args], rank=0)
         if isinstance(e, reduce_sum):
@@ -279,9 +286,23 @@ class _Tracer:
 
     def _matmul(self, e: Any) -> int:
         scalars = [a for a in e.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
+        mats = []
+        for a in e.args:
+            if isinstance(a, sp.MatPow) and a.exp.is_Integer and a.exp > 0:
+                mats += [a.base] * int(a.exp)  # W**2 h is W (W h): two products, no W²
+            elif getattr(a, "is_Matrix", False):
+                mats.append(a)
         acc = self(mats[-1])
-        if self.g.nodes[acc].rank != 1 and len(mats) > 1:
+        if isinstance(mats[-1], sp.OneMatrix) and len(mats) > 1:
+            # W 1: the row sums of W (Wᵀ 1: its column sums)
+            m = mats[-2]
+            transposed = isinstance(m, sp.Transpose)
+            W = self(m.arg if transposed else m)
+            if self.g.nodes[W].rank != 2:
+                raise Unsupported(f"the product {e}")
+            acc = self.g.add("colsum" if transposed else "rowsum", [W], rank=1)
+            mats = mats[:-1]
+        elif self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")
         for m in reversed(mats[:-1]):
             if isinstance(m, sp.Transpose) and m.arg in self.matrices:
@@ -322,30 +343,50 @@ def _operand(g: Graph, a: int, partner_rank: int) -> str:
     return n.name
 
 
-def _forward_text(g: Graph, n: Node) -> str:
+# Python precedence of the text an operation prints (calls and names bind tightest), and what an
+# operand needs in each slot: ``a - (b + c)``, ``a * (b @ W.T)``, ``x @ W.T`` after ``a * x``.
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "matvec": 2, "rmatvec": 2, "pow": 3}
+_NEEDS = {"add": (1, 1), "sub": (1, 2), "mul": (2, 3), "matvec": (4, 2), "rmatvec": (4, 2)}
+
+
+def _forward_text(g: Graph, n: Node, texts: dict[int, tuple[str, int]] | None = None) -> str:
+    """NumPy text of one node; arguments in ``texts`` are printed inline (one line per equation)."""
+    texts = texts or {}
     args = [g.nodes[a] for a in n.args]
+
+    def arg(k: int, need: int, partner_rank: int = 0) -> str:
+        a = args[k]
+        text, prec = texts.get(a.id, (a.name, 4))
+        if a.batched and a.rank == 0 and partner_rank >= 1:
+            text, prec = f"{text if prec == 4 else f'({text})'}[:, None]", 4
+        return text if prec >= need else f"({text})"
+
     if n.op == "copy":
-        return args[0].name
+        return arg(0, 1)
     if n.op == "add":
-        return " + ".join(_operand(g, a.id, n.rank) for a in args)
+        return " + ".join(arg(k, 1, n.rank) for k in range(len(args)))
     if n.op == "sub":
-        a, b = (_operand(g, x.id, n.rank) for x in args)
-        return f"{a} - {b}"
+        return f"{arg(0, 1, n.rank)} - {arg(1, 2, n.rank)}"
     if n.op == "sqerr":
-        return f"0.5 * dot({args[0].name}, {args[0].name})"
+        return f"0.5 * dot({arg(0, 1)}, {arg(0, 1)})"
     if n.op in ELEMENTWISE:
-        return ELEMENTWISE[n.op].forward(args[0].name)
+        template = ELEMENTWISE[n.op].forward
+        inside_call = "(§)" in template("§")  # the argument is a call's whole argument
+        return template(arg(0, 1 if inside_call else 4))
     if n.op == "pow":
-        return f"{args[0].name}**{n.attr!r}"
+        return f"{arg(0, 4)}**{n.attr!r}"
     if n.op == "mul":
-        a, b = (_operand(g, x.id, n.rank) for x in args)
-        return LINEAR["mul"].forward(a, b)
-    if n.op in ("matvec", "rmatvec", "dot"):
-        return LINEAR[n.op].forward(args[0].name, args[1].name)
+        return LINEAR["mul"].forward(arg(0, 2, n.rank), arg(1, 3, n.rank))
+    if n.op in ("matvec", "rmatvec"):
+        return LINEAR[n.op].forward(arg(0, 4), arg(1, 2))
+    if n.op == "dot":
+        return LINEAR["dot"].forward(arg(0, 1), arg(1, 1))
     if n.op == "sum":
-        return f"numpy.add.reduce({args[0].name}, -1)"
+        return f"numpy.add.reduce({arg(0, 1)}, -1)"
+    if n.op in ("rowsum", "colsum"):
+        return f"numpy.add.reduce({arg(0, 1)}, {1 if n.op == 'rowsum' else 0})"
     if n.op == "xent":
-        return f"xent({args[0].name}, {args[1].name})"
+        return f"xent({arg(0, 1)}, {arg(1, 1)})"
     raise SymrnnError(f"no forward rule for {n.op}")
 
 
@@ -410,6 +451,11 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
         fa, fb = LINEAR["dot"].vjp
         out.append((a.id, fa(g_, a.name, b.name), (n.batched, 1)))
         out.append((b.id, fb(g_, a.name, b.name), (n.batched, 1)))
+    elif n.op in ("rowsum", "colsum"):
+        W = args[0]
+        ones = f"numpy.ones({W.name}.shape[{1 if n.op == 'rowsum' else 0}])"
+        pair = (gn, ones) if n.op == "rowsum" else (ones, gn)
+        out.append((W.id, f"outer({pair[0]}, {pair[1]})", (False, 2)))
     elif n.op == "sum":
         g_ = f"{gn}[:, None]" if n.batched else gn
         out.append((args[0].id, f"{g_} * numpy.ones_like({args[0].name})", (n.batched, 1)))
@@ -524,11 +570,27 @@ class _Sources:
 
     def step(self) -> tuple[str, list[tuple[str, str, int]]]:
         g = self.g
-        body = [
-            f"    {g.nodes[i].name} = {_forward_text(g, g.nodes[i])}"
-            for i in self.step_nodes
-            if not _is_leaf(g.nodes[i])
-        ]
+        roots = {g.roots[q]: q for q in self.quantity_names}
+        uses: dict[int, int] = {}
+        for i in self.step_nodes:
+            for a in g.nodes[i].args:
+                uses[a] = uses.get(a, 0) + 1
+        kept = set(roots) | set(self.residuals)
+        texts: dict[int, tuple[str, int]] = {}
+        body = []
+        equations = {_name_of(eq.lhs): eq for eq in self.rec.blocks.equations}
+        for i in self.step_nodes:
+            n = g.nodes[i]
+            if _is_leaf(n):
+                continue
+            text = _forward_text(g, n, texts)
+            if i not in kept and uses.get(i, 0) == 1:
+                texts[i] = (text, _PRECEDENCE.get(n.op, 4))  # printed where it is used
+                continue
+            if i in roots:
+                eq = equations[roots[i]]
+                body.append(f"    # {str_expr(eq.lhs)} = {str_expr(eq.rhs)}")
+            body.append(f"    {n.name} = {text}")
         specs = _leaf_specs(g, self.rec, set(self.step_nodes))
         saved = [g.nodes[g.roots[q]].name for q in self.quantity_names] + [
             g.nodes[i].name for i in self.residuals
@@ -560,6 +622,7 @@ class _Sources:
         for q in states:
             contributions.setdefault(g.roots[q], []).append(carries[q])
         lines: list[str] = []
+        roots = {g.nodes[g.roots[q]].name for q in self.quantity_names}
         order = sorted(set(self.step_nodes) | set(loss_nodes), reverse=True)
         for i in order:
             n = g.nodes[i]
@@ -570,8 +633,8 @@ class _Sources:
                 continue
             gn = _gradient_name(n)
             text = _join(parts)
-            if text == "_one":
-                gn = "_one"  # the loss of each sequence: its adjoint is 1
+            if text.isidentifier() and not (n.name in roots and not n.name.startswith("_")):
+                gn = text  # one contribution that is a name (the loss seed _one, a sum's part)
             else:
                 lines.append(f"    {gn} = {text}")
             for a, contrib, shape in _vjps(g, n, gn):
@@ -656,6 +719,10 @@ def _join(terms: list[str]) -> str:
     return text
 
 
+def _name_of(lhs: Any) -> str:
+    return str(lhs.name) if isinstance(lhs, VectorAt) else str(lhs.func.__name__)
+
+
 def _gradient_name(n: Node) -> str:
     return f"dL_d{n.name}" if not n.name.startswith("_") else f"_g{n.id}"
 
@@ -696,6 +763,7 @@ def generate_matrix_source(
         INPUTS=layout.inputs,
         TARGETS=layout.targets,
         QUANTITIES=layout.quantities,
+        QUANTITY_INDEX={name: i for i, (name, _) in enumerate(layout.quantities)},
         STATES=layout.states,
         INPUT_LAG=rec.blocks.input_lag,
         MODE="scan",

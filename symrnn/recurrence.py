@@ -169,7 +169,14 @@ def _evaluation_order(
 
 def _pairs_of(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
     """Split one equation into (lhs atom, rhs) pairs: components for matrix equations."""
-    return [(lhs, sp.sympify(rhs)) for lhs, rhs in _scalarize(eq)]
+    pairs = []
+    for lhs, rhs in _scalarize(eq):
+        rhs = sp.sympify(rhs)
+        leaves = rhs.atoms(VectorAt, sp.MatrixSymbol)
+        if leaves:  # a scalar of vectors, such as dot(v, h(t-1)): its components
+            rhs = rhs.xreplace({a: explicit(a) for a in leaves})
+        pairs.append((lhs, rhs))
+    return pairs
 
 
 def _block_pairs(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
@@ -181,7 +188,10 @@ def _block_pairs(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
     """
     lhs, rhs = eq.lhs, eq.rhs
     if not (is_matrix(lhs) or is_matrix(rhs)):
-        return _pairs_of(eq)
+        ((atom, _),) = _scalarize(eq)  # checks the left side
+        if isinstance(rhs, sp.Basic) and rhs.atoms(VectorAt, sp.MatrixSymbol):
+            return [(atom, _surrogate(rhs))]  # a scalar of vectors, such as dot(v, h(t-1))
+        return [(atom, sp.sympify(rhs))]
     if not (isinstance(lhs, VectorAt) and isinstance(rhs, MatrixExpr)):
         if isinstance(lhs, VectorAt) and isinstance(rhs, sp.MatrixBase):
             return [(_block_atom(lhs), _surrogate(rhs))]
@@ -315,7 +325,7 @@ def _blocks(
 
     def equation(f: Any) -> sp.Equality:
         rhs, eq = defined[f]
-        if vectors and isinstance(eq.lhs, VectorAt):  # a whole vector: the equation as written
+        if vectors:  # matrix level: the equation as written (a vector stays whole)
             return sp.Eq(eq.lhs, eq.rhs, evaluate=False)
         return sp.Eq(f(t), rhs, evaluate=False)
 
