@@ -3,8 +3,9 @@ r"""Hand-written NumPy forward passes and BPTT for the Elman, GRU and LSTM cells
 Written the way an expert writes them, independently of symrnn: a leading batch axis, the input
 projections of all steps in one matrix product, one matrix product per step for the recurrence
 (the gates stacked), the quantities BPTT needs stored on the way forward, and the parameter
-gradients of all steps and sequences as one matrix product each (``dA.T @ H_prev``).  No Python
-loop runs over units; the only loops run over time.
+gradients of all steps and sequences as one matrix product each (``dA.T @ H_prev``).  The Elman
+cell has a second version that stores only the states (:data:`ELMAN_WAYS`).  No Python loop runs
+over units; the only loops run over time.
 
 Shapes: inputs ``x`` are ``(T, B, m)``, targets ``y`` are ``(T, B, n)``; the initial states are
 zero.  The loss is the per-step squared error on the hidden state summed over steps and over the
@@ -136,6 +137,35 @@ def elman_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float
     return loss, grads
 
 
+def elman_value_and_grad_per_step(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+    """The same as :func:`elman_value_and_grad`, written to store only the states.
+
+    The input projection is made at each step and the parameter gradients are accumulated at
+    each step (``d.T @ h_prev``), so nothing but ``H`` grows with T: more, smaller matrix products
+    than the store-all version, which wins at small batches, this one at large ones.
+    """
+    T, B, m = x.shape
+    U, W, b = P["U"], P["W"], P["b"]
+    n = W.shape[0]
+    H = np.empty((T + 1, B, n))
+    H[0] = 0
+    UT, WT = U.T, W.T
+    for k in range(T):
+        H[k + 1] = np.tanh(x[k] @ UT + H[k] @ WT + b)
+    grads = {"U": np.zeros_like(U), "W": np.zeros_like(W), "b": np.zeros_like(b)}
+    loss = 0.0
+    dh = np.zeros((B, n))
+    for k in range(T - 1, -1, -1):
+        e = H[k + 1] - y[k]
+        loss += float(np.vdot(e, e))
+        d = (dh + e) * (1 - H[k + 1] * H[k + 1])
+        grads["U"] += d.T @ x[k]
+        grads["W"] += d.T @ H[k]
+        grads["b"] += d.sum(axis=0)
+        dh = d @ W
+    return 0.5 * loss, grads
+
+
 # -------------------------------------------------------------------------------------- GRU
 def _gru_forward(P: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
     """States ``H``; gates ``R, Z``, candidates ``G``, ``N = W_g h + b_hg``; projections ``Ax``."""
@@ -263,6 +293,8 @@ def lstm_value_and_grad(P: Params, x: np.ndarray, y: np.ndarray) -> tuple[float,
     return 0.5 * loss, grads
 
 
+#: The Elman cell's BPTT written two ways, by the name of the way: neither wins at every size.
+ELMAN_WAYS = {"store-all": elman_value_and_grad, "per-step": elman_value_and_grad_per_step}
 #: Each cell's (value_and_grad, loss), by name.
 CELLS: dict[str, tuple[Callable[..., tuple[float, Params]], Callable[..., np.ndarray]]] = {
     "elman": (elman_value_and_grad, elman_loss),

@@ -69,6 +69,16 @@ def test_batch_loss_and_gradient_are_sums_over_sequences(cell):
         np.testing.assert_allclose(G[name], sum(g[name] for _, g in parts), rtol=1e-10)
 
 
+@pytest.mark.parametrize("B", [1, 3])
+def test_elman_ways_agree(B):
+    P, x, y, _ = _problem("elman", n=5, m=3, T=9, B=B)
+    value, G = hand.elman_value_and_grad(P, x, y)
+    other, H = hand.elman_value_and_grad_per_step(P, x, y)
+    assert other == pytest.approx(value, rel=1e-13)
+    for name in P:
+        np.testing.assert_allclose(H[name], G[name], rtol=1e-11, atol=1e-14)
+
+
 def test_lstm_recurrent_and_input_biases_get_the_same_gradient():
     P, x, y, _ = _problem("lstm", n=3, m=2, T=5, B=2)
     _, G = hand.lstm_value_and_grad(P, x, y)
@@ -77,12 +87,19 @@ def test_lstm_recurrent_and_input_biases_get_the_same_gradient():
 
 
 # ------------------------------------------------------------------------------ PyTorch
+ORACLES = {
+    **{cell: hand.CELLS[cell][0] for cell in CELLS},
+    "elman per-step": hand.ELMAN_WAYS["per-step"],
+}
+
+
 @pytest.mark.parametrize("n", [3, 64])
-@pytest.mark.parametrize("cell", CELLS)
-def test_oracle_matches_torch_autograd(cell, n):
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_oracle_matches_torch_autograd(oracle, n):
     pytest.importorskip("torch")
+    cell = oracle.split()[0]
     P, x, y, _ = _problem(cell, n=n, m=5, T=15, B=4)
-    value, G = hand.CELLS[cell][0](P, x, y)
+    value, G = ORACLES[oracle](P, x, y)
     torch_value, torch_G = hand.torch_value_and_grad(cell, hand.torch_module(cell, P), x, y)
     assert value == pytest.approx(torch_value, rel=1e-9)
     assert set(torch_G) == set(G)
