@@ -41,3 +41,21 @@ def test_lecture_examples_write_the_golden_latex(tmp_path):
         assert (tmp_path / f"{name}.tex").read_text(encoding="utf-8") == golden.read_text(
             encoding="utf-8"
         )
+
+
+MODEL_FILES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("model", MODEL_FILES, ids=lambda p: p.name)
+def test_example_model_file_checks(model, tmp_path):
+    # Every model file in examples/ is run as a user would: symrnn check, then generated code.
+    for argv in (["check", str(model)], ["codegen", str(model), "-o", "out.py"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "symrnn", *argv],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, f"{argv}: {result.stderr}"
+    assert (tmp_path / "out.py").exists()

@@ -419,3 +419,31 @@ def test_random_vector_recurrences_matrix_vs_components(rhs, seed):
     for name in params:
         np.testing.assert_allclose(gm[name], gc[name], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(gm["init"]["h"], gc["init"]["h"], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: sr.cells.elman(2, inputs=3), lambda: sr.cells.gru(2, inputs=2)]
+)
+def test_matrix_jacobians_equal_the_component_derivatives(make):
+    from symrnn.matrix_form import components, matrix_jacobians
+
+    rec = make()
+    rng = np.random.default_rng(4)
+    update = {eq.lhs: eq.rhs for eq in rec.equations}
+    jacobians = matrix_jacobians(rec)
+    assert jacobians
+    for (q, v), J in jacobians.items():
+        rows, cols = q.components(), v.components()
+        want = sp.Matrix([[sp.diff(update[r], c) for c in cols] for r in rows])
+        got = components(J)
+        for _ in update:  # quantities at t written through their updates, on both sides
+            got, want = got.xreplace(update), want.xreplace(update)
+        leaves = (got.free_symbols | want.free_symbols) - {t}
+        atoms = {a for a in (*got.atoms(sp.Function), *want.atoms(sp.Function)) if a.args == (t,)}
+        atoms |= {a for e in (got, want) for a in e.atoms(sp.core.function.AppliedUndef)}
+        point = {s: rng.uniform(-0.8, 0.8) for s in (*leaves, *atoms)}
+        np.testing.assert_allclose(
+            np.array(got.xreplace(point), dtype=float),
+            np.array(want.xreplace(point), dtype=float),
+            rtol=1e-12,
+        )
