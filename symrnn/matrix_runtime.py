@@ -43,7 +43,7 @@ def outer(g, a):
 def dot(a, b):
     """aᵀ b for every sequence."""
     if a.ndim == 2 and b.ndim == 2:
-        return numpy.einsum("ij,ij->i", a, b)
+        return numpy.add.reduce(a * b, -1)  # einsum's call costs more at these sizes
     return a @ b if b.ndim == 1 else b @ a
 
 
