@@ -6,7 +6,7 @@ vector cell in matrix form, with parameter matrices of explicit size.
 
 >>> import symrnn as sr
 >>> print(sr.cells.rnn())
-rnn: h(t) = tanh(b + u*x(t) + w*h(t - 1))
+rnn: h(t) = tanh(b + w*h(t - 1) + u*x(t))
 >>> sr.cells.gru().intermediates
 (r, z)
 >>> sr.cells.elman(3).states[:2]

@@ -23,12 +23,15 @@ from __future__ import annotations
 import keyword
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
+from sympy.matrices.expressions.matadd import MatAdd
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 __all__ = [
@@ -165,8 +168,134 @@ def _depends_on_time(expr: sp.Basic) -> bool:
     return bool(time_atoms(expr)) or t in expr.free_symbols
 
 
+def _time_key(time: Any) -> tuple[int, Any]:
+    """Times in order: integers by value, then ``t + k`` by k, then anything else by name."""
+    time = sp.sympify(time)
+    if time.is_Integer:
+        return (0, int(time))
+    k = sp.expand(time - t)
+    if k.is_Integer:
+        return (1, int(k))
+    return (2, str(time))
+
+
+def _times(expr: Any) -> list[tuple[int, Any]]:
+    """The times of every time-indexed quantity in ``expr`` (scalar atoms and vectors)."""
+    out = [_time_key(time_of(a)) for a in time_atoms(expr)]
+    for node in sp.preorder_traversal(expr):
+        if hasattr(node, "components") and hasattr(node, "time"):  # a VectorAt
+            out.append(_time_key(node.time))
+    return out
+
+
+#: Classes of gradient placeholders (``Adjoint`` in diff, ``Nabla`` in matrix_form), named here
+#: because notation imports nothing of symrnn.
+_BACKWARD = frozenset({"Adjoint", "Nabla", "Sensitivity"})
+
+
+def _is_backward(term: Any) -> bool:
+    return any(
+        type(node).__name__ in _BACKWARD or isinstance(node, sp.Derivative)
+        for node in sp.preorder_traversal(term)
+    )
+
+
+def _direct(term: Any) -> bool:
+    """A direct term of the per-step loss, ``Derivative(L(t), h(t))`` (no adjoint in it)."""
+    nodes = list(sp.preorder_traversal(term))
+    return any(isinstance(n, sp.Derivative) for n in nodes) and not any(
+        type(n).__name__ in _BACKWARD for n in nodes
+    )
+
+
+def book_order(terms: Iterable[Any]) -> list[Any]:
+    r"""Terms of a sum in the book's order.
+
+    Forward quantities: constants first (a negative number last), then by the latest time they
+    read, as in
+    :math:`\mathbf{b} + \mathbf{W} \mathbf{h}^{(t-1)} + \mathbf{U} \mathbf{x}^{(t)}`
+    (Goodfellow et al. eq. 10.8) and :math:`1 - z`.  Gradients run backwards: the terms from
+    later steps first and the direct term of the per-step loss last (eq. 10.21).  Terms at the
+    same time keep SymPy's order, shorter ones first.
+
+    >>> h, x = time_function("h"), time_function("x")
+    >>> b, u, w = sp.symbols("b u w")
+    >>> book_order([u * x(t), w * h(t - 1), b])
+    [b, w*h(t - 1), u*x(t)]
+    """
+    keyed = []
+    for i, term in enumerate(terms):
+        if term.is_Number and term.is_negative:
+            rank: tuple[Any, ...] = (4,)  # h - 1, not -1 + h
+        elif not term.atoms(AppliedUndef) and not _vectors(term):
+            rank = (0,)
+        elif _is_backward(term):
+            latest = max(_times(term), default=(0, 0))
+            rank = (3,) if _direct(term) else (2, -latest[0], _negate(latest[1]))
+        else:
+            times = _times(term)
+            rank = (1, max(times)) if times else (1, (3, 0))
+        keyed.append((rank, sp.count_ops(term) if rank != (0,) else 0, i, term))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
+
+
+def _vectors(expr: Any) -> bool:
+    return any(hasattr(n, "components") for n in sp.preorder_traversal(expr))
+
+
+def hadamard_order(factors: Iterable[Any]) -> list[Any]:
+    r"""Factors of a Hadamard product as the book writes them: the gate first, the value after.
+
+    The latest time first (:math:`\mathbf{z}^{(t)} \odot \mathbf{h}^{(t-1)}`), and among
+    factors at the same time the plain vector before an elementwise function
+    (:math:`\mathbf{o}^{(t)} \odot \tanh(\mathbf{c}^{(t)})`).
+    """
+    keyed = []
+    for i, f in enumerate(factors):
+        times = _times(f)
+        latest = max(times) if times else (-1, 0)
+        keyed.append(((-latest[0], _negate(latest[1])), sp.count_ops(f, visual=False), i, f))
+    keyed.sort(key=lambda k: k[:3])
+    return [k[3] for k in keyed]
+
+
+def _negate(value: Any) -> Any:
+    return -value if isinstance(value, int) else value
+
+
+def is_ones_vector(expr: Any) -> bool:
+    """True for a column of ones: ``OneMatrix(n, 1)`` or an explicit ``ones(n, 1)``, n > 1."""
+    if isinstance(expr, sp.OneMatrix):
+        return bool(expr.shape[1] == 1)
+    return (
+        isinstance(expr, sp.MatrixBase)
+        and expr.shape[1] == 1
+        and expr.shape[0] > 1
+        and all(e == 1 for e in expr)
+    )
+
+
+def _ordered_terms(printer: Any, expr: Any, order: Any) -> list[Any]:
+    """Terms of a sum in the book's order; with ``order="none"`` a sum of matrices keeps the
+    order it was built in (scalar sums inside it are still in the book's order)."""
+    order = order or printer._settings.get("order")
+    if order == "none":
+        return list(expr.args) if isinstance(expr, MatAdd) else book_order(expr.args)
+    return book_order(printer._as_ordered_terms(expr, order=order))
+
+
 class NotationLatexPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with the book's notation for time-indexed quantities."""
+    r"""SymPy's LaTeX printer with the book's notation.
+
+    Time-indexed quantities as :math:`h^{(t-1)}`; vectors and parameter matrices bold
+    (:math:`\mathbf{W}`, :math:`\mathbf{b}`); sums in the book's order
+    (:math:`\mathbf{b} + \mathbf{W} \mathbf{h}^{(t-1)} + \mathbf{U} \mathbf{x}^{(t)}`, see
+    :func:`book_order`; ``order="none"`` keeps the order of the arguments); Hadamard products as
+    :math:`\odot`; a column of ones as :math:`\mathbf{1}`; transposes as :math:`^\top`.
+    """
+
+    _default_settings = {**LatexPrinter._default_settings, "mat_symbol_style": "bold"}
 
     def _print_Function(self, expr: Any, exp: Any = None) -> str:  # noqa: N802 (SymPy hook)
         if isinstance(expr, AppliedUndef):
@@ -188,6 +317,59 @@ class NotationLatexPrinter(LatexPrinter):
         tex = f"{name}({inner})"
         return f"{tex}^{{{exp}}}" if exp is not None else tex
 
+    def _print_Add(self, expr: Any, order: Any = None) -> str:  # noqa: N802 (SymPy hook)
+        tex = ""
+        terms = _ordered_terms(self, expr, order)
+        for i, term in enumerate(terms):
+            if i > 0:
+                if term.could_extract_minus_sign():
+                    tex += " - "
+                    term = -term
+                else:
+                    tex += " + "
+            elif term.could_extract_minus_sign() and not term.is_Number:
+                tex += "- "
+                term = -term
+            term_tex = self._print(term)
+            if self._needs_add_brackets(term):
+                term_tex = f"\\left({term_tex}\\right)"
+            tex += term_tex
+        return tex
+
+    def _print_MatrixBase(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        if is_ones_vector(expr):
+            return "\\mathbf{1}"
+        return super()._print_MatrixBase(expr)  # type: ignore[no-any-return]
+
+    _print_ImmutableMatrix = _print_ImmutableDenseMatrix = _print_MatrixBase  # noqa: N815
+    _print_Matrix = _print_MutableDenseMatrix = _print_MatrixBase  # noqa: N815
+
+    def _print_HadamardProduct(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        prec = PRECEDENCE["Mul"]
+        return " \\odot ".join(
+            self.parenthesize(a, prec, strict=True) for a in hadamard_order(expr.args)
+        )
+
+    def _print_MatMul(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        # The book's W^T (\nabla_{h} L) h^T: a gradient inside a product stands in parentheses.
+        text = super()._print_MatMul(expr)
+        if len(expr.args) < 2:
+            return text  # type: ignore[no-any-return]
+        for arg in expr.args:
+            if getattr(arg, "parenthesized_in_products", False):
+                tex = self._print(arg)
+                text = text.replace(tex, f"\\left({tex}\\right)")
+        return text  # type: ignore[no-any-return]
+
+    def _print_Transpose(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        # The book's h^{(t)\top}: the transpose joins the superscript of a time-indexed vector.
+        tex = self._print(expr.arg)
+        if tex.endswith(")}") and "^{(" in tex and not tex.startswith("\\left"):
+            return tex[:-1] + "\\top}"
+        if getattr(expr.arg, "is_symbol", False) or isinstance(expr.arg, sp.MatrixSymbol):
+            return f"{tex}^{{\\top}}"
+        return f"\\left({tex}\\right)^{{\\top}}"
+
     def _print_Derivative(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
         # The book's \frac{\partial L^{(t)}}{\partial h^{(t)}} for a quantity by a quantity.
         (var, count), *rest = expr.variable_count
@@ -202,19 +384,44 @@ class NotationLatexPrinter(LatexPrinter):
 
 
 class NotationStrPrinter(StrPrinter):
-    """SymPy's str printer, with elementwise functions of vectors printed as ``tanh(W*h(t-1))``."""
+    """SymPy's str printer in the book's notation: elementwise functions of vectors as
+    ``tanh(W*h(t-1))``, sums in the book's order, Hadamard products as ``⊙``, a column of ones
+    as ``1``."""
+
+    def _print_Add(self, expr: Any, order: Any = None) -> str:  # noqa: N802 (SymPy hook)
+        terms = _ordered_terms(self, expr, order)
+        out = ""
+        for i, term in enumerate(terms):
+            negative = term.could_extract_minus_sign() and not (i == 0 and term.is_Number)
+            text = self.parenthesize(-term if negative else term, PRECEDENCE["Add"])
+            if i == 0:
+                out = f"-{text}" if negative else text
+            else:
+                out += f" - {text}" if negative else f" + {text}"
+        return out
+
+    def _print_HadamardProduct(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        prec = PRECEDENCE["Mul"]
+        factors = hadamard_order(expr.args)
+        return " ⊙ ".join(self.parenthesize(a, prec, strict=True) for a in factors)
 
     def _print_ElementwiseApplyFunction(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
         slot = sp.Dummy("slot")
         return self._print(expr.function(slot)).replace(self._print(slot), self._print(expr.expr))
 
     def _print_MatrixBase(self, expr: Any) -> str:  # noqa: N802
+        if is_ones_vector(expr):
+            return "1"
         return f"Matrix({self._print(expr.tolist())})"  # one line, for one-line equations
 
+    def _print_OneMatrix(self, expr: Any) -> str:  # noqa: N802
+        return "1" if expr.shape[1] == 1 else super()._print_OneMatrix(expr)
 
-def str_expr(expr: Any) -> str:
-    """Plain text for any SymPy object, as ``str`` gives it but readable for vector recurrences."""
-    return NotationStrPrinter().doprint(expr)  # type: ignore[no-any-return]
+
+def str_expr(expr: Any, **settings: Any) -> str:
+    """Plain text for any SymPy object, as ``str`` gives it but readable for vector recurrences
+    (``order="none"`` keeps the order of the terms as built)."""
+    return NotationStrPrinter(settings).doprint(expr)  # type: ignore[no-any-return]
 
 
 def latex_expr(expr: Any, **settings: Any) -> str:

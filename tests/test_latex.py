@@ -118,14 +118,14 @@ def test_recurrence_equation_is_the_slide(name):
 
 
 def test_rnn_step_3_holds_every_form_of_the_slide():
-    mine = latex(sr.unfold(sr.cells.rnn(), 3), step=3).split(" = ")
+    mine = latex(sr.unfold(sr.cells.rnn(), 3), step=3, width=None).split(" = ")
     slide = _read_golden("lecture_rnn_unfolded.tex").split(" = ")
     assert mine[0] == slide[0] and mine[-1] == slide[-1]
     assert set(slide) <= set(mine)
     # the lecture's order: f one level, f two levels, the update, g^{(3)}, its closed form
     assert mine[1] == r"f(h^{(2)}, x^{(3)}; \theta)"
     assert mine[2] == r"f(f(h^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)"
-    assert mine[3] == r"\tanh{\left(b + u x^{(3)} + w h^{(2)} \right)}"
+    assert mine[3] == r"\tanh{\left(b + w h^{(2)} + u x^{(3)} \right)}"
     assert mine[4] == "g^{(3)}(x^{(3)}, x^{(2)}, x^{(1)})"
 
 
@@ -156,7 +156,7 @@ def test_lecture_expansion_golden(name, make, step, options):
 
 def test_vector_expansion_reads_like_the_scalar_one():
     U = sr.unfold(sr.cells.elman(3, inputs=2, outputs=3), 3)
-    forms = latex(U, step=3, closed_form=False).split(" = ")
+    forms = latex(U, step=3, closed_form=False, width=None).split(" = ")
     assert forms[:3] == [
         r"\mathbf{h}^{(3)}",
         r"f(\mathbf{h}^{(2)}, \mathbf{x}^{(3)}; \theta)",
@@ -169,9 +169,9 @@ def test_step_of_one_state_of_several():
     (p, q) = U.recurrence.states
     both = latex(U, step=2, closed_form=False)
     assert both.startswith(r"\begin{aligned}p^{(2)} &=") and r"\\ q^{(2)} &=" in both
-    only = latex(U, step=2, of=q, closed_form=False)
+    only = latex(U, step=2, of=q, closed_form=False, width=None)
     assert only.startswith("q^{(2)} = f_{q}(p^{(1)}, q^{(1)}; \\theta)")
-    assert latex(U, step=2, of="q", closed_form=False) == only
+    assert latex(U, step=2, of="q", closed_form=False, width=None) == only
 
 
 # ------------------------------------------------------------------------- sr.latex
@@ -481,7 +481,7 @@ def test_derivation_of_the_rnn_has_the_lecture_forms_and_the_gradients():
     text = _derivation("rnn").to_latex()
     assert (
         r"h^{(3)} &= f(h^{(2)}, x^{(3)}; \theta) = f(f(h^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)"
-        r" = \tanh{\left(b + u x^{(3)} + w h^{(2)} \right)}" in text
+        r" = \tanh{\left(b + w h^{(2)} + u x^{(3)} \right)}" in text
     )
     assert r"h^{(t)} &= g^{(t)}(x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}) = f(h^{(t-1)}" in text
     for k in (1, 2, 3):
@@ -497,25 +497,41 @@ def test_derivation_with_a_closed_form_in_t():
     rec = sr.cells.linear()
     (h,) = rec.states
     text = derivation(rec, steps=2, loss=h(t) ** 2 / 2, verify=False).to_latex()
-    assert "method \\texttt{linear-driven}" in text
+    assert "found by linear-driven" in text
     assert r"\sum_{k=1}^{t} a^{t - k}" in text
 
 
 def test_derivation_of_a_vector_rnn_has_the_matrix_form():
     pytest.importorskip("symrnn.matrix_form")
     text = _derivation("elman3").to_latex()
-    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in text and r"\nabla_{W} L &=" in text
+    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in text and r"\nabla_{\mathbf{W}} L &=" in text
     assert "Component by component" in text
     # the loss reads o only, so h has no direct term
     assert r"\frac{\partial L^{(t)}}{\partial h_{1}^{(t)}}" not in text
-    assert r"\frac{\partial L^{(t)}}{\partial o_{1}^{(t)}} &=" in text
+    # the softmax output as the book writes it (eq. 10.18): y-hat - y, component i
+    direct = r"\frac{\partial L^{(t)}}{\partial o_{i}^{(t)}} &= \hat{y}_{i}^{(t)} - y_{i}^{(t)}"
+    assert direct in text
+    assert r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{\hat{y}}^{(t)} - \mathbf{y}^{(t)}" in text
+    assert r"\mathbf{\hat{y}}^{(t)} &= \operatorname{softmax}\left(\mathbf{o}^{(t)}\right)" in text
+    assert r"L^{(t)} &= - \sum_{i=1}^{3} y_{i}^{(t)} \log{\left(\hat{y}_{i}^{(t)} \right)}" in text
+
+
+def test_derivation_of_a_squared_error_writes_o_minus_y():
+    rec = sr.cells.elman(2, inputs=1, outputs=2)
+    o, y = sr.vector("o", 2), sr.vector("y", 2)
+    D = derivation(rec, steps=2, loss=sr.squared_error(o(t), y(t)), solve=False, verify=False)
+    text = D.to_latex()
+    assert r"\frac{\partial L^{(t)}}{\partial o_{i}^{(t)}} &= o_{i}^{(t)} - y_{i}^{(t)}" in text
+    assert r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{o}^{(t)} - \mathbf{y}^{(t)}" in text
+    assert r"L^{(t)} &= \sum_{i=1}^{2} \frac{\left(o_{i}^{(t)} - y_{i}^{(t)}\right)^{2}}{2}" in text
 
 
 def test_derivation_without_loss_uses_a_generic_per_step_loss():
     D = derivation(sr.cells.rnn(), steps=2, solve=False, verify=False)
     text = D.to_latex()
     assert "No loss was given" in text and r"\frac{\partial L^{(t)}}{\partial h^{(t)}}" in text
-    assert "not sought" in text and "Skipped (\\texttt{verify=False})" in text
+    assert "not sought" in text and "The numeric checks were not run." in text
+    assert "sr." not in text and "verify=" not in text  # prose for students, no code
 
 
 def test_derivation_with_a_total_loss_and_some_parameters():
@@ -536,7 +552,7 @@ def test_derivation_of_matrix_parameters_keeps_only_those():
         rec, steps=2, loss=sr.squared_error(o(t), y(t)), params=[W], solve=False, verify=False
     )
     grads = D.section("gradients").to_latex()
-    assert r"\nabla_{W} L" in grads and r"\nabla_{V} L" not in grads
+    assert r"\nabla_{\mathbf{W}} L" in grads and r"\nabla_{\mathbf{V}} L" not in grads
     assert r"\partial W_{12}" in grads and r"\partial V_{11}" not in grads
 
 
@@ -555,7 +571,7 @@ def test_derivation_markdown():
     assert md.startswith("## Derivation: rnn\n\n### The recurrence")
     assert md.count("$$") % 2 == 0 and md.count("\\begin{aligned}") == md.count("\\end{aligned}")
     assert "\\subsection" not in md and "align*" not in md and "\\texttt" not in md
-    assert "`sr.verify`" in md or "symrnn.verify" in md
+    assert "checked numerically" in md and "sr.verify" not in md
     D = _derivation("rnn2")
     assert D._repr_markdown_() == md and D._repr_latex_() == D.to_latex()
 

@@ -102,7 +102,7 @@ def test_latex_expr_of_a_vector_state_is_bold():
     hv, W = sr.vector("h", 3), sr.matrix("W", 3, 3)
     assert latex_expr(hv(t - 1)) == r"\mathbf{h}^{(t-1)}"
     assert latex_expr(sr.functions.tanh(W * hv(t - 1))) == (
-        r"\tanh{\left(W \mathbf{h}^{(t-1)} \right)}"
+        r"\tanh{\left(\mathbf{W} \mathbf{h}^{(t-1)} \right)}"
     )
 
 

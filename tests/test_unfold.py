@@ -503,7 +503,7 @@ def test_str_of_a_long_chain_is_shortened():
 def test_repr_latex_of_the_chain():
     tex = sr.unfold(sr.cells.rnn(), 3)._repr_latex_()
     assert tex.startswith("$\\begin{aligned}") and tex.endswith("\\end{aligned}$")
-    assert r"h^{(2)} &:= \tanh{\left(b + u x^{(2)} + w h^{(1)} \right)}" in tex
+    assert r"h^{(2)} &:= \tanh{\left(b + w h^{(1)} + u x^{(2)} \right)}" in tex
     assert r"\vdots" not in tex
 
 
