@@ -223,13 +223,19 @@ def book_order(terms: Iterable[Any]) -> list[Any]:
     >>> book_order([u * x(t), w * h(t - 1), b])
     [b, w*h(t - 1), u*x(t)]
     """
+    terms = list(terms)
+    backward = [_is_backward(term) for term in terms]
     keyed = []
     for i, term in enumerate(terms):
-        if term.is_Number and term.is_negative:
-            rank: tuple[Any, ...] = (4,)  # h - 1, not -1 + h
+        if any(backward) and not backward[i]:
+            # a direct term already written out (h - y): last, after the terms from later steps
+            times = _times(term)
+            rank: tuple[Any, ...] = (3, max(times) if times else (3, 0))
+        elif term.is_Number and term.is_negative:
+            rank = (4,)  # h - 1, not -1 + h
         elif not term.atoms(AppliedUndef) and not _vectors(term):
             rank = (0,)
-        elif _is_backward(term):
+        elif backward[i]:
             latest = max(_times(term), default=(0, 0))
             rank = (3,) if _direct(term) else (2, -latest[0], _negate(latest[1]))
         else:
