@@ -34,7 +34,16 @@ from sympy.core.function import AppliedUndef
 from .errors import SymrnnError
 from .files import write_atomic
 from .matrices import VectorAt, explicit, is_matrix
-from .notation import is_time_atom, latex_expr, latex_time, shift_of, t, time_atoms, time_of
+from .notation import (
+    is_time_atom,
+    latex_bold,
+    latex_expr,
+    latex_time,
+    shift_of,
+    t,
+    time_atoms,
+    time_of,
+)
 from .recurrence import Recurrence
 from .unfold import Unfolded
 
@@ -58,7 +67,7 @@ __all__ = [
 LINE_WIDTH = 440.0
 #: Default width of :func:`latex`: a standard ``article``'s text width (345 pt) less a margin for
 #: the estimate's error, so that a result pasted into ``\[ … \]`` fits.
-ARTICLE_WIDTH = 330.0
+ARTICLE_WIDTH = 320.0
 #: A closed form longer than this (characters of LaTeX) is described instead of printed.
 MAX_DISPLAY_CHARS = 2500
 #: Closed forms g^{(t)} are printed for t = 1 … min(steps, CLOSED_FORM_STEPS).
@@ -155,6 +164,17 @@ def _read_group(s: str, i: int) -> tuple[str, int]:
     return s[i], i + 1
 
 
+def _bold_letter(ch: str) -> float:
+    """Advance width (pt) of a bold Computer Modern letter: capitals are wide (W is 11.9)."""
+    if ch == " ":
+        return 3.3
+    if ch in "WM":
+        return 11.9
+    if ch.isupper():
+        return 8.8
+    return 8.4 if ch in "mw" else 6.2
+
+
 def latex_width(tex: str, scale: float = 1.0) -> float:
     r"""Estimated width in points of display-style math ``tex`` at 10 pt.
 
@@ -191,8 +211,10 @@ def latex_width(tex: str, scale: float = 1.0) -> float:
                 total += 0.0 if delim == "." else 5.5 * scale
             elif name in _TEXTLIKE:
                 arg, i = _read_group(tex, i)
-                letter = 6.4 if name in ("mathbf", "boldsymbol", "textbf") else _DIGIT
-                total += sum(letter if ch != " " else 3.3 for ch in arg) * scale
+                if name in ("mathbf", "boldsymbol", "textbf"):
+                    total += sum(_bold_letter(ch) for ch in arg) * scale
+                else:
+                    total += sum(_DIGIT if ch != " " else 3.3 for ch in arg) * scale
             elif name in ("sum", "prod"):
                 lower = upper = ""
                 for _ in range(2):
@@ -525,7 +547,7 @@ def _rows(equations: Sequence[tuple[str, str, Sequence[str]]], width: float | No
 
 # =============================================================================== notation
 def _bold(name: str) -> str:
-    return f"\\mathbf{{{latex_expr(sp.Symbol(name))}}}"
+    return latex_bold(name)
 
 
 def _groups(rec: Recurrence, funcs: Iterable[Any]) -> list[tuple[str, tuple[Any, ...], bool]]:
@@ -769,6 +791,53 @@ def _number(value: Any) -> str:
     return f"${mantissa}\\times 10^{{{power}}}$"
 
 
+_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+\])?"
+_TABLE_MATH = re.compile(
+    rf"dL/d(?P<wrt>{_QUANTITY})"
+    rf"|d(?P<num>{_QUANTITY})/d(?P<den>{_QUANTITY})"
+    r"|\bg\((?P<g>k|\d+)\)"
+    r"|\b(?P<component>[A-Za-z]_\d+)\b"
+)
+_TABLE_WORDS = {"sr.solve": "the solver", "sr.jacobian": "the Jacobian", "sp.diff": "SymPy's diff"}
+
+
+def _quantity_tex(name: str) -> str:
+    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``, ``h(0)[1]`` -> ``h^{(0)}_{[1]}``."""
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+)\])?", name)
+    if m is None:
+        return _escape(name)
+    base, time, index = m.groups()
+    tex = latex_expr(sp.Symbol(base))
+    if time is not None:
+        tex += f"^{{({time.replace(' ', '')})}}"
+    if index is not None:
+        tex += f"_{{[{index}]}}"
+    return tex
+
+
+def _table_prose(text: str) -> Paragraph:
+    r"""A cell of the verification table as prose with math: ``dL/dV_12`` as
+    :math:`\partial L / \partial V_{12}`, ``g(k)`` as :math:`g^{(k)}`, library names in words."""
+    for code, words in _TABLE_WORDS.items():
+        text = text.replace(code, words)
+    parts: list[tuple[str, str]] = []
+    last = 0
+    for m in _TABLE_MATH.finditer(text):
+        if m.group("wrt"):
+            tex = f"\\partial L / \\partial {_quantity_tex(m.group('wrt'))}"
+        elif m.group("num"):
+            num, den = _quantity_tex(m.group("num")), _quantity_tex(m.group("den"))
+            tex = f"\\partial {num} / \\partial {den}"
+        elif m.group("g"):
+            tex = f"g^{{({m.group('g')})}}"
+        else:
+            tex = _quantity_tex(m.group("component"))
+        parts += [("text", text[last : m.start()]), ("math", tex)]
+        last = m.end()
+    parts.append(("text", text[last:]))
+    return Paragraph(tuple(p for p in parts if p[1]))
+
+
 def _is_report(obj: Any) -> bool:
     rows = getattr(obj, "rows", None)
     return (
@@ -803,8 +872,8 @@ def _report_table(report: Any) -> Table:
         if where and not skipped:
             compared += f" ({where})"
         cells = [
-            Paragraph.of(str(r.check)),
-            Paragraph.of(compared),
+            Paragraph.of(str(r.check).replace("_", " ")),
+            _table_prose(compared),
             Paragraph.raw(_number(r.max_abs)),
             Paragraph.raw(_number(r.max_rel)),
         ]
@@ -815,7 +884,7 @@ def _report_table(report: Any) -> Table:
         )
         rows.append(tuple(cells))
         detail = str(getattr(r, "detail", "") or "")
-        notes.append(Paragraph.of(detail) if detail and status.lower() != "pass" else None)
+        notes.append(_p(_prose(detail)) if detail and status.lower() != "pass" else None)
     return Table(tuple(header), tuple(rows), tuple(notes))
 
 
@@ -1345,7 +1414,7 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
         if isinstance(value, sp.MatrixBase):
             rows, cols = value.shape
             dims = f"{rows}" if cols == 1 else f"{rows} \\times {cols}"
-            params.append(f"{latex_expr(sp.Symbol(pname))} \\in \\mathbb{{R}}^{{{dims}}}")
+            params.append(f"{_bold(pname)} \\in \\mathbb{{R}}^{{{dims}}}")
         else:
             params.append(latex_expr(value))
     if params:
@@ -1451,6 +1520,9 @@ def _prose(message: str) -> str:
     '$s^{(t)}$ depends nonlinearly on $s^{(t-1)}$.'
     """
     text = _REMEDY.sub("", message.strip()).rstrip(" .;,")
+    text = re.sub(r"no closed form for Recurrence '[^']*': ", "", text)
+    for code, words in _TABLE_WORDS.items():
+        text = text.replace(code, words)
     text = _CODE_QUANTITY.sub(
         lambda m: f"${latex_expr(sp.Symbol(m.group(1)))}^{{({m.group(2).replace(' ', '')})}}$",
         text,

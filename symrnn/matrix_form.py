@@ -51,7 +51,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from .diff import Adjoint
 from .errors import SymrnnError
 from .matrices import VectorAt, explicit
-from .notation import latex_expr, latex_time, str_expr, t
+from .notation import is_negative_term, latex_expr, latex_time, str_expr, t
 from .recurrence import Recurrence
 
 __all__ = [
@@ -535,8 +535,8 @@ def _in_order(expr: Any, show: Any) -> str:
     t + 1, then those at t, then the direct term, eq. 10.21); everything inside as usual."""
     out = ""
     for i, term in enumerate(_terms(expr)):
-        negative = term.could_extract_minus_sign()
-        text = show(-term if negative else term)
+        negative = is_negative_term(term)
+        text = show(_negated(term) if negative else term)
         if isinstance(term, sp.MatAdd) or (negative and isinstance(-term, sp.MatAdd)):
             text = f"({text})"
         if i == 0:
@@ -544,6 +544,14 @@ def _in_order(expr: Any, show: Any) -> str:
         else:
             out += f" - {text}" if negative else f" + {text}"
     return out
+
+
+def _negated(term: Any) -> Any:
+    """``-term`` without simplifying a product of matrices (SymPy's negation calls doit)."""
+    if isinstance(term, sp.MatMul):
+        coeff, *rest = term.args
+        return _mul(-coeff, *rest)
+    return -term
 
 
 def _vector_equations(rec: Recurrence) -> list[tuple[VectorAt, Any]]:
@@ -654,9 +662,11 @@ def matrix_bptt(
             )
     order = list(dict.fromkeys(vector_of[f] for f in rec.defined))
 
+    # for error messages only; printed once per equation (printing an LSTM's is not free)
+    wheres = {lhs: f"in {str_expr(lhs)} = {str_expr(rhs)}" for lhs, rhs in eqs}
     terms: dict[str, list[Any]] = {n: [] for n in order}
     for lhs, rhs in eqs:
-        where = f"in {str_expr(lhs)} = {str_expr(rhs)}"
+        where = wheres[lhs]
         for atom in sorted(rhs.atoms(VectorAt), key=sp.default_sort_key):
             if atom.name not in defined:
                 continue  # an input
@@ -686,7 +696,7 @@ def matrix_bptt(
     for p in params:
         parts = []
         for lhs, rhs in eqs:
-            part = _vjp(rhs, p, Nabla(lhs), f"in {str_expr(lhs)} = {str_expr(rhs)}", value=lhs)
+            part = _vjp(rhs, p, Nabla(lhs), wheres[lhs], value=lhs)
             if part is not None:
                 parts.append(part)
         body = _add(parts)

@@ -24,12 +24,14 @@ import keyword
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 from sympy.matrices.expressions.matadd import MatAdd
+from sympy.matrices.expressions.matmul import MatMul
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
@@ -46,6 +48,7 @@ __all__ = [
     "identifier",
     "latex_time",
     "latex_expr",
+    "latex_bold",
     "str_expr",
     "NotationLatexPrinter",
     "NotationStrPrinter",
@@ -179,33 +182,40 @@ def _time_key(time: Any) -> tuple[int, Any]:
     return (2, str(time))
 
 
-def _times(expr: Any) -> list[tuple[int, Any]]:
-    """The times of every time-indexed quantity in ``expr`` (scalar atoms and vectors)."""
-    out = [_time_key(time_of(a)) for a in time_atoms(expr)]
-    for node in sp.preorder_traversal(expr):
-        if hasattr(node, "components") and hasattr(node, "time"):  # a VectorAt
-            out.append(_time_key(node.time))
-    return out
-
-
 #: Classes of gradient placeholders (``Adjoint`` in diff, ``Nabla`` in matrix_form), named here
 #: because notation imports nothing of symrnn.
 _BACKWARD = frozenset({"Adjoint", "Nabla", "Sensitivity"})
 
 
-def _is_backward(term: Any) -> bool:
-    return any(
-        type(node).__name__ in _BACKWARD or isinstance(node, sp.Derivative)
-        for node in sp.preorder_traversal(term)
-    )
+@dataclass(frozen=True)
+class _Term:
+    """What ordering a term needs to know, from one walk over its tree."""
+
+    times: tuple[tuple[int, Any], ...]  # of every time-indexed quantity (scalars and vectors)
+    quantities: bool  # reads a time-indexed quantity or a vector at all
+    adjoint: bool  # holds an adjoint / gradient placeholder
+    derivative: bool  # holds a Derivative (the direct term of a per-step loss)
+    size: int  # nodes of the tree
 
 
-def _direct(term: Any) -> bool:
-    """A direct term of the per-step loss, ``Derivative(L(t), h(t))`` (no adjoint in it)."""
-    nodes = list(sp.preorder_traversal(term))
-    return any(isinstance(n, sp.Derivative) for n in nodes) and not any(
-        type(n).__name__ in _BACKWARD for n in nodes
-    )
+@lru_cache(maxsize=1 << 14)
+def _term(expr: Any) -> _Term:
+    times: list[tuple[int, Any]] = []
+    quantities = adjoint = derivative = False
+    size = 0
+    for node in sp.preorder_traversal(expr):
+        size += 1
+        if isinstance(node, AppliedUndef):
+            quantities = True
+            if is_time_atom(node):
+                times.append(_time_key(time_of(node)))
+        elif hasattr(node, "components") and hasattr(node, "time"):  # a VectorAt
+            quantities = True
+            times.append(_time_key(node.time))
+        elif isinstance(node, sp.Derivative):
+            derivative = True
+        adjoint = adjoint or type(node).__name__ in _BACKWARD
+    return _Term(tuple(times), quantities, adjoint, derivative, size)
 
 
 def book_order(terms: Iterable[Any]) -> list[Any]:
@@ -224,30 +234,26 @@ def book_order(terms: Iterable[Any]) -> list[Any]:
     [b, w*h(t - 1), u*x(t)]
     """
     terms = list(terms)
-    backward = [_is_backward(term) for term in terms]
+    info = [_term(term) for term in terms]
+    backward = [i.adjoint or i.derivative for i in info]
     keyed = []
-    for i, term in enumerate(terms):
+    for i, (term, about) in enumerate(zip(terms, info, strict=True)):
+        latest = max(about.times, default=(3, 0))
         if any(backward) and not backward[i]:
             # a direct term already written out (h - y): last, after the terms from later steps
-            times = _times(term)
-            rank: tuple[Any, ...] = (3, max(times) if times else (3, 0))
+            rank: tuple[Any, ...] = (3, latest)
         elif term.is_Number and term.is_negative:
             rank = (4,)  # h - 1, not -1 + h
-        elif not term.atoms(AppliedUndef) and not _vectors(term):
+        elif not about.quantities:
             rank = (0,)
         elif backward[i]:
-            latest = max(_times(term), default=(0, 0))
-            rank = (3,) if _direct(term) else (2, -latest[0], _negate(latest[1]))
+            direct = about.derivative and not about.adjoint
+            rank = (3,) if direct else (2, -latest[0], _negate(latest[1]))
         else:
-            times = _times(term)
-            rank = (1, max(times)) if times else (1, (3, 0))
-        keyed.append((rank, sp.count_ops(term) if rank != (0,) else 0, i, term))
+            rank = (1, latest)
+        keyed.append((rank, about.size if rank != (0,) else 0, i, term))
     keyed.sort(key=lambda k: k[:3])
     return [k[3] for k in keyed]
-
-
-def _vectors(expr: Any) -> bool:
-    return any(hasattr(n, "components") for n in sp.preorder_traversal(expr))
 
 
 def hadamard_order(factors: Iterable[Any]) -> list[Any]:
@@ -259,11 +265,23 @@ def hadamard_order(factors: Iterable[Any]) -> list[Any]:
     """
     keyed = []
     for i, f in enumerate(factors):
-        times = _times(f)
-        latest = max(times) if times else (-1, 0)
-        keyed.append(((-latest[0], _negate(latest[1])), sp.count_ops(f, visual=False), i, f))
+        about = _term(f)
+        latest = max(about.times, default=(-1, 0))
+        keyed.append(((-latest[0], _negate(latest[1])), about.size, i, f))
     keyed.sort(key=lambda k: k[:3])
     return [k[3] for k in keyed]
+
+
+def is_negative_term(term: Any) -> bool:
+    """True when a term of a sum prints with a minus sign (``-W h``, ``-2 x``).
+
+    For products of matrices only a leading negative number counts: SymPy's own test negates
+    and simplifies the whole product, which costs more than printing it.
+    """
+    if isinstance(term, MatMul):
+        first = term.args[0]
+        return bool(first.is_Number and first.is_negative)
+    return bool(term.could_extract_minus_sign())
 
 
 def _negate(value: Any) -> Any:
@@ -328,12 +346,12 @@ class NotationLatexPrinter(LatexPrinter):
         terms = _ordered_terms(self, expr, order)
         for i, term in enumerate(terms):
             if i > 0:
-                if term.could_extract_minus_sign():
+                if is_negative_term(term):
                     tex += " - "
                     term = -term
                 else:
                     tex += " + "
-            elif term.could_extract_minus_sign() and not term.is_Number:
+            elif is_negative_term(term) and not term.is_Number:
                 tex += "- "
                 term = -term
             term_tex = self._print(term)
@@ -398,7 +416,7 @@ class NotationStrPrinter(StrPrinter):
         terms = _ordered_terms(self, expr, order)
         out = ""
         for i, term in enumerate(terms):
-            negative = term.could_extract_minus_sign() and not (i == 0 and term.is_Number)
+            negative = is_negative_term(term) and not (i == 0 and term.is_Number)
             text = self.parenthesize(-term if negative else term, PRECEDENCE["Add"])
             if i == 0:
                 out = f"-{text}" if negative else text
@@ -428,6 +446,16 @@ def str_expr(expr: Any, **settings: Any) -> str:
     """Plain text for any SymPy object, as ``str`` gives it but readable for vector recurrences
     (``order="none"`` keeps the order of the terms as built)."""
     return NotationStrPrinter(settings).doprint(expr)  # type: ignore[no-any-return]
+
+
+def latex_bold(name: str) -> str:
+    r"""The name of a vector or matrix in bold, its subscript upright: ``W_z`` ->
+    ``\mathbf{W}_{z}``, as the printer writes parameter matrices.
+
+    >>> latex_bold("W_z"), latex_bold("h")
+    ('\\mathbf{W}_{z}', '\\mathbf{h}')
+    """
+    return latex_expr(sp.MatrixSymbol(name, 2, 2))
 
 
 def latex_expr(expr: Any, **settings: Any) -> str:
