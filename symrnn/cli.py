@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import sympy as sp
-from sympy.core.function import AppliedUndef
 
 from .errors import LimitError, NoClosedForm, ParseError, SymrnnError, ToolMissing
 from .files import write_atomic
 from .models import Model, check_steps, load_model
-from .notation import NotationStrPrinter, is_time_atom, latex_expr, latex_time, str_expr, t
+from .notation import is_time_atom, latex_expr, lecture_text, str_expr, t
 from .parsing import MAX_TEXT
 from .unfold import MAX_STEPS
 
@@ -83,15 +82,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 _PROG = "symrnn"
 _EQ_EXAMPLE = "h(t) = tanh(w*h(t-1) + u*x(t) + b)"
 _GRAPH_SUFFIXES = (".dot", ".svg", ".png", ".pdf")
-_GREEK = {
-    name: chr(code)
-    for name, code in zip(
-        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
-        "sigma tau upsilon phi chi psi omega".split(),
-        [0x3B1 + i for i in range(17)] + [0x3C3 + i for i in range(7)],
-        strict=True,
-    )
-}
 
 
 class _UsageError(Exception):
@@ -602,32 +592,8 @@ def _check_target(target: Path) -> None:
 
 
 # =========================================================================== plain text
-class _LecturePrinter(NotationStrPrinter):  # type: ignore[misc]
-    """Plain text in the lecture's notation: ``s^{(3)} = f(f(s^{(1)}; θ); θ)``."""
-
-    def _print_Function(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
-        if isinstance(expr, AppliedUndef):
-            if is_time_atom(expr):
-                return f"{expr.func.__name__}^{{({latex_time(expr.args[0])})}}"
-            varying = [a for a in expr.args if _varies(a)]
-            fixed = [a for a in expr.args if not _varies(a)]
-            inner = ", ".join(self._print(a) for a in varying)
-            if fixed:
-                inner = (inner + "; " if inner else "") + ", ".join(self._print(a) for a in fixed)
-            return f"{expr.func.__name__}({inner})"
-        return super()._print_Function(expr)  # type: ignore[no-any-return]
-
-    def _print_Symbol(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
-        return _GREEK.get(expr.name, expr.name)
-
-
-def _varies(expr: Any) -> bool:
-    """True when ``expr`` depends on time (holds a time-indexed quantity or t)."""
-    return bool(expr.atoms(AppliedUndef)) or t in expr.free_symbols
-
-
 def _lecture(expr: Any) -> str:
-    return _LecturePrinter().doprint(expr)  # type: ignore[no-any-return]
+    return lecture_text(expr)
 
 
 def _eq_line(lhs: Any, rhs: Any) -> str:

@@ -105,7 +105,9 @@ from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
+    adjoint_name,
     code_name,
+    greek,
     identifier,
     is_time_atom,
     latex_expr,
@@ -778,12 +780,6 @@ def _leaf_id(expr: sp.Basic) -> str:
 # ---------------------------------------------------------------------------------------------
 # Labels: LaTeX and Graphviz HTML-like text for the same name
 
-_GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-    "psi", "omega",
-}  # fmt: skip
-
 #: Name suffixes that SymPy prints as accents (``yhat`` -> \hat{y}), with combining characters.
 _ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304", "dot": "\u0307", "vec": "\u20d7"}
 
@@ -800,12 +796,8 @@ def _html_text(text: str) -> str:
 
 
 def _greek_text(word: str) -> str:
-    """``lambda`` -> ``λ``; other words unchanged."""
-    key = "lambda" if word.lower() == "lamda" else word.lower()
-    if key in _GREEK:
-        code = html.entities.name2codepoint[key.capitalize() if word[0].isupper() else key]
-        return chr(code)
-    return word
+    """``lambda`` -> ``λ``; other words unchanged (:func:`symrnn.notation.greek`)."""
+    return greek(word)
 
 
 def _html_piece(word: str, italic: bool) -> str:
@@ -1321,7 +1313,7 @@ def _candidate_ids(var: Any) -> list[str]:
     if isinstance(var, str):
         return [var]
     if isinstance(var, Adjoint):
-        return [f"dL_d{i}" for i in _candidate_ids(var.args[0])]
+        return [adjoint_name(i) for i in _candidate_ids(var.args[0])]
     if isinstance(var, VectorAt) or is_time_atom(var):
         name = var.name if isinstance(var, VectorAt) else var.func.__name__
         time = var.time if isinstance(var, VectorAt) else time_of(var)
@@ -1753,7 +1745,7 @@ class _Unfolding:
             tex, html_label = _name_labels(quantity, column)
             self.canvas.add(
                 key,
-                "dL_d" + _node_id(quantity, column),
+                adjoint_name(_node_id(quantity, column)),
                 (f"\\frac{{\\partial L}}{{\\partial {tex}}}", "&part;<I>L</I>/&part;" + html_label),
                 "ellipsis" if column == _DOTS else "adjoint",
                 op=None if column == _DOTS else "adjoint",

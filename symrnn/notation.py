@@ -49,6 +49,10 @@ __all__ = [
     "latex_time",
     "latex_expr",
     "latex_bold",
+    "lecture_text",
+    "LectureTextPrinter",
+    "greek",
+    "adjoint_name",
     "str_expr",
     "NotationLatexPrinter",
     "NotationStrPrinter",
@@ -155,6 +159,32 @@ def code_name(expr: sp.Basic) -> str:
     if isinstance(expr, sp.Symbol):
         return _identifier(expr.name)
     raise TypeError(f"code_name needs a symbol or time atom, got {expr!r}")
+
+
+def adjoint_name(name: str) -> str:
+    """The code identifier of the adjoint dL/dq of a quantity whose identifier is ``name``:
+    ``adjoint_name("h__3") == "dL_dh__3"`` (user names never start with ``dL_d``)."""
+    return f"dL_d{name}"
+
+
+_GREEK_NAMES = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+    "sigma tau upsilon phi chi psi omega"
+).split()
+
+
+def greek(name: str) -> str:
+    """A Greek letter's name as the letter, as SymPy prints it in LaTeX: ``theta`` -> ``θ``,
+    ``Sigma`` -> ``Σ`` (``lamda`` too, SymPy's spelling); other names unchanged.
+
+    >>> greek("theta"), greek("Lambda"), greek("w")
+    ('θ', 'Λ', 'w')
+    """
+    key = "lambda" if name.lower() == "lamda" else name.lower()
+    if key not in _GREEK_NAMES:
+        return name
+    letter = unicodedata.lookup(f"GREEK SMALL LETTER {key.upper().replace('LAMBDA', 'LAMDA')}")
+    return letter.upper() if name[0].isupper() else letter
 
 
 def latex_time(time: sp.Expr) -> str:
@@ -331,14 +361,7 @@ class NotationLatexPrinter(LatexPrinter):
         return super()._print_Function(expr, exp)  # type: ignore[no-any-return]
 
     def _print_abstract(self, expr: Any, exp: Any) -> str:
-        # The lecture's f(s^{(t-1)}, x^{(t)}; \theta): time-varying arguments, then parameters.
-        varying = [a for a in expr.args if _depends_on_time(a)]
-        fixed = [a for a in expr.args if not _depends_on_time(a)]
-        inner = ", ".join(self._print(a) for a in varying)
-        if fixed:
-            inner = (inner + "; " if inner else "") + ", ".join(self._print(a) for a in fixed)
-        name = self._print(sp.Symbol(expr.func.__name__))
-        tex = f"{name}({inner})"
+        tex = _abstract_call(expr, self._print)
         return f"{tex}^{{{exp}}}" if exp is not None else tex
 
     def _print_Add(self, expr: Any, order: Any = None) -> str:  # noqa: N802 (SymPy hook)
@@ -440,6 +463,44 @@ class NotationStrPrinter(StrPrinter):
 
     def _print_OneMatrix(self, expr: Any) -> str:  # noqa: N802
         return "1" if expr.shape[1] == 1 else super()._print_OneMatrix(expr)
+
+
+class LectureTextPrinter(NotationStrPrinter):
+    """Plain text in the lecture's notation: ``s^{(3)} = f(f(s^{(1)}; θ); θ)``.
+
+    Time-indexed quantities as ``h^{(t-1)}``, an abstract update as ``f(time-varying; fixed)``
+    (the same rule as :class:`NotationLatexPrinter`), Greek names as letters.
+    """
+
+    def _print_Function(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        if isinstance(expr, AppliedUndef):
+            if is_time_atom(expr):
+                return f"{expr.func.__name__}^{{({latex_time(time_of(expr))})}}"
+            return _abstract_call(expr, self._print)
+        return super()._print_Function(expr)  # type: ignore[no-any-return]
+
+    def _print_Symbol(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
+        return greek(expr.name)
+
+
+def _abstract_call(expr: Any, show: Any) -> str:
+    """The lecture's ``f(s^{(t-1)}, x^{(t)}; θ)``: time-varying arguments, then parameters."""
+    varying = [a for a in expr.args if _depends_on_time(a)]
+    fixed = [a for a in expr.args if not _depends_on_time(a)]
+    inner = ", ".join(show(a) for a in varying)
+    if fixed:
+        inner = (inner + "; " if inner else "") + ", ".join(show(a) for a in fixed)
+    return f"{show(sp.Symbol(expr.func.__name__))}({inner})"
+
+
+def lecture_text(expr: Any) -> str:
+    """Plain text in the lecture's notation (:class:`LectureTextPrinter`).
+
+    >>> s, f, theta = time_function("s"), sp.Function("f"), sp.Symbol("theta")
+    >>> lecture_text(f(f(s(1), theta), theta))
+    'f(f(s^{(1)}; θ); θ)'
+    """
+    return LectureTextPrinter().doprint(expr)  # type: ignore[no-any-return]
 
 
 def str_expr(expr: Any, **settings: Any) -> str:
