@@ -370,10 +370,11 @@ def _parser() -> _Parser:
         "Draw the computational graph of a recurrence: folded (one-step delay) or unfolded.",
         "  symrnn graph examples/elman.toml -o elman.svg\n"
         "  symrnn graph examples/elman.toml --unfold 3 -o elman_unfolded.png\n"
-        '  symrnn graph "h(t) = tanh(w*h(t-1) + x(t))" --unfold 2 -o rnn.dot\n',
+        '  symrnn graph "h(t) = tanh(w*h(t-1) + x(t))" --unfold 2 -o rnn.dot\n'
+        "  symrnn graph examples/elman.toml --bptt -o fig_10_3.svg\n",
         _cmd_graph,
     )
-    model_arguments(sub)
+    model_arguments(sub, loss=True)
     kind = sub.add_mutually_exclusive_group()
     kind.add_argument(
         "--unfold",
@@ -385,6 +386,21 @@ def _parser() -> _Parser:
         f"{MAX_GRAPH_STEPS})",
     )
     kind.add_argument("--folded", action="store_true", help="the folded graph (default)")
+    kind.add_argument(
+        "--bptt",
+        metavar="N",
+        type=_steps_argument,
+        nargs="?",
+        const=0,
+        help="the unfolded graph over N steps with the loss and the backward (BPTT) edges, as "
+        "Goodfellow et al. Fig. 10.3 (default N: the model file's steps; needs a loss)",
+    )
+    sub.add_argument(
+        "--dpi",
+        type=int,
+        default=None,
+        help="resolution of a .png drawing (default: Graphviz's 96)",
+    )
     sub.add_argument(
         "-o",
         "--output",
@@ -846,31 +862,47 @@ def _cmd_graph(args: Any) -> int:
         )
     if output is not None:
         _check_target(output)
-    if args.unfold is not None:
+    if args.dpi is not None and not 10 <= args.dpi <= 2400:
+        raise ParseError(f"--dpi {args.dpi} is out of range; give a resolution from 10 to 2400")
+    draw = _api("graph", "graph")
+    loss = model.loss
+    if args.bptt is not None and loss is None:
+        raise ParseError(
+            "graph --bptt needs a loss: give --loss '(o(t) - y(t))**2/2' (or loss = ... in the "
+            "model file)"
+        )
+    if args.unfold is not None or args.bptt is not None:
         from .unfold import unfold
 
-        given = args.unfold or None
+        option = "--bptt" if args.bptt is not None else "--unfold"
+        given = (args.bptt if args.bptt is not None else args.unfold) or None
         steps = given if given is not None else model.steps
         if steps is None:
             raise ParseError(
-                "graph --unfold needs the number of steps: give --unfold N (or steps = N in the "
+                f"graph {option} needs the number of steps: give {option} N (or steps = N in the "
                 "model file)"
             )
         if steps > MAX_GRAPH_STEPS:
             raise LimitError(
-                f"graph --unfold draws at most {MAX_GRAPH_STEPS} steps, got {steps:,}; use fewer "
+                f"graph {option} draws at most {MAX_GRAPH_STEPS} steps, got {steps:,}; use fewer "
                 "steps"
             )
-        g = _api("graph", "graph")(unfold(model.recurrence, steps))
+        U = unfold(model.recurrence_with_loss_params(), steps)
+        if args.bptt is not None:
+            from .diff import bptt, total_loss
+
+            g = draw(bptt(U, total_loss(U, loss)))
+        else:
+            g = draw(U, loss=loss) if loss is not None else draw(U)
     else:
-        g = _api("graph", "graph")(model.recurrence)
+        g = draw(model.recurrence, loss=loss) if loss is not None else draw(model.recurrence)
     if output is None:
         sys.stdout.write(g.to_dot())
         return EXIT_OK
     if suffix == ".dot":
         _write(output, g.to_dot())
     else:
-        g.render(output)
+        g.render(output, dpi=args.dpi)
     _out(f"wrote {output}")
     return EXIT_OK
 
