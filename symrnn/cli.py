@@ -279,7 +279,8 @@ def _parser() -> _Parser:
         "Unfold a recurrence into its chain of per-step equations h(1), h(2), ...",
         '  symrnn unfold "h(t) = tanh(w*h(t-1) + u*x(t) + b)" --steps 3\n'
         '  symrnn unfold "s(t) = f(s(t-1), theta)" --functions f --steps 3 --closed-form\n'
-        "  symrnn unfold examples/elman.toml --steps 2 --latex\n",
+        "  symrnn unfold examples/elman.toml --steps 2 --latex\n"
+        '  symrnn unfold "s(t) = f(s(t-1), theta)" --functions f --steps 3 --nested --latex\n',
         _cmd_unfold,
     )
     model_arguments(sub)
@@ -289,6 +290,12 @@ def _parser() -> _Parser:
         action="store_true",
         help=f"print the closed forms g(k) in initial states and inputs (at most "
         f"{MAX_CLOSED_FORM_STEPS} steps)",
+    )
+    sub.add_argument(
+        "--nested",
+        action="store_true",
+        help="print the lecture's nested form of the last step, s(3) = f(s(2)) = f(f(s(1))) "
+        f"= ..., down to the initial state (at most {MAX_CLOSED_FORM_STEPS} steps)",
     )
     sub.add_argument(
         "--latex", action="store_true", help=f"print LaTeX (at most {MAX_LATEX_STEPS} steps)"
@@ -626,6 +633,13 @@ def _cmd_unfold(args: Any) -> int:
 
     model = _model(args)
     steps = _steps(args, model, MAX_UNFOLD_STEPS, "unfold")
+    if args.nested and args.closed_form:
+        raise ParseError("give --nested or --closed-form, not both")
+    if args.nested and steps > MAX_CLOSED_FORM_STEPS:
+        raise LimitError(
+            f"--nested prints at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; use fewer "
+            "steps"
+        )
     if args.closed_form and steps > MAX_CLOSED_FORM_STEPS:
         raise LimitError(
             f"closed forms are printed for at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; "
@@ -636,6 +650,8 @@ def _cmd_unfold(args: Any) -> int:
             f"--latex prints at most {MAX_LATEX_STEPS} steps, got {steps:,}; use fewer steps"
         )
     U = unfold(model.recurrence, steps)
+    if args.nested:
+        return _print_nested(U, args.latex)
     if args.closed_form:
         pairs = [
             (f(k), U.closed_form(k, of=f))
@@ -653,6 +669,20 @@ def _cmd_unfold(args: Any) -> int:
     else:
         for eq in U.equations:
             _out(_eq_line(eq.lhs, eq.rhs))
+    return EXIT_OK
+
+
+def _print_nested(U: Any, latex: bool) -> int:
+    """The lecture's s^{(k)} = f(s^{(k-1)}; θ) = f(f(s^{(k-2)}; θ); θ) = …, for each state."""
+    k = U.steps
+    for f in U.recurrence.states:
+        forms = [U.nested(k, of=f, levels=level) for level in range(1, k + 1)]
+        if latex:
+            from .latex import equation_chain
+
+            _out(equation_chain(latex_expr(f(k)), [latex_expr(form) for form in forms]))
+        else:
+            _out(" = ".join([lecture_text(f(k)), *(lecture_text(form) for form in forms)]))
     return EXIT_OK
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "LINE_WIDTH",
     "ARTICLE_WIDTH",
     "estimated_chars",
+    "equation_chain",
     "natural_order",
 ]
 
@@ -967,6 +968,19 @@ def latex(obj: Any, **options: Any) -> str:
         f"latex cannot print {type(obj).__name__} objects; give a SymPy expression or Eq, a "
         "Recurrence, an Unfolded chain, a BPTT, a Solution, a verification Report or a Derivation"
     )
+
+
+def equation_chain(lhs: str, forms: Sequence[str], width: float | None = ARTICLE_WIDTH) -> str:
+    r"""``lhs = forms[0] = forms[1] = …`` in LaTeX: one line when it fits ``width`` (points),
+    else an ``aligned`` block that continues with ``&= …`` on the next rows.
+
+    >>> equation_chain("s^{(2)}", ["f(s^{(1)})", "f(f(s^{(0)}))"])
+    's^{(2)} = f(s^{(1)}) = f(f(s^{(0)}))'
+    """
+    line = " = ".join([lhs, *forms])
+    if width is None or latex_width(line) <= width:
+        return line
+    return _aligned(_rows([(lhs, "=", list(forms))], width))
 
 
 def _lines_equation(row: str) -> tuple[str, str, list[str]]:

@@ -717,3 +717,23 @@ def test_docs_have_a_section_per_command_and_state_the_limits():
         parsing.MAX_NUMBER_DIGITS,
     ):
         assert f"{value:,}" in text, value
+
+
+def test_unfold_nested_is_the_lectures_form(capsys):
+    lecture = ["unfold", "s(t) = f(s(t-1), theta)", "--functions", "f", "--steps", 3, "--nested"]
+    status, out, _ = run(capsys, *lecture)
+    assert status == 0
+    assert (
+        out.strip() == "s^{(3)} = f(s^{(2)}; θ) = f(f(s^{(1)}; θ); θ) = f(f(f(s^{(0)}; θ); θ); θ)"
+    )
+    status, out, _ = run(capsys, *lecture, "--latex")
+    assert status == 0
+    assert out.strip() == (
+        r"s^{(3)} = f(s^{(2)}; \theta) = f(f(s^{(1)}; \theta); \theta) = "
+        r"f(f(f(s^{(0)}; \theta); \theta); \theta)"
+    )
+    status, out, _ = run(capsys, "unfold", LECTURE, "--steps", 4, "--nested", "--latex")
+    assert status == 0 and out.startswith(r"\begin{aligned}h^{(4)} &= f(h^{(3)}, x^{(4)}; \theta)")
+    assert r"f(f(f(f(h^{(0)}, x^{(1)}; \theta), x^{(2)}; \theta)" in out  # broken to fit a page
+    status, _, err = run(capsys, "unfold", LECTURE, "--nested", "--closed-form")
+    assert status == 2 and "not both" in err
