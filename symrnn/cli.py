@@ -637,8 +637,7 @@ def _cmd_unfold(args: Any) -> int:
         raise ParseError("give --nested or --closed-form, not both")
     if args.nested and steps > MAX_CLOSED_FORM_STEPS:
         raise LimitError(
-            f"--nested prints at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; use fewer "
-            "steps"
+            f"--nested prints at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; use fewer steps"
         )
     if args.closed_form and steps > MAX_CLOSED_FORM_STEPS:
         raise LimitError(
