@@ -53,6 +53,9 @@ __all__ = [
     "LectureTextPrinter",
     "greek",
     "adjoint_name",
+    "Gradients",
+    "compiled_summary",
+    "init_printing",
     "str_expr",
     "NotationLatexPrinter",
     "NotationStrPrinter",
@@ -522,3 +525,77 @@ def latex_bold(name: str) -> str:
 def latex_expr(expr: Any, **settings: Any) -> str:
     """LaTeX for any SymPy object in symrnn's notation."""
     return NotationLatexPrinter(settings).doprint(expr)  # type: ignore[no-any-return]
+
+
+# ================================================================================ notebooks
+class Gradients(dict):  # type: ignore[type-arg]
+    r"""A dict of gradients (``wrt -> derivative``) that a notebook shows as a table.
+
+    It is the plain dict :func:`symrnn.grad` returns (same keys, values, ``repr`` and
+    equality), with ``_repr_latex_`` giving one row :math:`\partial L / \partial w = \dots` per
+    entry, in the book's notation.
+
+    >>> h, w = time_function("h"), sp.Symbol("w")
+    >>> g = Gradients({w: 2 * h(1) * h(0)})
+    >>> g == {w: 2 * h(1) * h(0)}, g[w]
+    (True, 2*h(0)*h(1))
+    >>> g.latex_rows()
+    ['\\frac{\\partial L}{\\partial w} &=& 2 h^{(0)} h^{(1)}']
+    """
+
+    def latex_rows(self) -> list[str]:
+        """``\\frac{\\partial L}{\\partial w} &=& value`` for every entry."""
+        rows = []
+        for wrt, value in self.items():
+            name = latex_expr(wrt)
+            rows.append(f"\\frac{{\\partial L}}{{\\partial {name}}} &=& {latex_expr(value)}")
+        return rows
+
+    def _repr_latex_(self) -> str:
+        body = " \\\\ ".join(self.latex_rows())
+        return f"$\\displaystyle \\begin{{array}}{{rcl}} {body} \\end{{array}}$"
+
+
+def compiled_summary(compiled: Any) -> str:
+    r"""A one-line summary of compiled NumPy code (``symrnn.Compiled``), for its ``repr``: the
+    recurrence, mode, dtype, parameter shapes and inputs; the source is one attribute away.
+
+    >>> from types import SimpleNamespace
+    >>> c = SimpleNamespace(recurrence=SimpleNamespace(name="elman"), mode="scan",
+    ...     dtype="float64", steps=None, param_shapes={"W": (3, 3), "b": (3,)},
+    ...     input_names=["x"], source="def forward():\n    pass\n")
+    >>> for part in compiled_summary(c).split("; "):
+    ...     print(part)
+    <Compiled 'elman': scan code, float64
+    parameters W (3, 3), b (3,)
+    inputs x
+    .source has 2 lines>
+    """
+    name = f" {compiled.recurrence.name!r}" if getattr(compiled.recurrence, "name", "") else ""
+    steps = f", {compiled.steps} steps" if getattr(compiled, "steps", None) else ""
+    params = ", ".join(f"{p} {shape}" for p, shape in compiled.param_shapes.items()) or "none"
+    inputs = ", ".join(compiled.input_names) or "none"
+    lines = len(compiled.source.splitlines())
+    return (
+        f"<Compiled{name}: {compiled.mode} code{steps}, {compiled.dtype}; parameters {params}; "
+        f"inputs {inputs}; .source has {lines} lines>"
+    )
+
+
+def _display_latex(expr: Any, **settings: Any) -> str:
+    """LaTeX for IPython's display: the book's notation, in display style."""
+    return f"$\\displaystyle {latex_expr(expr)}$"
+
+
+def init_printing(**options: Any) -> None:
+    r"""Make IPython (Jupyter) display SymPy expressions in the book's notation.
+
+    After ``sr.init_printing()``, a closed form such as ``U.closed_form(2)`` shows as
+    :math:`\tanh(b + w \tanh(b + w h^{(0)} + u x^{(1)}) + u x^{(2)})` instead of SymPy's
+    ``h{\left(0 \right)}``; plain text uses :func:`str_expr`.  ``options`` go to
+    :func:`sympy.init_printing` (e.g. ``ip=`` a shell).  Outside IPython this sets the
+    interactive interpreter's display hook, as SymPy's own does.
+    """
+    options.setdefault("use_latex", "mathjax")
+    options.setdefault("pretty_print", False)  # plain text as str_expr, not SymPy's 2-D art
+    sp.init_printing(latex_printer=_display_latex, str_printer=str_expr, **options)
