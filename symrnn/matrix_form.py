@@ -540,7 +540,8 @@ def _in_order(expr: Any, show: Any) -> str:
         if isinstance(term, sp.MatAdd) or (negative and isinstance(-term, sp.MatAdd)):
             text = f"({text})"
         if i == 0:
-            out = f"-{text}" if negative else text
+            minus = "- " if show is latex_expr else "-"  # as SymPy's printers write it
+            out = f"{minus}{text}" if negative else text
         else:
             out += f" - {text}" if negative else f" + {text}"
     return out
