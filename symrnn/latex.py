@@ -33,6 +33,7 @@ from sympy.core.function import AppliedUndef
 
 from .errors import SymrnnError
 from .files import write_atomic
+from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     is_time_atom,
@@ -1577,7 +1578,7 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
                 "e.g. with sr.squared_error(o(t), y(t))"
             )
         loss = m[0, 0]
-    loss = sp.sympify(loss)
+    loss = expand_losses(sp.sympify(loss))
     symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
     if symbolic:
         from .diff import total_loss
@@ -1688,8 +1689,11 @@ def _bptt_sections(
     template = natural_order(rec, template_equations(rec, wrt))
     direct: dict[Any, Any] = {}
     if per_step is not None:
+        from .losses import expand_losses
+
+        components = expand_losses(per_step)
         for f in rec.defined:
-            direct[f] = sp.diff(per_step, f(t))
+            direct[f] = sp.diff(components, f(t))
     zero = {sp.Derivative(_PER_STEP_LOSS(t), f(t)): sp.S.Zero for f, d in direct.items() if d == 0}
     adjoints: list[tuple[str, str, list[str]]] = []
     gradients: list[tuple[str, str, list[str]]] = []

@@ -328,11 +328,24 @@ def recognise_loss(rec: Recurrence, loss: Any) -> LossForm | None:
     >>> recognise_loss(rec, sr.softmax_cross_entropy(o(sr.t), y(sr.t))).kind
     'softmax_cross_entropy'
     """
-    from .diff import softmax_cross_entropy, squared_error
+    from .losses import Loss, SoftmaxCrossEntropy, expand_losses
 
     if loss is None or isinstance(loss, (MatrixExpr, sp.MatrixBase)):
         return None
     loss = sp.sympify(loss)
+    if isinstance(loss, Loss):  # the loss object itself: its vectors are its arguments
+        o, y = loss.prediction, loss.target
+        if not (isinstance(o, VectorAt) and isinstance(y, VectorAt)) or o.time != t:
+            return None
+        kind = "softmax_cross_entropy" if isinstance(loss, SoftmaxCrossEntropy) else "squared_error"
+        return LossForm(kind, o.name, y.name, int(o.shape[0]))
+    return _recognise_components(rec, expand_losses(loss))
+
+
+def _recognise_components(rec: Recurrence, loss: Any) -> LossForm | None:
+    """The book's form of a loss given component by component (``o_1(t)``, ``y_1(t)``)."""
+    from .losses import expand_losses, softmax_cross_entropy, squared_error
+
     names = {a.func.__name__.rpartition("_")[0] for a in loss.atoms(AppliedUndef)} - {""}
     for pred in names & set(rec.vectors):
         n = len(rec.vectors[pred])
@@ -342,7 +355,7 @@ def recognise_loss(rec: Recurrence, loss: Any) -> LossForm | None:
                 ("softmax_cross_entropy", softmax_cross_entropy),
                 ("squared_error", squared_error),
             ):
-                if sp.expand(loss - make(o, y)) == 0:
+                if sp.expand(loss - expand_losses(make(o, y))) == 0:
                     return LossForm(kind, pred, target, n)
     return None
 
@@ -641,18 +654,17 @@ def matrix_bptt(
             f"recurrence has the scalar parameter(s) {names}; write them as 1x1 matrices or use "
             "sr.bptt"
         )
-    vector_of = {f: name for name, comps in rec.vectors.items() for f in comps}
+    blocks = rec.blocks  # whole vectors: works for symbolic sizes too
     form = recognise_loss(rec, loss)
     if form is not None and loss_on is None:
         loss_on = [form.prediction]
     elif loss is not None and loss_on is None:
-        reads = {vector_of.get(a.func) for a in sp.sympify(loss).atoms(AppliedUndef)}
+        reads = {a.func.__name__.rpartition("_")[0] for a in sp.sympify(loss).atoms(AppliedUndef)}
         loss_on = [n for n in defined if n in reads] or None
     if loss_on is None:
-        outs = {vector_of[f] for f in rec.outputs}
-        read = [n for n in defined if n in outs] or [
-            n for n in defined if rec.vectors[n][0] in rec.states
-        ]
+        outs = {f.__name__ for f in blocks.outputs}
+        states = {f.__name__ for f in blocks.states}
+        read = [n for n in defined if n in outs] or [n for n in defined if n in states]
     else:
         read = [getattr(v, "name", v) for v in loss_on]
         unknown = [n for n in read if n not in defined]
@@ -661,7 +673,7 @@ def matrix_bptt(
                 f"loss_on names {', '.join(map(str, unknown))}, which the recurrence does not "
                 f"define; choose from {', '.join(defined)}"
             )
-    order = list(dict.fromkeys(vector_of[f] for f in rec.defined))
+    order = [f.__name__ for f in blocks.defined]
 
     # for error messages only; printed once per equation (printing an LSTM's is not free)
     wheres = {lhs: f"in {str_expr(lhs)} = {str_expr(rhs)}" for lhs, rhs in eqs}

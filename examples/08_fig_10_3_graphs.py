@@ -8,7 +8,7 @@ loss L = L^{(1)} + L^{(2)} + L^{(3)} at the top. Then back-propagation through t
 10.17-10.22) drawn on the same graph: the adjoints dL/do^{(t)} and dL/dh^{(t)} flow back,
 dashed, from step 3 to step 1, and into the gradients dL/dU, dL/dV, dL/dW, dL/db, dL/dc.
 
-Usage: python examples/fig_10_3.py [OUTPUT_DIR]   (default: a new temporary directory)
+Usage: python examples/08_fig_10_3_graphs.py [OUTPUT_DIR]   (default: a new temporary directory)
 
 Writes fig_10_3_folded.dot, fig_10_3_unfolded.dot and fig_10_3_bptt.dot, and .svg and .png
 drawings when Graphviz ``dot`` is installed.
@@ -72,7 +72,7 @@ for k in (1, 2, 3):
     step = {n.id for n in unfolded.nodes if n.id.endswith(f"__{k}")}
     assert step == {f"{q}__{k}" for q in "xhoLy"}
     assert unfolded.operands(f"L__{k}") == (f"o__{k}", f"y__{k}")
-    assert unfolded.node(f"L__{k}").expr == U.instantiate(loss, k)
+    assert unfolded.node(f"L__{k}").expr == sr.losses.expand_losses(U.instantiate(loss, k))
 assert unfolded.operands("L") == ("L__1", "L__2", "L__3")
 # Every step goes through the same parameters: the labels repeat, no parameter nodes.
 assert {e.label for e in unfolded.edges if e.dst.startswith("h")} == {"W", "U"}
