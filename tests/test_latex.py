@@ -734,10 +734,12 @@ def _cells() -> list[tuple[str, sr.Recurrence]]:
     out = []
     for name in sr.cells.__all__:
         make = getattr(sr.cells, name)
-        if not callable(make) or name == "from_torch":
-            continue
-        takes_n = "n" in inspect.signature(make).parameters
-        out.append((name, make(3) if takes_n else make()))
+        parameters = inspect.signature(make).parameters if callable(make) else {}
+        if "n" in parameters:
+            out.append((name, make(3)))
+        elif all(p.default is not p.empty for p in parameters.values()) and callable(make):
+            out.append((name, make()))
+        # combinators (stacked, bidirectional) and from_torch build on the cells above
     return out
 
 
