@@ -40,7 +40,7 @@ from .functions import relu, sigmoid, softmax, softplus, tanh
 from .graph import Edge, Graph, Node, graph
 from .latex import Derivation, derivation, latex
 from .matrices import matrix, size, vector
-from .notation import t
+from .notation import init_printing, t
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence
@@ -92,6 +92,7 @@ __all__ = [
     "Report",
     "Row",
     # notes and drawings
+    "init_printing",
     "latex",
     "derivation",
     "Derivation",

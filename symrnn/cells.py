@@ -15,7 +15,7 @@ the matching cell and its weights.
 
 >>> import symrnn as sr
 >>> print(sr.cells.rnn())
-rnn: h(t) = tanh(b + u*x(t) + w*h(t - 1))
+rnn: h(t) = tanh(b + w*h(t - 1) + u*x(t))
 >>> sr.cells.gru().intermediates
 (r, g, z)
 >>> sr.cells.elman(3).states[:2]
@@ -216,8 +216,8 @@ def elman(
 
     >>> rec = elman(3, inputs=2, outputs=2)
     >>> print(rec)
-    elman: h(t) = tanh(U*x(t) + W*h(t - 1) + b)
-           o(t) = V*h(t) + c
+    elman: h(t) = tanh(b + W*h(t - 1) + U*x(t))
+           o(t) = c + V*h(t)
     >>> {name: m.shape for name, m in rec.param_groups.items()}["U"]
     (3, 2)
     """
@@ -287,7 +287,7 @@ def leaky(n: Size | None = None, inputs: Size = 1, alpha: float | None = None) -
     parameters are those of :func:`elman`: ``W`` (n×n), ``U`` (n×inputs), ``b`` (n).
 
     >>> print(leaky(alpha=0.9))
-    leaky: h(t) = 0.9*h(t - 1) + 0.1*tanh(b + u*x(t) + w*h(t - 1))
+    leaky: h(t) = 0.9*h(t - 1) + 0.1*tanh(b + w*h(t - 1) + u*x(t))
     """
     k = _Kit("leaky", n, inputs)
     h, x = k.quantity("h"), k.quantity("x", inputs)
@@ -307,7 +307,7 @@ def linear(n: Size | None = None, inputs: Size = 1) -> Recurrence:
     :math:`h^{(t)} = A h^{(t-1)} + B x^{(t)}` (vector, a linear state-space model).
 
     >>> print(linear())
-    linear: h(t) = a*h(t - 1) + b + u*x(t)
+    linear: h(t) = b + a*h(t - 1) + u*x(t)
     """
     if n is None:
         _Kit("linear", n, inputs)
@@ -344,10 +344,10 @@ def gru(n: Size | None = None, inputs: Size = 1, variant: str = "pytorch") -> Re
     squashing; Cho et al. and every library use tanh, as here).
 
     >>> print(gru())
-    gru: r(t) = sigmoid(b_hr + b_r + u_r*x(t) + w_r*h(t - 1))
-         z(t) = sigmoid(b_hz + b_z + u_z*x(t) + w_z*h(t - 1))
+    gru: r(t) = sigmoid(b_hr + b_r + w_r*h(t - 1) + u_r*x(t))
+         z(t) = sigmoid(b_hz + b_z + w_z*h(t - 1) + u_z*x(t))
          g(t) = tanh(b_g + u_g*x(t) + (b_hg + w_g*h(t - 1))*r(t))
-         h(t) = (1 - z(t))*g(t) + h(t - 1)*z(t)
+         h(t) = h(t - 1)*z(t) + (1 - z(t))*g(t)
     >>> sorted(gru(3, inputs=2, variant="cho").param_groups)
     ['U_g', 'U_r', 'U_z', 'W_g', 'W_r', 'W_z', 'b_g', 'b_r', 'b_z']
     """
@@ -518,8 +518,8 @@ def stacked(*layers: Recurrence, name: str = "stacked") -> Recurrence:
     next layer must have one input of that size.
 
     >>> print(stacked(rnn(), rnn()))
-    stacked: h1(t) = tanh(b1 + u1*x(t) + w1*h1(t - 1))
-             h2(t) = tanh(b2 + u2*h1(t) + w2*h2(t - 1))
+    stacked: h1(t) = tanh(b1 + w1*h1(t - 1) + u1*x(t))
+             h2(t) = tanh(b2 + w2*h2(t - 1) + u2*h1(t))
     """
     if not layers:
         raise SymrnnError("cells.stacked needs at least one layer, e.g. stacked(gru(3), gru(3))")
@@ -747,7 +747,7 @@ def from_torch(module: Any) -> tuple[Recurrence, dict[str, np.ndarray]]:
     ...                     ("bias_ih_l0", Param([1, 2, 3])), ("bias_hh_l0", Param([1, 1, 1]))]
     >>> rec, params = from_torch(RNN())
     >>> print(rec)
-    elman: h(t) = tanh(U*x(t) + W*h(t - 1) + b)
+    elman: h(t) = tanh(b + W*h(t - 1) + U*x(t))
     >>> params["b"]
     array([2., 3., 4.])
     """

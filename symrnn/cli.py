@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import sympy as sp
-from sympy.core.function import AppliedUndef
 
 from .errors import LimitError, NoClosedForm, ParseError, SymrnnError, ToolMissing
 from .files import write_atomic
 from .models import Model, check_steps, load_model
-from .notation import NotationStrPrinter, is_time_atom, latex_expr, latex_time, str_expr, t
+from .notation import is_time_atom, latex_expr, lecture_text, str_expr, t
 from .parsing import MAX_TEXT
 from .unfold import MAX_STEPS
 
@@ -83,15 +82,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 _PROG = "symrnn"
 _EQ_EXAMPLE = "h(t) = tanh(w*h(t-1) + u*x(t) + b)"
 _GRAPH_SUFFIXES = (".dot", ".svg", ".png", ".pdf")
-_GREEK = {
-    name: chr(code)
-    for name, code in zip(
-        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
-        "sigma tau upsilon phi chi psi omega".split(),
-        [0x3B1 + i for i in range(17)] + [0x3C3 + i for i in range(7)],
-        strict=True,
-    )
-}
 
 
 class _UsageError(Exception):
@@ -318,7 +308,8 @@ def _parser() -> _Parser:
         "Unfold a recurrence into its chain of per-step equations h(1), h(2), ...",
         '  symrnn unfold "h(t) = tanh(w*h(t-1) + u*x(t) + b)" --steps 3\n'
         '  symrnn unfold "s(t) = f(s(t-1), theta)" --functions f --steps 3 --closed-form\n'
-        "  symrnn unfold examples/elman.toml --steps 2 --latex\n",
+        "  symrnn unfold examples/elman.toml --steps 2 --latex\n"
+        '  symrnn unfold "s(t) = f(s(t-1), theta)" --functions f --steps 3 --nested --latex\n',
         _cmd_unfold,
     )
     model_arguments(sub)
@@ -328,6 +319,12 @@ def _parser() -> _Parser:
         action="store_true",
         help=f"print the closed forms g(k) in initial states and inputs (at most "
         f"{MAX_CLOSED_FORM_STEPS} steps)",
+    )
+    sub.add_argument(
+        "--nested",
+        action="store_true",
+        help="print the lecture's nested form of the last step, s(3) = f(s(2)) = f(f(s(1))) "
+        f"= ..., down to the initial state (at most {MAX_CLOSED_FORM_STEPS} steps)",
     )
     sub.add_argument(
         "--latex", action="store_true", help=f"print LaTeX (at most {MAX_LATEX_STEPS} steps)"
@@ -425,10 +422,11 @@ def _parser() -> _Parser:
         "Draw the computational graph of a recurrence: folded (one-step delay) or unfolded.",
         "  symrnn graph examples/elman.toml -o elman.svg\n"
         "  symrnn graph examples/elman.toml --unfold 3 -o elman_unfolded.png\n"
-        '  symrnn graph "h(t) = tanh(w*h(t-1) + x(t))" --unfold 2 -o rnn.dot\n',
+        '  symrnn graph "h(t) = tanh(w*h(t-1) + x(t))" --unfold 2 -o rnn.dot\n'
+        "  symrnn graph examples/elman.toml --bptt -o fig_10_3.svg\n",
         _cmd_graph,
     )
-    model_arguments(sub)
+    model_arguments(sub, loss=True)
     kind = sub.add_mutually_exclusive_group()
     kind.add_argument(
         "--unfold",
@@ -440,6 +438,21 @@ def _parser() -> _Parser:
         f"{MAX_GRAPH_STEPS})",
     )
     kind.add_argument("--folded", action="store_true", help="the folded graph (default)")
+    kind.add_argument(
+        "--bptt",
+        metavar="N",
+        type=_steps_argument,
+        nargs="?",
+        const=0,
+        help="the unfolded graph over N steps with the loss and the backward (BPTT) edges, as "
+        "Goodfellow et al. Fig. 10.3 (default N: the model file's steps; needs a loss)",
+    )
+    sub.add_argument(
+        "--dpi",
+        type=int,
+        default=None,
+        help="resolution of a .png drawing (default: Graphviz's 96)",
+    )
     sub.add_argument(
         "-o",
         "--output",
@@ -709,32 +722,8 @@ def _check_target(target: Path) -> None:
 
 
 # =========================================================================== plain text
-class _LecturePrinter(NotationStrPrinter):  # type: ignore[misc]
-    """Plain text in the lecture's notation: ``s^{(3)} = f(f(s^{(1)}; θ); θ)``."""
-
-    def _print_Function(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
-        if isinstance(expr, AppliedUndef):
-            if is_time_atom(expr):
-                return f"{expr.func.__name__}^{{({latex_time(expr.args[0])})}}"
-            varying = [a for a in expr.args if _varies(a)]
-            fixed = [a for a in expr.args if not _varies(a)]
-            inner = ", ".join(self._print(a) for a in varying)
-            if fixed:
-                inner = (inner + "; " if inner else "") + ", ".join(self._print(a) for a in fixed)
-            return f"{expr.func.__name__}({inner})"
-        return super()._print_Function(expr)  # type: ignore[no-any-return]
-
-    def _print_Symbol(self, expr: Any) -> str:  # noqa: N802 (SymPy hook)
-        return _GREEK.get(expr.name, expr.name)
-
-
-def _varies(expr: Any) -> bool:
-    """True when ``expr`` depends on time (holds a time-indexed quantity or t)."""
-    return bool(expr.atoms(AppliedUndef)) or t in expr.free_symbols
-
-
 def _lecture(expr: Any) -> str:
-    return _LecturePrinter().doprint(expr)  # type: ignore[no-any-return]
+    return lecture_text(expr)
 
 
 def _eq_line(lhs: Any, rhs: Any) -> str:
@@ -751,6 +740,12 @@ def _cmd_unfold(args: Any) -> int:
 
     model = _model(args)
     steps = _steps(args, model, MAX_UNFOLD_STEPS, "unfold")
+    if args.nested and args.closed_form:
+        raise ParseError("give --nested or --closed-form, not both")
+    if args.nested and steps > MAX_CLOSED_FORM_STEPS:
+        raise LimitError(
+            f"--nested prints at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; use fewer steps"
+        )
     if args.closed_form and steps > MAX_CLOSED_FORM_STEPS:
         raise LimitError(
             f"closed forms are printed for at most {MAX_CLOSED_FORM_STEPS} steps, got {steps:,}; "
@@ -761,6 +756,8 @@ def _cmd_unfold(args: Any) -> int:
             f"--latex prints at most {MAX_LATEX_STEPS} steps, got {steps:,}; use fewer steps"
         )
     U = unfold(model.recurrence, steps)
+    if args.nested:
+        return _print_nested(U, args.latex)
     if args.closed_form:
         pairs = [
             (f(k), U.closed_form(k, of=f))
@@ -778,6 +775,20 @@ def _cmd_unfold(args: Any) -> int:
     else:
         for eq in U.equations:
             _out(_eq_line(eq.lhs, eq.rhs))
+    return EXIT_OK
+
+
+def _print_nested(U: Any, latex: bool) -> int:
+    """The lecture's s^{(k)} = f(s^{(k-1)}; θ) = f(f(s^{(k-2)}; θ); θ) = …, for each state."""
+    k = U.steps
+    for f in U.recurrence.states:
+        forms = [U.nested(k, of=f, levels=level) for level in range(1, k + 1)]
+        if latex:
+            from .latex import equation_chain
+
+            _out(equation_chain(latex_expr(f(k)), [latex_expr(form) for form in forms]))
+        else:
+            _out(" = ".join([lecture_text(f(k)), *(lecture_text(form) for form in forms)]))
     return EXIT_OK
 
 
@@ -1029,31 +1040,47 @@ def _cmd_graph(args: Any) -> int:
         )
     if output is not None:
         _check_target(output)
-    if args.unfold is not None:
+    if args.dpi is not None and not 10 <= args.dpi <= 2400:
+        raise ParseError(f"--dpi {args.dpi} is out of range; give a resolution from 10 to 2400")
+    draw = _api("graph", "graph")
+    loss = model.loss
+    if args.bptt is not None and loss is None:
+        raise ParseError(
+            "graph --bptt needs a loss: give --loss '(o(t) - y(t))**2/2' (or loss = ... in the "
+            "model file)"
+        )
+    if args.unfold is not None or args.bptt is not None:
         from .unfold import unfold
 
-        given = args.unfold or None
+        option = "--bptt" if args.bptt is not None else "--unfold"
+        given = (args.bptt if args.bptt is not None else args.unfold) or None
         steps = given if given is not None else model.steps
         if steps is None:
             raise ParseError(
-                "graph --unfold needs the number of steps: give --unfold N (or steps = N in the "
+                f"graph {option} needs the number of steps: give {option} N (or steps = N in the "
                 "model file)"
             )
         if steps > MAX_GRAPH_STEPS:
             raise LimitError(
-                f"graph --unfold draws at most {MAX_GRAPH_STEPS} steps, got {steps:,}; use fewer "
+                f"graph {option} draws at most {MAX_GRAPH_STEPS} steps, got {steps:,}; use fewer "
                 "steps"
             )
-        g = _api("graph", "graph")(unfold(model.recurrence, steps))
+        U = unfold(model.recurrence_with_loss_params(), steps)
+        if args.bptt is not None:
+            from .diff import bptt, total_loss
+
+            g = draw(bptt(U, total_loss(U, loss)))
+        else:
+            g = draw(U, loss=loss) if loss is not None else draw(U)
     else:
-        g = _api("graph", "graph")(model.recurrence)
+        g = draw(model.recurrence, loss=loss) if loss is not None else draw(model.recurrence)
     if output is None:
         sys.stdout.write(g.to_dot())
         return EXIT_OK
     if suffix == ".dot":
         _write(output, g.to_dot())
     else:
-        g.render(output)
+        g.render(output, dpi=args.dpi)
     _out(f"wrote {output}")
     return EXIT_OK
 

@@ -86,10 +86,12 @@ from __future__ import annotations
 import html
 import html.entities
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, singledispatch
 from pathlib import Path
@@ -106,9 +108,12 @@ from .errors import SymrnnError, ToolMissing
 from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
+    adjoint_name,
     code_name,
+    greek,
     identifier,
     is_time_atom,
+    latex_bold,
     latex_expr,
     latex_time,
     t,
@@ -377,13 +382,18 @@ class Graph:
         """The graph in Graphviz DOT, ASCII only and byte-for-byte stable for the same graph."""
         return _to_dot(self)
 
-    def render(self, path: str | os.PathLike[str]) -> Path:
+    def render(self, path: str | os.PathLike[str], dpi: int | None = None) -> Path:
         """Draw the graph with Graphviz ``dot`` into ``path`` (``.svg``, ``.png`` or ``.pdf``).
 
-        The file appears complete or not at all.  Raises :class:`~symrnn.errors.ToolMissing`
-        when ``dot`` is not installed.
+        ``dpi`` sets the resolution of a ``.png`` (Graphviz's default is 96; 300 for print);
+        vector formats ignore it.  The file appears complete or not at all.  Raises
+        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed.
         """
         target = Path(path)
+        if dpi is not None and (
+            isinstance(dpi, bool) or not isinstance(dpi, int) or not 10 <= dpi <= 2400
+        ):
+            raise SymrnnError(f"dpi={dpi!r} is out of range; give an integer from 10 to 2400")
         fmt = _RENDER_FORMATS.get(target.suffix.lower())
         if fmt is None:
             raise SymrnnError(
@@ -396,13 +406,32 @@ class Graph:
         )
         os.close(fd)
         try:
-            _run_dot(dot, fmt, self.to_dot(), output=tmp_name)
+            extra = [f"-Gdpi={dpi}"] if dpi is not None and fmt == "png" else []
+            _run_dot(dot, fmt, self.to_dot(), output=tmp_name, extra=extra)
             os.chmod(tmp_name, _file_mode(target))  # mkstemp made it private (0600)
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return target
+
+    def to_tikz(self) -> str:
+        r"""The drawing as a TikZ picture, laid out by Graphviz, labelled in LaTeX math.
+
+        Positions and edge paths come from ``dot -Tplain`` (the same layout as
+        :meth:`render`); labels are :attr:`Node.label_latex` set by TeX, so the figure uses the
+        document's fonts.  Needs only ``\usepackage{tikz}`` (no TikZ library); backward edges
+        are dashed, delays carry a black square.  Raises
+        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed.
+
+        >>> import shutil, symrnn as sr
+        >>> g = graph(sr.cells.rnn())
+        >>> tikz = g.to_tikz() if shutil.which("dot") else "\\begin{tikzpicture} h^{(t)}"
+        >>> tikz.splitlines()[1].startswith("\\begin{tikzpicture}")
+        True
+        """
+        plain = _run_dot(_dot_program(), "plain", self.to_dot()).decode("utf-8")
+        return _tikz(self, plain)
 
     def _repr_svg_(self) -> str | None:
         dot = shutil.which("dot")
@@ -783,12 +812,6 @@ def _leaf_id(expr: sp.Basic) -> str:
 # ---------------------------------------------------------------------------------------------
 # Labels: LaTeX and Graphviz HTML-like text for the same name
 
-_GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-    "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-    "psi", "omega",
-}  # fmt: skip
-
 #: Name suffixes that SymPy prints as accents (``yhat`` -> \hat{y}), with combining characters.
 _ACCENTS = {"hat": "\u0302", "tilde": "\u0303", "bar": "\u0304", "dot": "\u0307", "vec": "\u20d7"}
 
@@ -805,12 +828,8 @@ def _html_text(text: str) -> str:
 
 
 def _greek_text(word: str) -> str:
-    """``lambda`` -> ``λ``; other words unchanged."""
-    key = "lambda" if word.lower() == "lamda" else word.lower()
-    if key in _GREEK:
-        code = html.entities.name2codepoint[key.capitalize() if word[0].isupper() else key]
-        return chr(code)
-    return word
+    """``lambda`` -> ``λ``; other words unchanged (:func:`symrnn.notation.greek`)."""
+    return greek(word)
 
 
 def _html_piece(word: str, italic: bool) -> str:
@@ -996,8 +1015,115 @@ def _dot_program() -> str:
     return dot
 
 
-def _run_dot(dot: str, fmt: str, source: str, output: str | None = None) -> bytes:
-    command = [dot, f"-T{fmt}"] + (["-o", output] if output else [])
+# ---------------------------------------------------------------------------------------------
+# TikZ: Graphviz's layout, TeX's labels
+
+_TIKZ_SYMBOLS = {"×": r"\times", "·": r"\cdot", "⊙": r"\odot", "∘": r"\circ", "−": "-"}
+_TIKZ_BEGIN = r"\begin{tikzpicture}[x=1in, y=1in, >=stealth, every node/.style={inner sep=1pt}]"
+
+
+def _tikz_label(edge: Edge) -> str:
+    r"""An edge label as LaTeX math: ``w``, ``\mathbf{W}`` (bold where the drawing has it bold),
+    ``\times``, Greek letters by name."""
+    text = edge.label
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", text):
+        return latex_bold(text) if "<B>" in edge.label_html else latex_expr(sp.Symbol(text))
+    out = []
+    for ch in text:
+        if ch in _TIKZ_SYMBOLS:
+            out.append(_TIKZ_SYMBOLS[ch])
+        elif ch.isascii():
+            out.append(ch if ch.isalnum() or ch in "+-*/()., " else "")
+        else:
+            out.append(latex_expr(sp.Symbol(_greek_name(ch))) + " ")
+    return "".join(out).strip()
+
+
+def _greek_name(ch: str) -> str:
+    """``σ`` -> ``sigma`` (SymPy prints the name as the letter); other characters ``?``."""
+    words = unicodedata.name(ch, "").split()
+    if words[:2] in (["GREEK", "SMALL"], ["GREEK", "CAPITAL"]):
+        name = words[-1].lower().replace("lamda", "lambda")
+        return name.capitalize() if words[1] == "CAPITAL" else name
+    return "?"
+
+
+def _plain(text: str) -> tuple[dict[str, tuple[float, ...]], list[tuple[str, str, list[float]]]]:
+    """Nodes ``id -> (x, y, width, height)`` and edges ``(tail, head, [x0, y0, x1, …])`` from
+    Graphviz's plain output (inches)."""
+    nodes: dict[str, tuple[float, ...]] = {}
+    edges: list[tuple[str, str, list[float]]] = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["node"]:
+            nodes[words[1].strip('"')] = tuple(float(w) for w in words[2:6])
+        elif words[:1] == ["edge"]:
+            count = int(words[3])
+            points = [float(w) for w in words[4 : 4 + 2 * count]]
+            edges.append((words[1].strip('"'), words[2].strip('"'), points))
+    return nodes, edges
+
+
+def _tikz(g: Graph, plain: str) -> str:
+    nodes, paths = _plain(plain)
+    lines = [f"% {g.name}: laid out by Graphviz dot, labels set by TeX", _TIKZ_BEGIN]
+    for n in g.nodes:
+        x, y, w, h = nodes[n.id]
+        colour = "red!60!black" if n.kind == "adjoint" else "black"
+        if n.kind == "ellipsis":
+            outline = None
+        elif n.kind == "parameter":
+            outline = (
+                f"({x - w / 2:.3f},{y - h / 2:.3f}) rectangle ({x + w / 2:.3f},{y + h / 2:.3f})"
+            )
+        else:
+            outline = f"({x:.3f},{y:.3f}) ellipse ({w / 2:.3f} and {h / 2:.3f})"
+        if outline is not None:
+            lines.append(f"  \\draw[{colour}] {outline};")
+        lines.append(f"  \\node[{colour}] at ({x:.3f},{y:.3f}) {{${n.label_latex}$}};")
+    pending: dict[tuple[str, str], list[list[float]]] = {}
+    for tail, head, points in paths:
+        pending.setdefault((tail, head), []).append(points)
+    for e in g.edges:
+        points = _take(pending, (e.src, e.dst))
+        if points is None:  # drawn against the rows (dir=back): the path runs dst -> src
+            back = _take(pending, (e.dst, e.src))
+            if back is None:
+                continue
+            pairs = [back[i : i + 2] for i in range(0, len(back), 2)]
+            points = [c for pair in reversed(pairs) for c in pair]
+        lines.append(_tikz_edge(e, points))
+    lines.append(r"\end{tikzpicture}")
+    return "\n".join(lines) + "\n"
+
+
+def _tikz_edge(e: Edge, points: list[float]) -> str:
+    """One edge along Graphviz's Bézier path; a delay's black square at its start."""
+    style = "->, dashed, red!60!black" if e.style == "backward" else "->"
+    xy = [f"({points[i]:.3f},{points[i + 1]:.3f})" for i in range(0, len(points), 2)]
+    path = xy[0]
+    for i in range(1, len(xy) - 2, 3):
+        path += f" .. controls {xy[i]} and {xy[i + 1]} .. {xy[i + 2]}"
+    label = _tikz_label(e)
+    if label:
+        path += f" node[midway, auto, font=\\footnotesize] {{${label}$}}"
+    out = f"  \\draw[{style}] {path};"
+    if e.style == "delay":
+        x0, y0 = points[0], points[1]
+        box = f"({x0 - 0.04:.3f},{y0 - 0.04:.3f}) rectangle ({x0 + 0.04:.3f},{y0 + 0.04:.3f})"
+        out += f"\n  \\fill {box};"
+    return out
+
+
+def _take(pending: dict[tuple[str, str], list[list[float]]], key: tuple[str, str]) -> Any:
+    found = pending.get(key)
+    return found.pop(0) if found else None
+
+
+def _run_dot(
+    dot: str, fmt: str, source: str, output: str | None = None, extra: Sequence[str] = ()
+) -> bytes:
+    command = [dot, f"-T{fmt}", *extra] + (["-o", output] if output else [])
     try:
         done = subprocess.run(
             command, input=source.encode("ascii"), capture_output=True, timeout=120, check=False
@@ -1326,7 +1452,7 @@ def _candidate_ids(var: Any) -> list[str]:
     if isinstance(var, str):
         return [var]
     if isinstance(var, Adjoint):
-        return [f"dL_d{i}" for i in _candidate_ids(var.args[0])]
+        return [adjoint_name(i) for i in _candidate_ids(var.args[0])]
     if isinstance(var, VectorAt) or is_time_atom(var):
         name = var.name if isinstance(var, VectorAt) else var.func.__name__
         time = var.time if isinstance(var, VectorAt) else time_of(var)
@@ -1758,7 +1884,7 @@ class _Unfolding:
             tex, html_label = _name_labels(quantity, column)
             self.canvas.add(
                 key,
-                "dL_d" + _node_id(quantity, column),
+                adjoint_name(_node_id(quantity, column)),
                 (f"\\frac{{\\partial L}}{{\\partial {tex}}}", "&part;<I>L</I>/&part;" + html_label),
                 "ellipsis" if column == _DOTS else "adjoint",
                 op=None if column == _DOTS else "adjoint",

@@ -35,7 +35,16 @@ from .errors import SymrnnError
 from .files import write_atomic
 from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
-from .notation import is_time_atom, latex_expr, latex_time, shift_of, t, time_atoms, time_of
+from .notation import (
+    is_time_atom,
+    latex_bold,
+    latex_expr,
+    latex_time,
+    shift_of,
+    t,
+    time_atoms,
+    time_of,
+)
 from .recurrence import Recurrence
 from .unfold import Unfolded
 
@@ -50,10 +59,17 @@ __all__ = [
     "break_latex",
     "latex_width",
     "LINE_WIDTH",
+    "ARTICLE_WIDTH",
+    "estimated_chars",
+    "equation_chain",
+    "natural_order",
 ]
 
 #: Width in points that a displayed row may take (A4, 2 cm margins, 10 pt: text width 481 pt).
 LINE_WIDTH = 440.0
+#: Default width of :func:`latex`: a standard ``article``'s text width (345 pt) less a margin for
+#: the estimate's error, so that a result pasted into ``\[ … \]`` fits.
+ARTICLE_WIDTH = 320.0
 #: A closed form longer than this (characters of LaTeX) is described instead of printed.
 MAX_DISPLAY_CHARS = 2500
 #: Closed forms g^{(t)} are printed for t = 1 … min(steps, CLOSED_FORM_STEPS).
@@ -150,6 +166,17 @@ def _read_group(s: str, i: int) -> tuple[str, int]:
     return s[i], i + 1
 
 
+def _bold_letter(ch: str) -> float:
+    """Advance width (pt) of a bold Computer Modern letter: capitals are wide (W is 11.9)."""
+    if ch == " ":
+        return 3.3
+    if ch in "WM":
+        return 11.9
+    if ch.isupper():
+        return 8.8
+    return 8.4 if ch in "mw" else 6.2
+
+
 def latex_width(tex: str, scale: float = 1.0) -> float:
     r"""Estimated width in points of display-style math ``tex`` at 10 pt.
 
@@ -186,8 +213,10 @@ def latex_width(tex: str, scale: float = 1.0) -> float:
                 total += 0.0 if delim == "." else 5.5 * scale
             elif name in _TEXTLIKE:
                 arg, i = _read_group(tex, i)
-                letter = 6.4 if name in ("mathbf", "boldsymbol", "textbf") else _DIGIT
-                total += sum(letter if ch != " " else 3.3 for ch in arg) * scale
+                if name in ("mathbf", "boldsymbol", "textbf"):
+                    total += sum(_bold_letter(ch) for ch in arg) * scale
+                else:
+                    total += sum(_DIGIT if ch != " " else 3.3 for ch in arg) * scale
             elif name in ("sum", "prod"):
                 lower = upper = ""
                 for _ in range(2):
@@ -520,7 +549,7 @@ def _rows(equations: Sequence[tuple[str, str, Sequence[str]]], width: float | No
 
 # =============================================================================== notation
 def _bold(name: str) -> str:
-    return f"\\mathbf{{{latex_expr(sp.Symbol(name))}}}"
+    return latex_bold(name)
 
 
 def _groups(rec: Recurrence, funcs: Iterable[Any]) -> list[tuple[str, tuple[Any, ...], bool]]:
@@ -564,10 +593,13 @@ def _g(label: str, k: Any, inputs: list[str]) -> str:
 
 
 def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
-    """Input quantities an expression depends on, latest first, grouped into vectors."""
+    """Input quantities an expression depends on, latest first, grouped into vectors; with no
+    inputs, the initial states it starts from (the arguments of the book's g^{(t)})."""
     atoms = set()
     for e in explicit(expr) if is_matrix(expr) else [expr]:
         atoms |= {a for a in time_atoms(e) if a.func in rec.inputs}
+    if not rec.inputs:
+        return _initial_arguments(rec)
     groups = _groups(rec, rec.inputs)
     out = []
     for name, comps, vector in groups:
@@ -633,8 +665,20 @@ def _system_call(
     return call(sp.sympify(time), levels)
 
 
+def _initial_arguments(rec: Recurrence) -> list[str]:
+    r"""The initial states, ``s^{(0)}`` (and ``s^{(-1)}`` for a second-order recurrence)."""
+    return [
+        _group_at(name, comps, vector, sp.Integer(-lag))
+        for name, comps, vector in _state_groups(rec)
+        for lag in range(rec.order)
+    ]
+
+
 def _symbolic_inputs(rec: Recurrence) -> list[str]:
-    r"""``x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}`` for each input, as on the slide."""
+    r"""``x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}`` for each input, as on the slide; with no
+    inputs, the initial states."""
+    if not rec.inputs:
+        return _initial_arguments(rec)
     out = []
     for name, comps, vector in _groups(rec, rec.inputs):
         times = [t, t - 1, None, sp.Integer(2), sp.Integer(1)]
@@ -682,8 +726,43 @@ def _lecture_forms(
     if closed:
         value = U.closed_form(k, of=name if vector else comps[0])
         forms.append(_g(_label(rec, name), k, _closed_inputs(rec, value)))
-        forms.append(latex_expr(value))
+        if estimated_chars(value) <= MAX_DISPLAY_CHARS:
+            forms.append(latex_expr(value))
     return lhs, forms
+
+
+# ================================================================================ sizes
+_CHARS_PER_NODE = 7  # characters of LaTeX per node of an expression tree, measured on cells
+
+
+def estimated_chars(expr: Any) -> int:
+    """About how many characters of LaTeX ``expr`` prints as, without printing it.
+
+    Counts the nodes of the expression *tree* (shared subexpressions counted each time they
+    are printed) in time linear in the size of the DAG, so that a closed form too long to print
+    costs nothing to reject.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> estimated_chars(x) < estimated_chars(sp.tanh(x + 1)) < 100
+    True
+    """
+    sizes: dict[Any, int] = {}
+
+    def size(e: Any) -> int:
+        known = sizes.get(e)
+        if known is not None:
+            return known
+        if isinstance(e, sp.MatrixBase):
+            n = 1 + sum(size(v) for v in e)
+        elif isinstance(e, sp.Basic) and e.args and not is_time_atom(e):
+            n = 1 + sum(size(a) for a in e.args)
+        else:
+            n = 1
+        sizes[e] = n
+        return n
+
+    return _CHARS_PER_NODE * size(expr)
 
 
 # =================================================================================== latex
@@ -712,6 +791,53 @@ def _number(value: Any) -> str:
     if -2 <= power <= 2:
         return f"${x:.3g}$"
     return f"${mantissa}\\times 10^{{{power}}}$"
+
+
+_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+\])?"
+_TABLE_MATH = re.compile(
+    rf"dL/d(?P<wrt>{_QUANTITY})"
+    rf"|d(?P<num>{_QUANTITY})/d(?P<den>{_QUANTITY})"
+    r"|\bg\((?P<g>k|\d+)\)"
+    r"|\b(?P<component>[A-Za-z]_\d+)\b"
+)
+_TABLE_WORDS = {"sr.solve": "the solver", "sr.jacobian": "the Jacobian", "sp.diff": "SymPy's diff"}
+
+
+def _quantity_tex(name: str) -> str:
+    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``, ``h(0)[1]`` -> ``h^{(0)}_{[1]}``."""
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+)\])?", name)
+    if m is None:
+        return _escape(name)
+    base, time, index = m.groups()
+    tex = latex_expr(sp.Symbol(base))
+    if time is not None:
+        tex += f"^{{({time.replace(' ', '')})}}"
+    if index is not None:
+        tex += f"_{{[{index}]}}"
+    return tex
+
+
+def _table_prose(text: str) -> Paragraph:
+    r"""A cell of the verification table as prose with math: ``dL/dV_12`` as
+    :math:`\partial L / \partial V_{12}`, ``g(k)`` as :math:`g^{(k)}`, library names in words."""
+    for code, words in _TABLE_WORDS.items():
+        text = text.replace(code, words)
+    parts: list[tuple[str, str]] = []
+    last = 0
+    for m in _TABLE_MATH.finditer(text):
+        if m.group("wrt"):
+            tex = f"\\partial L / \\partial {_quantity_tex(m.group('wrt'))}"
+        elif m.group("num"):
+            num, den = _quantity_tex(m.group("num")), _quantity_tex(m.group("den"))
+            tex = f"\\partial {num} / \\partial {den}"
+        elif m.group("g"):
+            tex = f"g^{{({m.group('g')})}}"
+        else:
+            tex = _quantity_tex(m.group("component"))
+        parts += [("text", text[last : m.start()]), ("math", tex)]
+        last = m.end()
+    parts.append(("text", text[last:]))
+    return Paragraph(tuple(p for p in parts if p[1]))
 
 
 def _is_report(obj: Any) -> bool:
@@ -748,8 +874,8 @@ def _report_table(report: Any) -> Table:
         if where and not skipped:
             compared += f" ({where})"
         cells = [
-            Paragraph.of(str(r.check)),
-            Paragraph.of(compared),
+            Paragraph.of(str(r.check).replace("_", " ")),
+            _table_prose(compared),
             Paragraph.raw(_number(r.max_abs)),
             Paragraph.raw(_number(r.max_rel)),
         ]
@@ -760,7 +886,7 @@ def _report_table(report: Any) -> Table:
         )
         rows.append(tuple(cells))
         detail = str(getattr(r, "detail", "") or "")
-        notes.append(Paragraph.of(detail) if detail and status.lower() != "pass" else None)
+        notes.append(_p(_prose(detail)) if detail and status.lower() != "pass" else None)
     return Table(tuple(header), tuple(rows), tuple(notes))
 
 
@@ -789,15 +915,17 @@ def latex(obj: Any, **options: Any) -> str:
     :class:`Derivation`           :meth:`Derivation.to_latex` (``document=True`` for a file)
     ============================  ==============================================================
 
-    ``width=`` (points) breaks long equations into ``aligned`` rows of at most that width.
+    Long equations are broken into ``aligned`` rows that fit a standard ``article``'s text width
+    (:data:`ARTICLE_WIDTH`); ``width=`` (points) sets another width, ``width=None`` keeps every
+    equation on one line.
 
     >>> import sympy as sp, symrnn as sr
     >>> latex(sr.cells.rnn())
-    '\\begin{aligned}h^{(t)} &= \\tanh{\\left(b + u x^{(t)} + w h^{(t-1)} \\right)}\\end{aligned}'
+    '\\begin{aligned}h^{(t)} &= \\tanh{\\left(b + w h^{(t-1)} + u x^{(t)} \\right)}\\end{aligned}'
     >>> print(latex(sr.unfold(sr.cells.driven(), 3), step=3))
     s^{(3)} = f(s^{(2)}, x^{(3)}; \theta) = f(f(s^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)
     """
-    width = options.pop("width", None)
+    width = options.pop("width", ARTICLE_WIDTH)
     if isinstance(obj, Derivation):
         _no_options(obj, options, allowed=("document",))
         return obj.to_latex(**options)
@@ -808,14 +936,17 @@ def latex(obj: Any, **options: Any) -> str:
         return _aligned(_rows([_lines_equation(r) for r in obj._latex_lines()], width))
     if _is_bptt(obj):
         _no_options(obj, options)
-        rows = [(latex_expr(e.lhs), "=", [latex_expr(e.rhs)]) for e in obj.template()]
+        rows = [(latex_expr(e.lhs), "=", [latex_expr(e.rhs)]) for e in _natural(obj)]
         return _aligned(_rows(rows, width))
+    if _is_matrix_bptt(obj):
+        _no_options(obj, options)
+        return _aligned(_rows([_lines_equation(r) for r in obj.latex_rows()], width))
     if _is_report(obj):
         _no_options(obj, options)
         return _report_table(obj).to_latex(center=False)
     if isinstance(obj, sp.Equality):
         lhs, rhs = latex_expr(obj.lhs, **options), latex_expr(obj.rhs, **options)
-        if width is None:
+        if width is None or latex_width(f"{lhs} = {rhs}") <= width:
             return f"{lhs} = {rhs}"
         return _aligned(_rows([(lhs, "=", [rhs])], width))
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(e, sp.Equality) for e in obj):
@@ -840,6 +971,19 @@ def latex(obj: Any, **options: Any) -> str:
     )
 
 
+def equation_chain(lhs: str, forms: Sequence[str], width: float | None = ARTICLE_WIDTH) -> str:
+    r"""``lhs = forms[0] = forms[1] = …`` in LaTeX: one line when it fits ``width`` (points),
+    else an ``aligned`` block that continues with ``&= …`` on the next rows.
+
+    >>> equation_chain("s^{(2)}", ["f(s^{(1)})", "f(f(s^{(0)}))"])
+    's^{(2)} = f(s^{(1)}) = f(f(s^{(0)}))'
+    """
+    line = " = ".join([lhs, *forms])
+    if width is None or latex_width(line) <= width:
+        return line
+    return _aligned(_rows([(lhs, "=", list(forms))], width))
+
+
 def _lines_equation(row: str) -> tuple[str, str, list[str]]:
     lhs, rel, rhs = _split_row(row)
     return lhs, rel, [rhs]
@@ -849,6 +993,51 @@ def _is_bptt(obj: Any) -> bool:
     from .diff import BPTT
 
     return isinstance(obj, BPTT)
+
+
+def _is_matrix_bptt(obj: Any) -> bool:
+    from .matrix_form import MatrixBPTT
+
+    return isinstance(obj, MatrixBPTT)
+
+
+def _component_key(rec: Recurrence) -> dict[Any, tuple[str, int]]:
+    """Each scalar component's vector and index, for printing components in natural order."""
+    return {f: (name, i) for name, comps in rec.vectors.items() for i, f in enumerate(comps)}
+
+
+def _natural(bptt: Any) -> list[sp.Equality]:
+    """The template of a BPTT with each vector's adjoints in natural order (h_1, h_2, h_3)."""
+    return natural_order(bptt.unfolded.recurrence, bptt.template())
+
+
+def natural_order(rec: Recurrence, equations: Sequence[sp.Equality]) -> list[sp.Equality]:
+    r"""Equations whose left sides are components (or their adjoints) reordered so that each
+    vector's components come in natural order, the vectors keeping their place.
+
+    The adjoint recursion runs backwards (``o_3, o_2, o_1, h_3, …``); printed, it reads
+    :math:`\partial L/\partial o_1^{(t)}, \partial L/\partial o_2^{(t)}, …`.
+    """
+    key = _component_key(rec)
+
+    def owner(eq: sp.Equality) -> tuple[str, int] | None:
+        lhs = eq.lhs.args[0] if eq.lhs.args and is_time_atom(eq.lhs.args[0]) else eq.lhs
+        return key.get(getattr(lhs, "func", None)) if is_time_atom(lhs) else None
+
+    out: list[sp.Equality] = []
+    run: list[tuple[int, sp.Equality]] = []
+    run_name: str | None = None
+    for eq in equations:
+        k = owner(eq)
+        if k is None or k[0] != run_name:
+            out += [e for _, e in sorted(run, key=lambda r: r[0])]
+            run, run_name = [], None if k is None else k[0]
+        if k is None:
+            out.append(eq)
+        else:
+            run.append((k[1], eq))
+    out += [e for _, e in sorted(run, key=lambda r: r[0])]
+    return out
 
 
 def _no_options(obj: Any, options: Mapping[str, Any], allowed: tuple[str, ...] = ()) -> None:
@@ -876,8 +1065,12 @@ def _latex_unfolded(
             "its options are: step, of, closed_form, max_lines, width"
         )
     if step is None:
-        rows = [_lines_equation(r) for r in U._latex_lines(max_lines=max_lines)]
-        return _aligned(_rows(rows, width))
+        eqs = [e for step_eqs in _chain_steps(U) for e in step_eqs]
+        rows = [(latex_expr(e.lhs), ":=", [latex_expr(e.rhs)]) for e in eqs]
+        if len(rows) <= max_lines:
+            return _aligned(_rows(rows, width))
+        head, tail = _rows(rows[: max_lines // 2], width), _rows(rows[-2:], width)
+        return _aligned([*head, "&\\;\\;\\vdots", *tail])
     if isinstance(step, sp.Basic) and step == t:
         pass  # the lecture's general form h^{(t)} = g^{(t)}(x^{(t)}, …, x^{(1)}) = f(…)
     else:
@@ -890,9 +1083,11 @@ def _latex_unfolded(
             known = ", ".join(g[0] for g in _state_groups(U.recurrence))
             raise SymrnnError(f"of={of!r} is not a state of the recurrence; choose one of {known}")
     equations = [_lecture_forms(U, step, g, closed_form) for g in groups]
-    if len(equations) == 1 and width is None:
+    if len(equations) == 1:
         lhs, forms = equations[0]
-        return " = ".join([lhs, *forms])
+        line = " = ".join([lhs, *forms])
+        if width is None or latex_width(line) <= width:
+            return line
     return _aligned(_rows([(lhs, "=", forms) for lhs, forms in equations], width))
 
 
@@ -1154,13 +1349,51 @@ def _p(markup: str) -> Paragraph:
 
 
 def _display(equations: Sequence[tuple[str, str, Sequence[str]]]) -> Display:
-    """Rows that fit the page; many short equations are set in two columns."""
-    if len(equations) >= 6:
-        half = _rows(equations, LINE_WIDTH / 2 - 20)
-        if len(half) == len(equations) and all(len(pieces) == 1 for _, _, pieces in equations):
-            pairs = [half[i : i + 2] for i in range(0, len(half), 2)]
-            return Display(tuple(" & ".join(pair) for pair in pairs))
+    """Rows that fit the page, one equation per row."""
     return Display(tuple(_rows(equations, LINE_WIDTH)))
+
+
+def _chain_display(U: Unfolded, max_rows: int = CHAIN_ROWS) -> Display:
+    """The unfolded chain laid out one step per row (the quantities of a step side by side when
+    they fit, else one per row), components in natural order; long chains elided with
+    :math:`\vdots`."""
+    steps = _chain_steps(U)
+    per_step = max(len(eqs) for eqs in steps)
+    cols = per_step if per_step > 1 else 1
+    lhs_w = max(latex_width(latex_expr(e.lhs)) for eqs in steps for e in eqs)
+    texts = [[(latex_expr(e.lhs), ":=", [latex_expr(e.rhs)]) for e in eqs] for eqs in steps]
+    room = LINE_WIDTH / cols - _QUAD
+    side_by_side = cols > 1 and all(
+        lhs_w + _REL + latex_width(rhs[0]) <= room for eqs in texts for _, _, rhs in eqs
+    )
+    rows: list[str] = []
+    for eqs in texts:
+        if side_by_side:
+            rows.append(" & ".join(f"{lhs} &{rel} {rhs[0]}" for lhs, rel, rhs in eqs))
+        else:
+            rows += _rows(eqs, LINE_WIDTH)
+    if len(rows) > max_rows:
+        rows = [*rows[: max_rows // 2], "&\\;\\;\\vdots", *rows[-2:]]
+    return Display(tuple(rows))
+
+
+def _chain_steps(U: Unfolded) -> list[list[sp.Equality]]:
+    """The chain's equations step by step, each vector's components in natural order."""
+    rec = U.recurrence
+    key = _component_key(rec)
+    names = [e.lhs.name for e in rec.display if isinstance(e.lhs, VectorAt)]
+    defined = list(rec.defined)
+
+    def rank(eq: sp.Equality) -> tuple[int, int]:
+        f = eq.lhs.func
+        if f in key and key[f][0] in names:
+            return names.index(key[f][0]), key[f][1]
+        return len(names) + defined.index(f) if f in defined else len(names) + len(defined), 0
+
+    by_step: dict[int, list[sp.Equality]] = {}
+    for eq in U.equations:
+        by_step.setdefault(int(time_of(eq.lhs)), []).append(eq)
+    return [sorted(by_step[k], key=rank) for k in sorted(by_step)]
 
 
 def _math_list(items: Iterable[str]) -> str:
@@ -1196,7 +1429,7 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
         if isinstance(value, sp.MatrixBase):
             rows, cols = value.shape
             dims = f"{rows}" if cols == 1 else f"{rows} \\times {cols}"
-            params.append(f"{latex_expr(sp.Symbol(pname))} \\in \\mathbb{{R}}^{{{dims}}}")
+            params.append(f"{_bold(pname)} \\in \\mathbb{{R}}^{{{dims}}}")
         else:
             params.append(latex_expr(value))
     if params:
@@ -1230,7 +1463,7 @@ def _unfolding_section(U: Unfolded) -> Section:
             "chain of small equations, one per quantity and step (the unfolded computational "
             "graph):"
         ),
-        _display([_lines_equation(r) for r in U._latex_lines(max_lines=CHAIN_ROWS)]),
+        _chain_display(U),
     ]
     abstract = _is_abstract(rec)
     groups = _state_groups(rec)
@@ -1254,60 +1487,83 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
     general = [_lecture_forms(U, t, g, closed=False) for g in groups]
     blocks.append(_p(f"After $t$ steps the state is a function $g^{{(t)}}$ {given}:"))
     blocks.append(_display([(lhs, "=", forms[:2]) for lhs, forms in general]))
-    blocks.append(_p("Substituting the chain into itself gives it for the first steps:"))
     equations: list[tuple[str, str, Sequence[str]]] = []
     skipped: list[str] = []
     for k in range(1, min(U.steps, CLOSED_FORM_STEPS) + 1):
         for gname, comps, vector in groups:
             value = U.closed_form(k, of=gname if vector else comps[0])
-            g = _g(_label(rec, gname), k, _closed_inputs(rec, value))
             lhs = _group_at(gname, comps, vector, k)
-            values = list(value) if vector else [value]
-            texts = [latex_expr(v) for v in values]
-            if sum(map(len, texts)) > MAX_DISPLAY_CHARS:
+            if estimated_chars(value) > MAX_DISPLAY_CHARS:
                 skipped.append(f"${lhs}$")
                 continue
+            g = _g(_label(rec, gname), k, _closed_inputs(rec, value))
             if vector:
                 equations.append((lhs, "=", [g]))
                 equations += [
-                    (latex_expr(c(k)), "=", [tex]) for c, tex in zip(comps, texts, strict=True)
+                    (latex_expr(c(k)), "=", [latex_expr(v)])
+                    for c, v in zip(comps, value, strict=True)
                 ]
             else:
-                equations.append((lhs, "=", [g, texts[0]]))
+                equations.append((lhs, "=", [g, latex_expr(value)]))
     if equations:
+        blocks.append(_p("Substituting the chain into itself gives it for the first steps:"))
         blocks.append(_display(equations))
     if skipped:
         what = ", ".join(skipped)
+        verb = "is" if len(skipped) == 1 else "are"
         blocks.append(
             _p(
-                f"The closed form of {what} is too long to print usefully here (over "
-                f"{MAX_DISPLAY_CHARS} characters of LaTeX); it is `U.closed_form(k)`, and the "
-                "chain above computes it."
+                f"The closed form{'s' if len(skipped) > 1 else ''} {what} {verb} too long to "
+                f"print usefully (over {MAX_DISPLAY_CHARS} characters of LaTeX); the chain "
+                "above computes " + ("it" if len(skipped) == 1 else "them") + " step by step."
             )
         )
     blocks += _solution_blocks(rec, solve)
     return Section("closed_form", "Closed form", tuple(blocks))
 
 
+_CODE_QUANTITY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\((t(?: [+-] \d+)?|-?\d+)\)")
+_REMEDY = re.compile(r"[;,]\s*(use|pass|try|write|give|call|see)\b.*$", re.IGNORECASE)
+
+
+def _prose(message: str) -> str:
+    r"""A library message as a sentence for a document: quantities such as ``s(t - 1)`` as
+    :math:`s^{(t-1)}`, and the remedy addressed to a programmer (``; use sr.unfold …``) left
+    out.
+
+    >>> _prose("s(t) depends nonlinearly on s(t - 1); use sr.unfold for fixed t")
+    '$s^{(t)}$ depends nonlinearly on $s^{(t-1)}$.'
+    """
+    text = _REMEDY.sub("", message.strip()).rstrip(" .;,")
+    text = re.sub(r"no closed form for Recurrence '[^']*': ", "", text)
+    for code, words in _TABLE_WORDS.items():
+        text = text.replace(code, words)
+    text = _CODE_QUANTITY.sub(
+        lambda m: f"${latex_expr(sp.Symbol(m.group(1)))}^{{({m.group(2).replace(' ', '')})}}$",
+        text,
+    )
+    return re.sub(r"\bfunction ([A-Za-z])\b", r"function $\1$", text.replace("`", "")) + "."
+
+
 def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
     if not solve:
-        return [_p("The closed form in symbolic $t$ was not sought (`solve=False`).")]
+        return [_p("A closed form in symbolic $t$ was not sought.")]
     try:
         from .solve import solve as solve_recurrence
     except ImportError:
-        return [_p("The closed form in symbolic $t$ needs `symrnn.solve`, which is not installed.")]
+        return [_p("A closed form in symbolic $t$ needs the solver, which is not installed.")]
     try:
         solution = solve_recurrence(rec)
     except SymrnnError as error:
         reason = str(error)
         if reason.startswith("no closed form for") and ": " in reason:
             reason = reason.split(": ", 1)[1]  # the head repeats what the sentence says
-        head = "There is no closed form in symbolic $t$: "
-        return [_p(head) + Paragraph.of(reason.rstrip(".") + ".")]
+        return [_p("There is no closed form in symbolic $t$: " + _prose(reason))]
     rows = _rows([_lines_equation(r) for r in solution._latex_lines()], LINE_WIDTH)
+    method = str(solution.method).replace("_", " ")
     intro = _p(
-        f"For every $t$ (`sr.solve`, method `{solution.method}`, checked by substituting it back "
-        "into the recurrence):"
+        f"For every $t$ (found by {method}, and checked by substituting it back into the "
+        "recurrence):"
     )
     return [intro, Display(tuple(rows))]
 
@@ -1331,6 +1587,15 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
     return None, loss
 
 
+def _loss_form(rec: Recurrence, per_step: Any) -> Any:
+    """The book's form of the per-step loss (softmax cross-entropy, squared error), or None."""
+    if per_step is None or not rec.vectors:
+        return None
+    from .matrix_form import recognise_loss
+
+    return recognise_loss(rec, per_step)
+
+
 def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
     if total is None:
         return Section(
@@ -1338,9 +1603,8 @@ def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
             "Loss",
             (
                 _p(
-                    "No loss was given: the back-propagation below is for a generic per-step "
-                    "loss $L^{(t)}$ of every quantity. Pass `loss=` (a per-step loss in $t$, e.g. "
-                    "`sr.squared_error(h(t), y(t))`) for the direct terms and the checks."
+                    "No loss was given, so the back-propagation below is written for a generic "
+                    "per-step loss $L^{(t)}$ of every quantity, $L = \\sum_{t=1}^{\\tau} L^{(t)}$."
                 ),
             ),
         )
@@ -1353,21 +1617,37 @@ def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
                 f"$L = {latex_expr(sp.Sum(_PER_STEP_LOSS(t), (t, 1, _TAU)))}$, with"
             )
         )
-        blocks.append(_display([(latex_expr(_PER_STEP_LOSS(t)), "=", [latex_expr(per_step)])]))
+        form = _loss_form(U.recurrence, per_step)
+        if form is not None:
+            rows = [
+                (latex_expr(e.lhs), "=", [latex_expr(e.rhs, order="none")])
+                for e in form.definitions(t)
+            ]
+            blocks.append(_display(rows))
+            if form.kind == "softmax_cross_entropy":
+                blocks.append(
+                    _p(
+                        "where $\\operatorname{softmax}(\\mathbf{o})_i = e^{o_i} / "
+                        "\\sum_j e^{o_j}$ and the target $\\mathbf{y}^{(t)}$ is a probability "
+                        "vector (one-hot for a class label)."
+                    )
+                )
+        elif estimated_chars(per_step) <= MAX_DISPLAY_CHARS:
+            blocks.append(_display([(latex_expr(_PER_STEP_LOSS(t)), "=", [latex_expr(per_step)])]))
         terms = [latex_expr(_PER_STEP_LOSS(j)) for j in range(1, k + 1)]
         if k > 4:
             terms = [terms[0], terms[1], "\\dots", terms[-1]]
-        rows = _rows([("L", "=", [" + ".join(terms), latex_expr(total)])], LINE_WIDTH)
-        if len(rows) <= 6:
-            blocks.append(_p(f"For $\\tau = {k}$:"))
-            blocks.append(Display(tuple(rows)))
-        else:
-            blocks.append(
-                _p(f"For $\\tau = {k}$ this is $L = {' + '.join(terms)}$ (too long to write out).")
-            )
-    else:
+        blocks.append(_p(f"For $\\tau = {k}$ steps, $L = {' + '.join(terms)}$."))
+    elif estimated_chars(total) <= MAX_DISPLAY_CHARS:
         blocks.append(_p("The loss:"))
         blocks.append(_display([("L", "=", [latex_expr(total)])]))
+    else:
+        blocks.append(
+            _p(
+                f"The loss is a function of the quantities at fixed steps, too long to print "
+                f"usefully (over {MAX_DISPLAY_CHARS} characters of LaTeX)."
+            )
+        )
     return Section("loss", "Loss", tuple(blocks))
 
 
@@ -1396,24 +1676,24 @@ def _bptt_sections(
                 "Back-propagation through time",
                 (
                     _p(
-                        "The update $f$ is abstract, so there is nothing to differentiate; give it "
-                        "a concrete form (for example `sr.cells.rnn()`) to derive the gradients."
+                        "The update $f$ is abstract, so there is nothing to differentiate: the "
+                        "gradients need a concrete $f$, such as the RNN's "
+                        "$f(h^{(t-1)}, x^{(t)}; \\theta) = \\tanh(b + w h^{(t-1)} + u x^{(t)})$."
                     ),
                 ),
             )
         ]
-    from .diff import bptt, template_equations
+    from .diff import template_equations
 
     wrt = _flat_params(rec, params)
-    if total is not None:
-        template = bptt(U, total, wrt).template()
-    else:
-        template = template_equations(rec, wrt)
+    template = natural_order(rec, template_equations(rec, wrt))
     direct: dict[Any, Any] = {}
     if per_step is not None:
+        from .losses import expand_losses
+
+        components = expand_losses(per_step)
         for f in rec.defined:
-            d = sp.diff(per_step, f(t))
-            direct[f] = d
+            direct[f] = sp.diff(components, f(t))
     zero = {sp.Derivative(_PER_STEP_LOSS(t), f(t)): sp.S.Zero for f, d in direct.items() if d == 0}
     adjoints: list[tuple[str, str, list[str]]] = []
     gradients: list[tuple[str, str, list[str]]] = []
@@ -1421,37 +1701,33 @@ def _bptt_sections(
         rhs = eq.rhs.xreplace(zero) if zero else eq.rhs
         row = (latex_expr(eq.lhs), "=", [latex_expr(rhs)])
         (adjoints if is_time_atom(eq.lhs.args[0]) else gradients).append(row)
+    form = _loss_form(rec, per_step)
     matrix = _matrix_form(rec, per_step, params)
 
     blocks: list[Block] = [
         _p(
-            "The adjoint $\\partial L / \\partial q^{(t)}$ of every quantity obeys a backward "
-            "recursion (Goodfellow et al., eq. 10.18-10.21), run from $t = \\tau$ down to "
-            "$t = 1$; terms at $t = \\tau + 1$ are zero."
+            "The gradient of the loss with respect to every quantity obeys a backward recursion "
+            "(Goodfellow et al., eq. 10.18-10.21), run from $t = \\tau$ down to $t = 1$; terms at "
+            "$t = \\tau + 1$ are zero."
         )
     ]
     if matrix is not None:
-        blocks.append(_p("In matrix form:"))
+        where = " at $t = \\tau$ the terms from $t + 1$ vanish" if matrix[1] else ""
+        blocks.append(_p(f"In matrix form{';' + where if where else ''}:"))
         blocks.append(_display([_lines_equation(e) for e in matrix[0]]))
-        blocks.append(_p("and at $t = \\tau$, where the terms from $t + 1$ vanish:"))
-        blocks.append(_display([_lines_equation(e) for e in matrix[1]]))
         blocks.append(_p("Component by component:"))
     blocks.append(_display(adjoints))
     shown = [(f, d) for f, d in direct.items() if d != 0]
-    if shown:
+    if form is not None:
+        blocks += _direct_book_terms(form)
+    elif shown:
         blocks.append(_p("The direct terms of the per-step loss are"))
-        blocks.append(
-            _display(
-                [
-                    (
-                        latex_expr(sp.Derivative(_PER_STEP_LOSS(t), f(t))),
-                        "=",
-                        [latex_expr(_shortest(d))],
-                    )
-                    for f, d in shown
-                ]
-            )
-        )
+        rows = []
+        for f, d in natural_order_funcs(rec, shown):
+            if estimated_chars(d) <= MAX_DISPLAY_CHARS:
+                lhs = latex_expr(sp.Derivative(_PER_STEP_LOSS(t), f(t)))
+                rows.append((lhs, "=", [latex_expr(_shortest(d))]))
+        blocks.append(_display(rows))
     sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
 
     grad_blocks: list[Block] = [
@@ -1471,38 +1747,54 @@ def _bptt_sections(
     return sections
 
 
+def natural_order_funcs(rec: Recurrence, pairs: Sequence[tuple[Any, Any]]) -> list[Any]:
+    """``(component function, value)`` pairs with each vector's components in natural order."""
+    key = _component_key(rec)
+    return sorted(pairs, key=lambda p: key.get(p[0], (p[0].__name__, 0)))
+
+
+def _direct_book_terms(form: Any) -> list[Block]:
+    """The direct terms of a recognised loss, as the book writes them (eq. 10.18)."""
+    o, y = form.prediction, form.target
+    lhs = f"\\frac{{\\partial L^{{(t)}}}}{{\\partial {o}_{{i}}^{{(t)}}}}"
+    if form.kind == "softmax_cross_entropy":
+        rhs = f"\\hat{{{y}}}_{{i}}^{{(t)}} - {y}_{{i}}^{{(t)}}"
+        text = (
+            "The direct terms of the per-step loss are, for a target that sums to one "
+            "(Goodfellow et al., eq. 10.18),"
+        )
+    else:
+        rhs = f"{o}_{{i}}^{{(t)}} - {y}_{{i}}^{{(t)}}"
+        text = "The direct terms of the per-step loss are"
+    row = f"{lhs} &= {rhs}, \\qquad i = 1, \\dots, {form.size}"
+    return [_p(text), Display((row,))]
+
+
 def _matrix_form(
     rec: Recurrence, per_step: Any, params: Sequence[Any] | None
-) -> tuple[list[str], list[str], list[str]] | None:
-    """Rows of the matrix-form recursion, its boundary at τ and the gradients, or None."""
+) -> tuple[list[str], bool, list[str]] | None:
+    """Rows of the matrix-form recursion in the book's order (with the values at τ), whether
+    any row is at τ, and the rows of the gradients; None for recurrences not in matrix form."""
     if not rec.vectors or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
         return None
+    from .matrix_form import matrix_bptt
+
     try:
-        from .matrix_form import matrix_bptt
-    except ImportError:
-        return None
-    loss_on = None
-    if per_step is not None:
-        read = {a.func for a in time_atoms(per_step)}
-        names = [
-            n for n, comps in rec.vectors.items() if read & set(comps) and comps[0] in rec.defined
-        ]
-        loss_on = names or None
-    try:
-        M = matrix_bptt(rec, loss_on=loss_on)
+        M = matrix_bptt(rec, loss=per_step)
     except SymrnnError:
         return None
     wanted = None
     if params is not None:
         wanted = {p.name for p in params if isinstance(p, sp.MatrixSymbol)}
-
-    def row(e: sp.Equality) -> str:
-        return f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs, order='none')}"
-
-    recursion = [row(e) for e in M.adjoints]
-    boundary = [row(e) for e in M.boundary]
-    grads = [row(e) for e in M.gradients if wanted is None or e.lhs.arg.name in wanted]
-    return recursion, boundary, grads
+    rows = M.latex_rows()
+    n_loss, n_grad = len(M.loss), len(M.gradients)
+    recursion = rows[n_loss : len(rows) - n_grad]
+    grads = [
+        row
+        for row, e in zip(rows[len(rows) - n_grad :], M.gradients, strict=True)
+        if wanted is None or e.lhs.arg.name in wanted
+    ]
+    return recursion, any("\\tau" in r.partition("&")[0] for r in recursion), grads
 
 
 def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> Section:
@@ -1511,11 +1803,11 @@ def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> 
         text = "Skipped: an abstract update $f$ cannot be evaluated numerically."
         return Section("verification", title, (_p(text),))
     if not run:
-        return Section("verification", title, (_p("Skipped (`verify=False`)."),))
+        return Section("verification", title, (_p("The numeric checks were not run."),))
     try:
         from .verify import verify as verify_recurrence
     except ImportError:
-        text = "Skipped: `symrnn.verify` is not available in this installation."
+        text = "The numeric checks are not available in this installation."
         return Section("verification", title, (_p(text),))
     try:
         report = verify_recurrence(rec, steps=steps, loss=loss)
@@ -1534,8 +1826,8 @@ def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> 
     shared = _common_tolerance(report)
     tolerance = f", tolerance {shared}" if shared else ""
     intro = _p(
-        "Every form was checked numerically against the others (`sr.verify`: random parameters, "
-        f"initial states and inputs in float64, $\\tau = {steps}${tolerance}): " + verdict
+        "Every form was checked numerically against the others (random parameters, initial "
+        f"states and inputs in float64, $\\tau = {steps}${tolerance}): " + verdict
     )
     return Section("verification", title, (intro, _report_table(report)))
 

@@ -24,7 +24,7 @@ Reference semantics of the generated module::
 >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1) + U * x(sr.t))))
 >>> print(step_source(rec))
 def step(U, W, x__t, h__tm1):
-    # h(t) = tanh(U*x(t) + W*h(t - 1))
+    # h(t) = tanh(W*h(t - 1) + U*x(t))
     h__t = numpy.tanh(x__t @ U.T + h__tm1 @ W.T)
     return (h__t,)
 """

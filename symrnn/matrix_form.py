@@ -38,6 +38,7 @@ This module is a view for notes and teaching: nothing in the computing core impo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +51,16 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from .diff import Adjoint
 from .errors import SymrnnError
 from .matrices import VectorAt, explicit
-from .notation import latex_expr, latex_time, str_expr, t
+from .notation import is_negative_term, latex_expr, latex_time, str_expr, t
 from .recurrence import Recurrence
 
 __all__ = [
     "Nabla",
     "Diag",
+    "Softmax",
+    "Named",
+    "LossForm",
+    "recognise_loss",
     "MatrixBPTT",
     "matrix_bptt",
     "matrix_jacobians",
@@ -79,6 +84,8 @@ class Nabla(MatrixExpr):  # type: ignore[misc]
     ``Nabla(o(t), L(t))`` the gradient of the per-step loss :math:`L^{(t)}` alone (the direct
     term), with components ``Derivative(L(t), o_i(t))`` as in :meth:`symrnn.diff.BPTT.template`.
     """
+
+    parenthesized_in_products = True  # (\nabla_{h} L) h^T, as the book writes products
 
     def __new__(cls, arg: Any, of: Any = _TOTAL) -> Nabla:
         if not isinstance(arg, (VectorAt, sp.MatrixSymbol)):
@@ -194,6 +201,164 @@ class Diag(MatrixExpr):  # type: ignore[misc]
         if self._compound():
             inner = f"({inner})"
         return f"diag({printer._print(self._body(sp.Symbol(inner)))})"
+
+
+class Softmax(MatrixExpr):  # type: ignore[misc]
+    r""":math:`\operatorname{softmax}(\mathbf{o})`, a column vector with entries
+    :math:`e^{o_i} / \sum_j e^{o_j}` (printed, not expanded)."""
+
+    def __new__(cls, vector: Any) -> Softmax:
+        return sp.Basic.__new__(cls, vector)  # type: ignore[no-any-return]
+
+    @property
+    def vector(self) -> Any:
+        return self.args[0]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:
+        return self.vector.shape  # type: ignore[no-any-return]
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
+        return explicit_softmax(explicit(self.vector))[int(i), 0]
+
+    def _latex(self, printer: Any) -> str:
+        return f"\\operatorname{{softmax}}\\left({printer._print(self.vector)}\\right)"
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"softmax({printer._print(self.vector)})"
+
+
+def explicit_softmax(v: sp.MatrixBase) -> sp.ImmutableMatrix:
+    """The entries :math:`e^{v_i} / \\sum_j e^{v_j}` of the softmax of an explicit vector."""
+    total = sp.Add(*[sp.exp(e) for e in v])
+    return sp.ImmutableMatrix([sp.exp(e) / total for e in v])
+
+
+class Named(MatrixExpr):  # type: ignore[misc]
+    r"""A vector quantity with a name and a definition: ``Named(yhat(t), Softmax(o(t)))`` prints
+    as :math:`\hat{\mathbf{y}}^{(t)}` and expands (:func:`components`) to its definition."""
+
+    def __new__(cls, name: Any, value: Any) -> Named:
+        return sp.Basic.__new__(cls, name, value)  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> Any:
+        return self.args[0]
+
+    @property
+    def value(self) -> Any:
+        return self.args[1]
+
+    @property
+    def shape(self) -> tuple[Any, Any]:
+        return self.name.shape  # type: ignore[no-any-return]
+
+    def _entry(self, i: Any, j: Any, **kwargs: Any) -> Any:
+        return self.value[i, j]
+
+    def _latex(self, printer: Any) -> str:
+        return printer._print(self.name)  # type: ignore[no-any-return]
+
+    def _sympystr(self, printer: Any) -> str:
+        return printer._print(self.name)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class LossForm:
+    r"""A per-step loss recognised in the book's form.
+
+    ``kind`` is ``"softmax_cross_entropy"`` (:math:`\hat{\mathbf{y}}^{(t)} =
+    \operatorname{softmax}(\mathbf{o}^{(t)})`, :math:`L^{(t)} = -\sum_i y_i^{(t)} \log
+    \hat y_i^{(t)}`, :math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)} = \hat{\mathbf{y}}^{(t)} -
+    \mathbf{y}^{(t)}` for a target that sums to one) or ``"squared_error"``
+    (:math:`L^{(t)} = \tfrac12 \sum_i (o_i^{(t)} - y_i^{(t)})^2`,
+    :math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)} = \mathbf{o}^{(t)} - \mathbf{y}^{(t)}`);
+    ``prediction`` and ``target`` are the vectors' names, ``size`` their length.
+    """
+
+    kind: str
+    prediction: str
+    target: str
+    size: int
+
+    def at(self, time: Any) -> tuple[VectorAt, VectorAt]:
+        return (
+            VectorAt(self.prediction, time, self.size),
+            VectorAt(self.target, time, self.size),
+        )
+
+    def yhat(self, time: Any) -> Named:
+        r""":math:`\hat{\mathbf{y}}^{(t)}`, defined as the softmax of the prediction."""
+        o, _ = self.at(time)
+        return Named(VectorAt(f"{self.target}hat", time, self.size), Softmax(o))
+
+    def gradient(self, time: Any) -> Any:
+        r""":math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)}` in the book's form."""
+        o, y = self.at(time)
+        first = self.yhat(time) if self.kind == "softmax_cross_entropy" else o
+        return sp.MatAdd(first, sp.MatMul(sp.S.NegativeOne, y))
+
+    def definitions(self, time: Any) -> tuple[sp.Equality, ...]:
+        r"""The equations that define the loss: :math:`\hat{\mathbf{y}}^{(t)}` (softmax) and
+        :math:`L^{(t)}` as a sum over components."""
+        i = sp.Symbol("i", integer=True, positive=True)
+        y_i = sp.Function(f"{self.target}_i", real=True)(time)
+        per_step = _PER_STEP(time)
+        if self.kind == "softmax_cross_entropy":
+            yhat = self.yhat(time)
+            yhat_i = sp.Function(f"{self.target}hat_i", real=True)(time)
+            return (
+                sp.Eq(yhat.name, yhat.value, evaluate=False),
+                sp.Eq(
+                    per_step,
+                    -sp.Sum(sp.Mul(y_i, sp.log(yhat_i), evaluate=False), (i, 1, self.size)),
+                    evaluate=False,
+                ),
+            )
+        o_i = sp.Function(f"{self.prediction}_i", real=True)(time)
+        return (sp.Eq(per_step, sp.Sum((o_i - y_i) ** 2 / 2, (i, 1, self.size))),)
+
+
+def recognise_loss(rec: Recurrence, loss: Any) -> LossForm | None:
+    """The book's form of a per-step loss in ``t``, when it is ``sr.softmax_cross_entropy`` or
+    ``sr.squared_error`` of a vector the recurrence defines and a target vector; else None.
+
+    >>> import symrnn as sr
+    >>> o, y = sr.vector("o", 3), sr.vector("y", 3)
+    >>> rec = sr.cells.elman(3, outputs=3)
+    >>> recognise_loss(rec, sr.softmax_cross_entropy(o(sr.t), y(sr.t))).kind
+    'softmax_cross_entropy'
+    """
+    from .losses import Loss, SoftmaxCrossEntropy, expand_losses
+
+    if loss is None or isinstance(loss, (MatrixExpr, sp.MatrixBase)):
+        return None
+    loss = sp.sympify(loss)
+    if isinstance(loss, Loss):  # the loss object itself: its vectors are its arguments
+        o, y = loss.prediction, loss.target
+        if not (isinstance(o, VectorAt) and isinstance(y, VectorAt)) or o.time != t:
+            return None
+        kind = "softmax_cross_entropy" if isinstance(loss, SoftmaxCrossEntropy) else "squared_error"
+        return LossForm(kind, o.name, y.name, int(o.shape[0]))
+    return _recognise_components(rec, expand_losses(loss))
+
+
+def _recognise_components(rec: Recurrence, loss: Any) -> LossForm | None:
+    """The book's form of a loss given component by component (``o_1(t)``, ``y_1(t)``)."""
+    from .losses import expand_losses, softmax_cross_entropy, squared_error
+
+    names = {a.func.__name__.rpartition("_")[0] for a in loss.atoms(AppliedUndef)} - {""}
+    for pred in names & set(rec.vectors):
+        n = len(rec.vectors[pred])
+        for target in sorted(names - set(rec.vectors)):
+            o, y = VectorAt(pred, t, n), VectorAt(target, t, n)
+            for kind, make in (
+                ("softmax_cross_entropy", softmax_cross_entropy),
+                ("squared_error", squared_error),
+            ):
+                if sp.expand(loss - expand_losses(make(o, y))) == 0:
+                    return LossForm(kind, pred, target, n)
+    return None
 
 
 # --------------------------------------------------------------------------- the calculus
@@ -313,18 +478,23 @@ class MatrixBPTT:
     recurrence : Recurrence
     adjoints : tuple of sympy.Eq
         :math:`\nabla_{\mathbf{q}^{(t)}} L = \dots` for every defined vector q (outputs first:
-        reverse evaluation order), templates in t (Goodfellow et al. eq. 10.19, 10.21).
+        reverse evaluation order), templates in t (Goodfellow et al. eq. 10.18, 10.21).
     boundary : tuple of sympy.Eq
-        The same at :math:`t = \tau`, where the terms from :math:`t + 1` vanish (eq. 10.20).
+        The same at :math:`t = \tau`, where the terms from :math:`t + 1` vanish (eq. 10.19).
     gradients : tuple of sympy.Eq
-        :math:`\nabla_{\Theta} L = \sum_{t=1}^{\tau} \dots` for every parameter matrix Θ, sorted
-        by name (eq. 10.22–10.26).
+        :math:`\nabla_{\Theta} L = \sum_{t=1}^{\tau} \dots` for every parameter matrix Θ, in the
+        book's order: bias vectors, then matrices, output equations first (eq. 10.22–10.26).
+    loss : tuple of sympy.Eq
+        The per-step loss in the book's form when one was recognised (:class:`LossForm`):
+        :math:`\hat{\mathbf{y}}^{(t)} = \operatorname{softmax}(\mathbf{o}^{(t)})` and
+        :math:`L^{(t)} = -\sum_i y_i^{(t)} \log \hat y_i^{(t)}`; else empty.
     """
 
     recurrence: Recurrence
     adjoints: tuple[sp.Equality, ...]
     boundary: tuple[sp.Equality, ...]
     gradients: tuple[sp.Equality, ...]
+    loss: tuple[sp.Equality, ...] = ()
 
     @property
     def equations(self) -> tuple[sp.Equality, ...]:
@@ -339,22 +509,64 @@ class MatrixBPTT:
         known = ", ".join(str_expr(e.lhs.arg) for e in self.equations)
         raise SymrnnError(f"no matrix-form BPTT equation for {str_expr(of)}; there are: {known}")
 
+    def book_order(self) -> tuple[sp.Equality, ...]:
+        r"""The equations in the order the book prints them: the loss, then for each quantity
+        (outputs first) its value at :math:`\tau` where that differs and the recursion, then the
+        parameter gradients (eq. 10.18–10.26)."""
+        out: list[sp.Equality] = list(self.loss)
+        for eq, last in zip(self.adjoints, self.boundary, strict=True):
+            if last.rhs.xreplace({TAU: t}) != eq.rhs:
+                out.append(last)
+            out.append(eq)
+        return (*out, *self.gradients)
+
+    def latex_rows(self) -> list[str]:
+        """``lhs &= rhs`` rows of :meth:`book_order`, terms in the order derived."""
+        return [f"{latex_expr(e.lhs)} &= {_in_order(e.rhs, latex_expr)}" for e in self.book_order()]
+
     def latex(self) -> str:
-        """All equations as one LaTeX ``aligned`` block."""
-        lines = [
-            f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs, order='none')}" for e in self.equations
-        ]
-        return "\\begin{aligned}" + " \\\\\n".join(lines) + "\\end{aligned}"
+        """All equations as one LaTeX ``aligned`` block (one line each; :func:`symrnn.latex`
+        breaks them to a width)."""
+        return "\\begin{aligned}" + " \\\\\n".join(self.latex_rows()) + "\\end{aligned}"
 
     def _repr_latex_(self) -> str:
-        return f"${self.latex()}$"
+        from .latex import latex
+
+        return f"$${latex(self)}$$"
 
     def __str__(self) -> str:
-        return "\n".join(f"{str_expr(e.lhs)} = {str_expr(e.rhs)}" for e in self.equations)
+        return "\n".join(
+            f"{str_expr(e.lhs)} = {_in_order(e.rhs, str_expr)}" for e in self.book_order()
+        )
 
     def __repr__(self) -> str:
         name = f" {self.recurrence.name!r}" if self.recurrence.name else ""
         return f"<MatrixBPTT{name}: {len(self.equations)} equations>"
+
+
+def _in_order(expr: Any, show: Any) -> str:
+    """A sum printed with its terms in the order they were derived (the book's: the terms from
+    t + 1, then those at t, then the direct term, eq. 10.21); everything inside as usual."""
+    out = ""
+    for i, term in enumerate(_terms(expr)):
+        negative = is_negative_term(term)
+        text = show(_negated(term) if negative else term)
+        if isinstance(term, sp.MatAdd) or (negative and isinstance(-term, sp.MatAdd)):
+            text = f"({text})"
+        if i == 0:
+            minus = "- " if show is latex_expr else "-"  # as SymPy's printers write it
+            out = f"{minus}{text}" if negative else text
+        else:
+            out += f" - {text}" if negative else f" + {text}"
+    return out
+
+
+def _negated(term: Any) -> Any:
+    """``-term`` without simplifying a product of matrices (SymPy's negation calls doit)."""
+    if isinstance(term, sp.MatMul):
+        coeff, *rest = term.args
+        return _mul(-coeff, *rest)
+    return -term
 
 
 def _vector_equations(rec: Recurrence) -> list[tuple[VectorAt, Any]]:
@@ -385,7 +597,9 @@ def _shift(expr: Any, lag: int) -> Any:
     return expr.xreplace({t: t + lag}) if lag else expr
 
 
-def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> MatrixBPTT:
+def matrix_bptt(
+    rec: Recurrence, loss_on: Iterable[Any] | None = None, loss: Any = None
+) -> MatrixBPTT:
     r"""The BPTT adjoint recursion of a matrix-form vector recurrence, as the book prints it.
 
     Parameters
@@ -395,7 +609,15 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
         ``sr.cells.elman(3, inputs=2, outputs=3)``).
     loss_on : iterable of vectors, optional
         The vectors the per-step loss :math:`L^{(t)}` reads (``sr.vector("o", 3)`` or its name);
-        default: the outputs, or the states when there are no outputs.
+        default: the vectors ``loss`` reads, else the outputs, or the states when there are no
+        outputs.
+    loss : sympy.Expr, optional
+        The per-step loss in ``t``.  ``sr.softmax_cross_entropy(o(t), y(t))`` and
+        ``sr.squared_error(o(t), y(t))`` are written as the book writes them
+        (:class:`LossForm`): :math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)} = \hat{\mathbf{y}}^{(t)} -
+        \mathbf{y}^{(t)}` (eq. 10.18, for targets that sum to one) or
+        :math:`\mathbf{o}^{(t)} - \mathbf{y}^{(t)}`; other losses keep
+        :math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)}`.
 
     Returns
     -------
@@ -412,10 +634,14 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
     >>> import symrnn as sr
     >>> M = matrix_bptt(sr.cells.linear(2))
     >>> print(M)
-    nabla_{h(t)} L = nabla_{h(t)} L(t) + A.T*nabla_{h(t + 1)} L
     nabla_{h(tau)} L = nabla_{h(tau)} L(tau)
+    nabla_{h(t)} L = A.T*nabla_{h(t + 1)} L + nabla_{h(t)} L(t)
     nabla_{A} L = Sum(nabla_{h(t)} L*h(t - 1).T, (t, 1, tau))
     nabla_{B} L = Sum(nabla_{h(t)} L*x(t).T, (t, 1, tau))
+    >>> o, y = sr.vector("o", 3), sr.vector("y", 3)
+    >>> rec = sr.cells.elman(3, outputs=3)
+    >>> print(matrix_bptt(rec, loss=sr.softmax_cross_entropy(o(sr.t), y(sr.t))).equation(o(sr.t)))
+    Eq(nabla_{o(t)} L, yhat(t) - y(t))
     """
     if not isinstance(rec, Recurrence):
         raise SymrnnError(f"matrix_bptt needs a Recurrence, got {type(rec).__name__}")
@@ -430,6 +656,12 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
             "sr.bptt"
         )
     blocks = rec.blocks  # whole vectors: works for symbolic sizes too
+    form = recognise_loss(rec, loss)
+    if form is not None and loss_on is None:
+        loss_on = [form.prediction]
+    elif loss is not None and loss_on is None:
+        reads = {a.func.__name__.rpartition("_")[0] for a in sp.sympify(loss).atoms(AppliedUndef)}
+        loss_on = [n for n in defined if n in reads] or None
     if loss_on is None:
         outs = {f.__name__ for f in blocks.outputs}
         states = {f.__name__ for f in blocks.states}
@@ -444,9 +676,11 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
             )
     order = [f.__name__ for f in blocks.defined]
 
+    # for error messages only; printed once per equation (printing an LSTM's is not free)
+    wheres = {lhs: f"in {str_expr(lhs)} = {str_expr(rhs)}" for lhs, rhs in eqs}
     terms: dict[str, list[Any]] = {n: [] for n in order}
     for lhs, rhs in eqs:
-        where = f"in {str_expr(lhs)} = {str_expr(rhs)}"
+        where = wheres[lhs]
         for atom in sorted(rhs.atoms(VectorAt), key=sp.default_sort_key):
             if atom.name not in defined:
                 continue  # an input
@@ -455,7 +689,8 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
             if part is not None:
                 terms[atom.name].append(_shift(part, lag))
     for n in read:  # the direct term last, as in eq. 10.21
-        terms[n].append(Nabla(defined[n], _PER_STEP(t)))
+        direct = form.gradient(t) if form is not None else Nabla(defined[n], _PER_STEP(t))
+        terms[n].append(direct)
     adjoints = []
     for n in reversed(order):
         q = defined[n]
@@ -464,25 +699,46 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
     for eq in adjoints:
         kept = [
             a
-            for a in sp.MatAdd.make_args(eq.rhs.xreplace({t: TAU}))
+            for a in _terms(eq.rhs.xreplace({t: TAU}))
             if not any(_later(n, TAU) for n in a.atoms(Nabla))
         ]
         lhs = eq.lhs.xreplace({t: TAU})
         boundary.append(sp.Eq(lhs, _add(kept) or sp.ZeroMatrix(*lhs.shape), evaluate=False))
 
-    params = sorted(
-        set().union(*(rhs.atoms(sp.MatrixSymbol) for _, rhs in eqs)), key=sp.default_sort_key
-    )
+    params = _book_parameter_order(eqs)
     gradients = []
     for p in params:
         parts = []
         for lhs, rhs in eqs:
-            part = _vjp(rhs, p, Nabla(lhs), f"in {str_expr(lhs)} = {str_expr(rhs)}", value=lhs)
+            part = _vjp(rhs, p, Nabla(lhs), wheres[lhs], value=lhs)
             if part is not None:
                 parts.append(part)
         body = _add(parts)
         gradients.append(sp.Eq(Nabla(p), sp.Sum(body, (t, 1, TAU)), evaluate=False))
-    return MatrixBPTT(rec, tuple(adjoints), tuple(boundary), tuple(gradients))
+    definitions = form.definitions(t) if form is not None else ()
+    return MatrixBPTT(rec, tuple(adjoints), tuple(boundary), tuple(gradients), definitions)
+
+
+def _terms(expr: Any) -> tuple[Any, ...]:
+    """The terms of a sum of matrices (one term when ``expr`` is not a sum)."""
+    return expr.args if isinstance(expr, sp.MatAdd) else (expr,)
+
+
+def _book_parameter_order(eqs: list[tuple[VectorAt, Any]]) -> list[Any]:
+    r"""Parameter matrices as the book lists their gradients (eq. 10.22–10.26: c, b, V, W, U):
+    bias vectors before matrices, the later equations (outputs) first, and within an equation
+    in the book's term order (:math:`\mathbf{b} + \mathbf{W} \mathbf{h} + \mathbf{U}
+    \mathbf{x}`)."""
+    keyed: dict[Any, tuple[int, int, int]] = {}
+    for index, (_, rhs) in enumerate(eqs):
+        text = str_expr(rhs)
+        added = {a for node in sp.preorder_traversal(rhs) if isinstance(node, sp.MatAdd)
+                 for a in node.args}  # fmt: skip
+        for p in rhs.atoms(sp.MatrixSymbol):
+            found = re.search(rf"(?<![A-Za-z0-9_]){re.escape(p.name)}(?![A-Za-z0-9_])", text)
+            key = (int(p not in added), -index, found.start() if found else len(text))
+            keyed[p] = min(keyed.get(p, key), key)
+    return sorted(keyed, key=lambda p: (keyed[p], p.name))
 
 
 def _later(n: Nabla, tau: Any) -> bool:
@@ -530,6 +786,10 @@ def _explicit(e: Any, mapping: dict[Any, Any]) -> Any:
         return explicit_nabla(e_t)
     if isinstance(e_t, (VectorAt, sp.MatrixSymbol, sp.MatrixBase)):
         return explicit(e_t)
+    if isinstance(e, Named):
+        return _explicit(e.value, mapping)
+    if isinstance(e, Softmax):
+        return explicit_softmax(_explicit(e.vector, mapping))
     if isinstance(e, Diag):
         v = _explicit(e.vector, mapping)
         n = v.shape[0]

@@ -45,7 +45,7 @@ the key at fault and the remedy; limits: :data:`MAX_MODEL_BYTES` bytes per file 
 >>> m.name, m.steps, dict(m.params)
 ('elman', 4, {'w': 0.5})
 >>> print(m.recurrence)
-elman: h(t) = tanh(b + u*x(t) + w*h(t - 1))
+elman: h(t) = tanh(b + w*h(t - 1) + u*x(t))
        o(t) = c + v*h(t)
 >>> m.loss
 (o(t) - y(t))**2/2

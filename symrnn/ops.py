@@ -12,7 +12,7 @@ expressions at matrix level (they never expand into components), so that
 sigmoid(b + dot(x, w))
 >>> from symrnn.notation import latex_expr
 >>> latex_expr(lam * reduce_sum(sqr(w)))
-'\\lambda \\operatorname{sum}\\left(\\operatorname{sqr}\\left(w\\right)\\right)'
+'\\lambda \\operatorname{sum}\\left(\\operatorname{sqr}\\left(\\mathbf{w}\\right)\\right)'
 
 build the expression trees that :func:`symrnn.graph.graph` draws.  Each one also prints as LaTeX
 and as NumPy code.  On explicit matrices they evaluate:

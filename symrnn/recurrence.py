@@ -15,7 +15,7 @@ computes with.
 >>> rnn.states, rnn.inputs, rnn.params, rnn.order
 ((h,), (x,), (b, u, w), 1)
 >>> print(rnn)
-elman: h(t) = tanh(b + u*x(t) + w*h(t - 1))
+elman: h(t) = tanh(b + w*h(t - 1) + u*x(t))
 """
 
 from __future__ import annotations

@@ -522,7 +522,7 @@ def test_bidirectional_chain_runs_both_ways(rng):
 def test_bidirectional_scalar_and_without_output():
     B = C.bidirectional(C.rnn(), outputs=None)
     assert B.output == ()
-    assert str(B.backward) == "rnn_rev: h_rev(t) = tanh(b_rev + u_rev*x(t) + w_rev*h_rev(t - 1))"
+    assert str(B.backward) == "rnn_rev: h_rev(t) = tanh(b_rev + w_rev*h_rev(t - 1) + u_rev*x(t))"
     assert [str(eq.lhs) for eq in B.equations(2)] == ["h(1)", "h(2)", "h_rev(2)", "h_rev(1)"]
 
 

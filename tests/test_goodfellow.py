@@ -364,12 +364,12 @@ def test_matrix_form_has_the_books_shape(matrix_form: Any) -> None:
 def test_matrix_form_latex(matrix_form: Any) -> None:
     tex = matrix_form.latex()
     h_eq = latex_expr(matrix_form.equation(sr.vector("h", N)(t)).rhs)
-    assert "W^{T}" in h_eq and "V^{T}" in h_eq
+    assert "\\mathbf{W}^{\\top}" in h_eq and "\\mathbf{V}^{\\top}" in h_eq
     assert "\\operatorname{diag}\\left(1 - \\left(\\mathbf{h}^{(t+1)}\\right)^{2}\\right)" in h_eq
-    assert "\\nabla_{\\mathbf{h}^{(t+1)}} L" in h_eq
+    assert "\\left(\\nabla_{\\mathbf{h}^{(t+1)}} L\\right)" in h_eq  # the book's (∇ L)
     assert "\\nabla_{\\mathbf{o}^{(t)}} L^{(t)}" in tex
-    assert "\\sum_{t=1}^{\\tau}" in tex and "\\left(\\mathbf{h}^{(t-1)}\\right)^{T}" in tex
-    assert matrix_form._repr_latex_() == f"${tex}$"
+    assert "\\sum_{t=1}^{\\tau}" in tex and "\\mathbf{h}^{(t-1)\\top}" in tex
+    assert matrix_form._repr_latex_() == f"$${sr.latex(matrix_form)}$$"
 
 
 # ------------------------------------------------------------------ other cells and errors

@@ -1177,3 +1177,98 @@ def test_readme_picture_is_committed() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/images/rnn_unfolded.svg" in readme
     assert (ROOT / "docs" / "images" / "rnn_unfolded.svg").is_file()
+
+
+# --- figures for documents: resolution, TikZ, the command line --------------------------------
+
+
+def _png_dimensions(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@needs_dot
+def test_render_dpi_scales_a_png(tmp_path: Path) -> None:
+    g = graph(sr.unfold(sr.cells.rnn(), 3))
+    low = _png_dimensions(g.render(tmp_path / "low.png"))
+    high = _png_dimensions(g.render(tmp_path / "high.png", dpi=192))
+    assert high[0] == pytest.approx(2 * low[0], rel=0.05)  # Graphviz's default is 96 dpi
+    assert high[1] == pytest.approx(2 * low[1], rel=0.05)
+    with pytest.raises(SymrnnError, match="dpi=5 is out of range"):
+        g.render(tmp_path / "bad.png", dpi=5)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def _tikz_document(pictures: list[str]) -> str:
+    body = "\n\n".join(f"\\resizebox{{\\textwidth}}{{!}}{{{p}}}" for p in pictures)
+    return (
+        "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{tikz}\n"
+        f"\\begin{{document}}\n{body}\n\\end{{document}}\n"
+    )
+
+
+@needs_dot
+def test_to_tikz_places_every_node_where_graphviz_does() -> None:
+    g = graph(sr.cells.rnn())
+    tikz = g.to_tikz()
+    plain = subprocess.run(
+        ["dot", "-Tplain"], input=g.to_dot(), capture_output=True, text=True, check=True
+    ).stdout
+    for line in plain.splitlines():
+        words = line.split()
+        if words[:1] == ["node"]:
+            x, y = float(words[2]), float(words[3])
+            label = g.node(words[1].strip('"')).label_latex
+            assert f"\\node[black] at ({x:.3f},{y:.3f}) {{${label}$}};" in tikz
+    assert tikz.count("\\draw[->]") == len(g.edges)  # both edges, with LaTeX labels
+    assert "{$w$}" in tikz and "{$u$}" in tikz and "\\fill" in tikz  # the delay's square
+
+
+@needs_dot
+def test_to_tikz_compiles(tmp_path: Path) -> None:
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed")
+    found = subprocess.run(["kpsewhich", "tikz.sty"], capture_output=True, text=True)
+    if not found.stdout.strip():
+        pytest.skip("TikZ is not installed (texlive-pictures)")
+    rnn = sr.cells.elman(3, inputs=2, outputs=2)
+    o, y = vector("o", 2), vector("y", 2)
+    loss = sr.softmax_cross_entropy(o(t), y(t))
+    U = sr.unfold(rnn, 3)
+    pictures = [
+        graph(rnn).to_tikz(),
+        graph(U, loss=loss).to_tikz(),
+        graph(sr.bptt(U, sr.total_loss(U, loss))).to_tikz(),
+        graph(sr.unfold(sr.cells.lstm(2), 3)).to_tikz(),
+        graph(sp.tanh(sp.Symbol("x") * sp.Symbol("w"))).to_tikz(),
+    ]
+    assert "dashed" in pictures[2] and "\\partial L" in pictures[2]
+    (tmp_path / "fig.tex").write_text(_tikz_document(pictures), encoding="utf-8")
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "fig.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (tmp_path / "fig.pdf").stat().st_size > 5_000
+
+
+def test_cli_graph_bptt_draws_fig_10_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from symrnn.cli import main
+
+    elman = str(ROOT / "examples" / "elman.toml")
+    assert main(["graph", elman, "--bptt", "-o", str(tmp_path / "fig.dot")]) == 0
+    dot = (tmp_path / "fig.dot").read_text(encoding="utf-8")
+    assert '"L" -> "dL_do__4" [style="dashed"' in dot  # Fig. 10.3's backward edges
+    assert '"dL_dh__1"' in dot and '"L__4"' in dot and '"y__4"' in dot
+    # the model file's loss is drawn without --bptt too, and --loss replaces it
+    assert main(["graph", elman, "--unfold", "2"]) == 0
+    assert "y__2" in capsys.readouterr().out
+    assert main(["graph", "h(t) = tanh(w*h(t-1) + x(t))", "--bptt", "2"]) == 2
+    assert "needs a loss" in capsys.readouterr().err
+    code = main(["graph", "h(t) = tanh(w*h(t-1) + x(t))", "--bptt", "2", "--loss", "h(t)**2"])
+    assert code == 0 and "dL_dh__2" in capsys.readouterr().out
+    assert main(["graph", elman, "-o", str(tmp_path / "x.png"), "--dpi", "3"]) == 2

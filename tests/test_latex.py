@@ -10,6 +10,7 @@ programs are installed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import re
 import shutil
@@ -18,11 +19,13 @@ import subprocess
 import zlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sympy.core.function import AppliedUndef
 
 import symrnn as sr
 from symrnn.latex import (
@@ -36,7 +39,8 @@ from symrnn.latex import (
     latex,
     latex_width,
 )
-from symrnn.notation import latex_expr, time_function
+from symrnn.matrix_form import matrix_bptt
+from symrnn.notation import is_time_atom, latex_expr, time_function
 
 GOLDEN = Path(__file__).parent / "golden"
 t = sr.t
@@ -118,14 +122,14 @@ def test_recurrence_equation_is_the_slide(name):
 
 
 def test_rnn_step_3_holds_every_form_of_the_slide():
-    mine = latex(sr.unfold(sr.cells.rnn(), 3), step=3).split(" = ")
+    mine = latex(sr.unfold(sr.cells.rnn(), 3), step=3, width=None).split(" = ")
     slide = _read_golden("lecture_rnn_unfolded.tex").split(" = ")
     assert mine[0] == slide[0] and mine[-1] == slide[-1]
     assert set(slide) <= set(mine)
     # the lecture's order: f one level, f two levels, the update, g^{(3)}, its closed form
     assert mine[1] == r"f(h^{(2)}, x^{(3)}; \theta)"
     assert mine[2] == r"f(f(h^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)"
-    assert mine[3] == r"\tanh{\left(b + u x^{(3)} + w h^{(2)} \right)}"
+    assert mine[3] == r"\tanh{\left(b + w h^{(2)} + u x^{(3)} \right)}"
     assert mine[4] == "g^{(3)}(x^{(3)}, x^{(2)}, x^{(1)})"
 
 
@@ -156,7 +160,7 @@ def test_lecture_expansion_golden(name, make, step, options):
 
 def test_vector_expansion_reads_like_the_scalar_one():
     U = sr.unfold(sr.cells.elman(3, inputs=2, outputs=3), 3)
-    forms = latex(U, step=3, closed_form=False).split(" = ")
+    forms = latex(U, step=3, closed_form=False, width=None).split(" = ")
     assert forms[:3] == [
         r"\mathbf{h}^{(3)}",
         r"f(\mathbf{h}^{(2)}, \mathbf{x}^{(3)}; \theta)",
@@ -169,9 +173,9 @@ def test_step_of_one_state_of_several():
     (p, q) = U.recurrence.states
     both = latex(U, step=2, closed_form=False)
     assert both.startswith(r"\begin{aligned}p^{(2)} &=") and r"\\ q^{(2)} &=" in both
-    only = latex(U, step=2, of=q, closed_form=False)
+    only = latex(U, step=2, of=q, closed_form=False, width=None)
     assert only.startswith("q^{(2)} = f_{q}(p^{(1)}, q^{(1)}; \\theta)")
-    assert latex(U, step=2, of="q", closed_form=False) == only
+    assert latex(U, step=2, of="q", closed_form=False, width=None) == only
 
 
 # ------------------------------------------------------------------------- sr.latex
@@ -274,7 +278,8 @@ def test_latex_of_a_report_is_a_tabular():
     text = latex(report)
     assert text.startswith(r"\begin{tabular}") and text.endswith(r"\end{tabular}")
     assert r"$1.0\times 10^{-17}$" in text and "$0.5$" in text and r"\text{nan}" in text
-    assert r"dL/dw\_1" in text and r"50\% off" in text  # text is escaped
+    assert r"$\partial L / \partial w_{1}$" in text  # prose with math, not dL/dw_1
+    assert r"50\% off" in text  # text is escaped
     assert "FAIL" in text and "NUMERICAL PROBLEM" in text
     assert text.count(r"\multicolumn") == 3  # details of the rows that did not pass
     assert "tolerance" not in text  # one tolerance for all rows: said in the text instead
@@ -481,7 +486,7 @@ def test_derivation_of_the_rnn_has_the_lecture_forms_and_the_gradients():
     text = _derivation("rnn").to_latex()
     assert (
         r"h^{(3)} &= f(h^{(2)}, x^{(3)}; \theta) = f(f(h^{(1)}, x^{(2)}; \theta), x^{(3)}; \theta)"
-        r" = \tanh{\left(b + u x^{(3)} + w h^{(2)} \right)}" in text
+        r" = \tanh{\left(b + w h^{(2)} + u x^{(3)} \right)}" in text
     )
     assert r"h^{(t)} &= g^{(t)}(x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}) = f(h^{(t-1)}" in text
     for k in (1, 2, 3):
@@ -497,25 +502,41 @@ def test_derivation_with_a_closed_form_in_t():
     rec = sr.cells.linear()
     (h,) = rec.states
     text = derivation(rec, steps=2, loss=h(t) ** 2 / 2, verify=False).to_latex()
-    assert "method \\texttt{linear-driven}" in text
+    assert "found by linear-driven" in text
     assert r"\sum_{k=1}^{t} a^{t - k}" in text
 
 
 def test_derivation_of_a_vector_rnn_has_the_matrix_form():
     pytest.importorskip("symrnn.matrix_form")
     text = _derivation("elman3").to_latex()
-    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in text and r"\nabla_{W} L &=" in text
+    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in text and r"\nabla_{\mathbf{W}} L &=" in text
     assert "Component by component" in text
     # the loss reads o only, so h has no direct term
     assert r"\frac{\partial L^{(t)}}{\partial h_{1}^{(t)}}" not in text
-    assert r"\frac{\partial L^{(t)}}{\partial o_{1}^{(t)}} &=" in text
+    # the softmax output as the book writes it (eq. 10.18): y-hat - y, component i
+    direct = r"\frac{\partial L^{(t)}}{\partial o_{i}^{(t)}} &= \hat{y}_{i}^{(t)} - y_{i}^{(t)}"
+    assert direct in text
+    assert r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{\hat{y}}^{(t)} - \mathbf{y}^{(t)}" in text
+    assert r"\mathbf{\hat{y}}^{(t)} &= \operatorname{softmax}\left(\mathbf{o}^{(t)}\right)" in text
+    assert r"L^{(t)} &= - \sum_{i=1}^{3} y_{i}^{(t)} \log{\left(\hat{y}_{i}^{(t)} \right)}" in text
+
+
+def test_derivation_of_a_squared_error_writes_o_minus_y():
+    rec = sr.cells.elman(2, inputs=1, outputs=2)
+    o, y = sr.vector("o", 2), sr.vector("y", 2)
+    D = derivation(rec, steps=2, loss=sr.squared_error(o(t), y(t)), solve=False, verify=False)
+    text = D.to_latex()
+    assert r"\frac{\partial L^{(t)}}{\partial o_{i}^{(t)}} &= o_{i}^{(t)} - y_{i}^{(t)}" in text
+    assert r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{o}^{(t)} - \mathbf{y}^{(t)}" in text
+    assert r"L^{(t)} &= \sum_{i=1}^{2} \frac{\left(o_{i}^{(t)} - y_{i}^{(t)}\right)^{2}}{2}" in text
 
 
 def test_derivation_without_loss_uses_a_generic_per_step_loss():
     D = derivation(sr.cells.rnn(), steps=2, solve=False, verify=False)
     text = D.to_latex()
     assert "No loss was given" in text and r"\frac{\partial L^{(t)}}{\partial h^{(t)}}" in text
-    assert "not sought" in text and "Skipped (\\texttt{verify=False})" in text
+    assert "not sought" in text and "The numeric checks were not run." in text
+    assert "sr." not in text and "verify=" not in text  # prose for students, no code
 
 
 def test_derivation_with_a_total_loss_and_some_parameters():
@@ -536,7 +557,7 @@ def test_derivation_of_matrix_parameters_keeps_only_those():
         rec, steps=2, loss=sr.squared_error(o(t), y(t)), params=[W], solve=False, verify=False
     )
     grads = D.section("gradients").to_latex()
-    assert r"\nabla_{W} L" in grads and r"\nabla_{V} L" not in grads
+    assert r"\nabla_{\mathbf{W}} L" in grads and r"\nabla_{\mathbf{V}} L" not in grads
     assert r"\partial W_{12}" in grads and r"\partial V_{11}" not in grads
 
 
@@ -555,7 +576,7 @@ def test_derivation_markdown():
     assert md.startswith("## Derivation: rnn\n\n### The recurrence")
     assert md.count("$$") % 2 == 0 and md.count("\\begin{aligned}") == md.count("\\end{aligned}")
     assert "\\subsection" not in md and "align*" not in md and "\\texttt" not in md
-    assert "`sr.verify`" in md or "symrnn.verify" in md
+    assert "checked numerically" in md and "sr.verify" not in md
     D = _derivation("rnn2")
     assert D._repr_markdown_() == md and D._repr_latex_() == D.to_latex()
 
@@ -703,3 +724,144 @@ def test_document_first_page_renders(name, tmp_path):
 def test_line_width_leaves_room_on_a4():
     # 210 mm - 2 x 20 mm = 170 mm = 483.7 pt; the estimate may be ~8 % short
     assert LINE_WIDTH * 1.08 < 483.7
+
+
+# ------------------------------------------------------------ every formula fits the page
+
+
+def _cells() -> list[tuple[str, sr.Recurrence]]:
+    """Every recurrence in ``sr.cells``, vector cells at 3 units."""
+    out = []
+    for name in sr.cells.__all__:
+        make = getattr(sr.cells, name)
+        parameters = inspect.signature(make).parameters if callable(make) else {}
+        if "n" in parameters:
+            out.append((name, make(3)))
+        elif all(p.default is not p.empty for p in parameters.values()) and callable(make):
+            out.append((name, make()))
+        # combinators (stacked, bidirectional) and from_torch build on the cells above
+    return out
+
+
+def _cell_loss(rec: sr.Recurrence) -> Any:
+    """A squared error on the outputs (or the first state), vectors compared as vectors."""
+    if rec.vectors:
+        outs = [n for n, c in rec.vectors.items() if c[0] in rec.outputs]
+        name = outs[0] if outs else next(n for n, c in rec.vectors.items() if c[0] in rec.states)
+        n = len(rec.vectors[name])
+        return sr.squared_error(sr.vector(name, n)(t), sr.vector("y", n)(t))
+    s = (rec.outputs or rec.states)[0]
+    return (s(t) - sp.Function("y", real=True)(t)) ** 2 / 2
+
+
+def _is_abstract(rec: sr.Recurrence) -> bool:
+    return any(not is_time_atom(a) for rhs in rec.update.values() for a in rhs.atoms(AppliedUndef))
+
+
+def _objects(rec: sr.Recurrence) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """One object of every kind sr.latex prints, for one cell (3 steps)."""
+    U = sr.unfold(rec, 3)
+    objects: dict[str, tuple[Any, dict[str, Any]]] = {
+        "recurrence": (rec, {}),
+        "equation": (rec.display[-1], {}),
+        "chain": (U, {}),
+        "step 3": (U, {"step": 3}),
+        "step t": (U, {"step": t}),
+    }
+    if not _is_abstract(rec):
+        objects["bptt"] = (sr.bptt(U, sr.total_loss(U, _cell_loss(rec))), {})
+    if rec.vectors:
+        objects["matrix bptt"] = (matrix_bptt(rec, loss=_cell_loss(rec)), {})
+    return objects
+
+
+def test_every_object_of_every_cell_fits_an_article(tmp_path):
+    pieces = []
+    for name, rec in _cells():
+        for kind, (obj, options) in _objects(rec).items():
+            pieces.append(f"% {name}: {kind}\n\\[\n{latex(obj, **options)}\n\\]\n")
+    assert len(pieces) >= 60
+    document = (
+        "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n"
+        "\\begin{document}\n" + "\n".join(pieces) + "\\end{document}\n"
+    )
+    _, log = _compile(document, tmp_path)
+    assert not _overfull(log), f"formulas wider than an article's text by {_overfull(log)} pt"
+
+
+def test_the_width_option_reaches_every_object():
+    rec = sr.cells.gru(3)
+    for kind, (obj, options) in _objects(rec).items():
+        narrow = latex(obj, width=200, **options)
+        rows = narrow.removeprefix("\\begin{aligned}").removesuffix("\\end{aligned}")
+        for row in rows.split(" \\\\ "):
+            if "\\vdots" not in row:
+                assert latex_width(row.replace("&", "")) <= 200 * 1.15, (kind, row)
+        if kind != "equation":
+            assert narrow != latex(obj, width=None, **options), kind
+
+
+def test_derivation_of_every_cell_fits_the_page(tmp_path):
+    parts = [
+        derivation(rec, steps=3, loss=_cell_loss(rec), solve=False, verify=False).to_latex()
+        for _, rec in _cells()
+    ]
+    document = derivation(sr.cells.rnn(), steps=1, verify=False, solve=False)
+    head = document.to_latex(document=True).split("\\section*")[0]
+    _, log = _compile(head + "\n\\clearpage\n".join(parts) + "\n\\end{document}\n", tmp_path)
+    assert not _overfull(log), f"lines wider than the page by {_overfull(log)} pt"
+    assert "Overfull \\vbox" not in log  # long blocks break across pages
+
+
+def _goodfellow_document() -> str:
+    rec = sr.cells.elman(3, inputs=3, outputs=3)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    D = derivation(rec, steps=3, loss=sr.softmax_cross_entropy(o(t), y(t)), solve=False)
+    return D.to_latex(document=True)
+
+
+def test_goodfellow_softmax_document_shows_eq_10_18_to_10_26():
+    tex = _goodfellow_document()
+    book = [
+        r"\mathbf{\hat{y}}^{(t)} &= \operatorname{softmax}\left(\mathbf{o}^{(t)}\right)",
+        r"L^{(t)} &= - \sum_{i=1}^{3} y_{i}^{(t)} \log{\left(\hat{y}_{i}^{(t)} \right)}",
+        r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{\hat{y}}^{(t)} - \mathbf{y}^{(t)}",  # 10.18
+        r"\nabla_{\mathbf{h}^{(\tau)}} L &= \mathbf{V}^{\top} "
+        r"\left(\nabla_{\mathbf{o}^{(\tau)}} L\right)",  # 10.19
+        r"\nabla_{\mathbf{h}^{(t)}} L &= \mathbf{W}^{\top} \operatorname{diag}\left(1 - "
+        r"\left(\mathbf{h}^{(t+1)}\right)^{2}\right) \left(\nabla_{\mathbf{h}^{(t+1)}} L\right) + "
+        r"\mathbf{V}^{\top} \left(\nabla_{\mathbf{o}^{(t)}} L\right)",  # 10.21
+        r"\nabla_{\mathbf{c}} L &= \sum_{t=1}^{\tau} \nabla_{\mathbf{o}^{(t)}} L",  # 10.22
+        r"\nabla_{\mathbf{b}} L &= \sum_{t=1}^{\tau} \operatorname{diag}\left(1 - "
+        r"\left(\mathbf{h}^{(t)}\right)^{2}\right) \left(\nabla_{\mathbf{h}^{(t)}} L\right)",
+        r"\nabla_{\mathbf{V}} L &= \sum_{t=1}^{\tau} \left(\nabla_{\mathbf{o}^{(t)}} L\right) "
+        r"\mathbf{h}^{(t)\top}",  # 10.24
+        r"\nabla_{\mathbf{W}} L &= \sum_{t=1}^{\tau}",
+        r"\nabla_{\mathbf{U}} L &= \sum_{t=1}^{\tau}",  # 10.26
+    ]
+    positions = [tex.find(line) for line in book]
+    assert -1 not in positions, [line for line, p in zip(book, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)  # in the book's order
+    assert r"\mathbf{h}^{(t-1)\top}" in tex and r"\mathbf{x}^{(t)\top}" in tex
+    assert "comparisons pass" in tex and "sr." not in tex and "dL/d" not in tex
+    assert r"$\partial L / \partial V_{" in tex  # the verification table, as prose
+
+
+def test_goodfellow_softmax_document_renders_every_page(tmp_path):
+    pdf, log = _compile(_goodfellow_document(), tmp_path)
+    assert not _overfull(log) and "Overfull \\vbox" not in log
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm is not installed (poppler-utils)")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) >= 3
+    for png in pages:
+        width, height, channels, pixels = _png_pixels(png.read_bytes())
+        dark = sum(1 for i in range(0, len(pixels), channels) if pixels[i] < 128)
+        share = dark / (width * height)
+        assert 0.002 < share < 0.3, f"{png.name} is {share:.1%} dark: blank or garbled"

@@ -336,7 +336,7 @@ def test_unfolding_a_symbolic_size_keeps_one_equation_per_vector():
     n = sr.size("n")
     U = sr.unfold(sr.cells.elman(n, inputs=n), 3)
     assert len(U.blocks) == 3
-    assert str(U).splitlines()[0] == "h(1) = tanh(U*x(1) + W*h(0) + b)"
+    assert str(U).splitlines()[0] == "h(1) = tanh(b + W*h(0) + U*x(1))"
     with pytest.raises(sr.ShapeError, match="symbolic size"):
         U.equations  # noqa: B018 (the component view needs explicit sizes)
 

@@ -102,7 +102,7 @@ def test_latex_expr_of_a_vector_state_is_bold():
     hv, W = sr.vector("h", 3), sr.matrix("W", 3, 3)
     assert latex_expr(hv(t - 1)) == r"\mathbf{h}^{(t-1)}"
     assert latex_expr(sr.functions.tanh(W * hv(t - 1))) == (
-        r"\tanh{\left(W \mathbf{h}^{(t-1)} \right)}"
+        r"\tanh{\left(\mathbf{W} \mathbf{h}^{(t-1)} \right)}"
     )
 
 
@@ -153,3 +153,57 @@ def test_code_name_keeps_greek_letters_apart():
 def test_code_name_rejects_other_expressions(bad):
     with pytest.raises(TypeError, match="needs a symbol or time atom"):
         code_name(bad)
+
+
+# ------------------------------------------------------------------------------- notebooks
+
+
+@pytest.fixture
+def shell():
+    """An IPython shell whose display formatter the tests call, as Jupyter does."""
+    interactive = pytest.importorskip("IPython.core.interactiveshell")
+    ip = interactive.InteractiveShell.instance()
+    yield ip
+    interactive.InteractiveShell.clear_instance()
+
+
+def test_init_printing_shows_the_books_notation_in_ipython(shell):
+    U = sr.unfold(sr.cells.rnn(), 2)
+    closed = U.closed_form(2)
+    before = shell.display_formatter.format(closed)[0]
+    sr.init_printing(ip=shell)
+    data, _ = shell.display_formatter.format(closed)
+    assert r"h^{(0)}" in data["text/latex"] and r"x^{(2)}" in data["text/latex"]
+    assert r"h{\left(0 \right)}" not in data["text/latex"]  # SymPy's own notation is gone
+    assert data["text/latex"].startswith("$\\displaystyle ")
+    assert data["text/plain"] == str_expr(closed)
+    assert data != before
+    vector = shell.display_formatter.format(sr.vector("h", 3)(t - 1))[0]
+    assert r"\mathbf{h}^{(t-1)}" in vector["text/latex"]
+
+
+def test_gradients_display_as_a_table_and_stay_a_dict(shell):
+    from symrnn.notation import Gradients
+
+    rnn = sr.cells.rnn()
+    (h,) = rnn.states
+    U = sr.unfold(rnn, 2)
+    plain = sr.grad(U, sr.total_loss(U, h(t) ** 2 / 2))
+    table = Gradients(plain)
+    assert table == plain and dict(table) == plain and repr(table) == repr(plain)
+    data, _ = shell.display_formatter.format(table)
+    latex = data["text/latex"]
+    assert latex.count("&=&") == len(plain) and r"\begin{array}{rcl}" in latex
+    for wrt in plain:
+        assert f"\\frac{{\\partial L}}{{\\partial {latex_expr(wrt)}}}" in latex
+    assert data["text/plain"] == shell.display_formatter.format(plain)[0]["text/plain"]
+
+
+def test_compiled_summary_is_short():
+    from symrnn.notation import compiled_summary
+
+    compiled = sr.lambdify(sr.cells.elman(3, inputs=2))
+    summary = compiled_summary(compiled)
+    assert len(summary) < 200 < len(compiled.source)
+    assert "'elman'" in summary and "W (3, 3)" in summary and "inputs x" in summary
+    assert f".source has {len(compiled.source.splitlines())} lines" in summary

@@ -242,8 +242,11 @@ def test_vector_recurrence_keeps_display_in_matrix_form():
     assert sr.matrices.is_matrix(rec.display[0].rhs)
     tex = latex_expr(rec.display[0].rhs)
     assert tex.startswith(r"\tanh{\left(")
-    assert r"W \mathbf{h}^{(t-1)}" in tex and r"U \mathbf{x}^{(t)}" in tex
-    assert latex_expr(rec.display[1].rhs) == r"V \mathbf{h}^{(t)} + c"
+    assert tex == (
+        r"\tanh{\left(\mathbf{b} + \mathbf{W} \mathbf{h}^{(t-1)} + \mathbf{U} \mathbf{x}^{(t)} "
+        r"\right)}"
+    )  # the book's eq. 10.8: bold, b + W h + U x
+    assert latex_expr(rec.display[1].rhs) == r"\mathbf{c} + \mathbf{V} \mathbf{h}^{(t)}"
 
 
 def test_scalar_equations_of_a_vector_recurrence_match_the_matrix_form(rng):
@@ -321,8 +324,8 @@ def test_recurrence_is_immutable():
 
 def test_str_and_repr():
     rec = sr.cells.rnn()
-    assert str(rec) == "rnn: h(t) = tanh(b + u*x(t) + w*h(t - 1))"
-    assert repr(rec) == "Recurrence([Eq(h(t), tanh(b + u*x(t) + w*h(t - 1)))], name='rnn')"
+    assert str(rec) == "rnn: h(t) = tanh(b + w*h(t - 1) + u*x(t))"
+    assert repr(rec) == "Recurrence([Eq(h(t), tanh(b + w*h(t - 1) + u*x(t)))], name='rnn')"
     unnamed = sr.Recurrence(sp.Eq(h(t), w * h(t - 1)))
     assert str(unnamed) == "h(t) = w*h(t - 1)"
 
@@ -336,7 +339,7 @@ def test_str_of_systems_aligns_lines():
 
 def test_str_of_vector_recurrence_is_readable():
     text = str(sr.cells.elman(3, outputs=2))
-    assert "h(t) = tanh(U*x(t) + W*h(t - 1) + b)" in text
+    assert "h(t) = tanh(b + W*h(t - 1) + U*x(t))" in text
     assert "Lambda" not in text and "_d" not in text
     assert "\n" not in repr(sr.cells.gru(2))
 
@@ -344,10 +347,10 @@ def test_str_of_vector_recurrence_is_readable():
 def test_repr_latex():
     tex = sr.cells.rnn()._repr_latex_()
     assert tex.startswith("$\\begin{aligned}") and tex.endswith("\\end{aligned}$")
-    assert r"h^{(t)} &= \tanh{\left(b + u x^{(t)} + w h^{(t-1)} \right)}" in tex
+    assert r"h^{(t)} &= \tanh{\left(b + w h^{(t-1)} + u x^{(t)} \right)}" in tex
     vector_tex = sr.cells.elman(3)._repr_latex_()
     assert (
-        r"\mathbf{h}^{(t)} &= \tanh{\left(U \mathbf{x}^{(t)} + W \mathbf{h}^{(t-1)}" in vector_tex
+        r"\mathbf{h}^{(t)} &= \tanh{\left(\mathbf{b} + \mathbf{W} \mathbf{h}^{(t-1)}" in vector_tex
     )
 
 
@@ -396,7 +399,9 @@ def test_message_helper_catches_multiline_messages():
 def test_vector_display_prints_the_book_form():
     hv, W, bv = sr.vector("h", 3), sr.matrix("W", 3, 3), sr.matrix("b", 3)
     rec = sr.Recurrence(sp.Eq(hv(t), tanh(W * hv(t - 1) + bv)))
-    assert latex_expr(rec.display[0].rhs).startswith(r"\tanh{\left(W \mathbf{h}^{(t-1)} + ")
+    assert latex_expr(rec.display[0].rhs).startswith(
+        r"\tanh{\left(\mathbf{b} + \mathbf{W} \mathbf{h}^{(t-1)}"
+    )
     assert latex_expr(rec.display[0].lhs) == r"\mathbf{h}^{(t)}"
 
 

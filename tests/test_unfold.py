@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 import symrnn as sr
 from symrnn.functions import sigmoid
-from symrnn.notation import latex_expr, latex_time, t, time_atoms, time_function, time_of
+from symrnn.notation import (
+    latex_expr,
+    latex_time,
+    str_expr,
+    t,
+    time_atoms,
+    time_function,
+    time_of,
+)
 from symrnn.unfold import MAX_CLOSED_FORM_STEPS, MAX_STEPS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -488,7 +496,7 @@ def test_unfolded_is_immutable():
 def test_repr_and_str():
     U = sr.unfold(sr.cells.rnn(), 3)
     assert repr(U) == "<Unfolded 'rnn': 3 steps, 3 equations>"
-    assert str(U).splitlines() == [f"{eq.lhs} = {eq.rhs}" for eq in U.equations]
+    assert str(U).splitlines() == [f"{str_expr(eq.lhs)} = {str_expr(eq.rhs)}" for eq in U.equations]
     gru = sr.unfold(sr.cells.gru(), 2)
     assert repr(gru) == "<Unfolded 'gru': 2 steps, 8 equations>"
 
@@ -497,13 +505,13 @@ def test_str_of_a_long_chain_is_shortened():
     U = sr.unfold(sr.cells.rnn(), 50)
     lines = str(U).splitlines()
     assert "..." in lines and len(lines) < 15
-    assert lines[-1] == f"{U.equations[-1].lhs} = {U.equations[-1].rhs}"
+    assert lines[-1] == f"{str_expr(U.equations[-1].lhs)} = {str_expr(U.equations[-1].rhs)}"
 
 
 def test_repr_latex_of_the_chain():
     tex = sr.unfold(sr.cells.rnn(), 3)._repr_latex_()
     assert tex.startswith("$\\begin{aligned}") and tex.endswith("\\end{aligned}$")
-    assert r"h^{(2)} &:= \tanh{\left(b + u x^{(2)} + w h^{(1)} \right)}" in tex
+    assert r"h^{(2)} &:= \tanh{\left(b + w h^{(1)} + u x^{(2)} \right)}" in tex
     assert r"\vdots" not in tex
 
 
