@@ -39,7 +39,7 @@ from sympy.core.function import AppliedUndef
 from .errors import SymrnnError, UnfoldError
 from .losses import expand_losses, softmax_cross_entropy, squared_error
 from .matrices import explicit, is_matrix
-from .notation import is_time_atom, latex_expr, t, time_atoms, time_of
+from .notation import Gradients, is_time_atom, latex_expr, t, time_atoms, time_of
 from .recurrence import Recurrence
 from .unfold import Unfolded, _rename
 
@@ -581,7 +581,7 @@ def grad(
         raise SymrnnError(f"mode must be 'reverse' or 'forward', got {mode!r}")
     if expand:
         values = {k: expand_chain(U, v) for k, v in values.items()}
-    return _regroup(groups, values)
+    return Gradients(_regroup(groups, values))
 
 
 def expand_chain(U: Unfolded, expr: Any) -> Any:

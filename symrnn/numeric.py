@@ -62,7 +62,15 @@ from .errors import ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .matrices import VectorAt
 from .matrix_code import Unsupported, _spec, generate_matrix_source
-from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
+from .notation import (
+    code_name,
+    compiled_summary,
+    identifier,
+    is_time_atom,
+    t,
+    time_atoms,
+    time_of,
+)
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -1034,6 +1042,9 @@ class Compiled:
     _module: types.ModuleType = field(repr=False, compare=False, default=None)  # type: ignore
     #: Component-level twin for one sequence of a tiny vector cell (faster there).
     _single: types.ModuleType | None = field(repr=False, compare=False, default=None)
+
+    def __repr__(self) -> str:
+        return compiled_summary(self)
 
     @property
     def matrix_level(self) -> bool:
