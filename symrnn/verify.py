@@ -55,7 +55,7 @@ from .diff import classify_loss, grad, loss_only_symbols, total_loss
 from .diff import jacobian as chain_jacobian
 from .errors import LimitError, NoClosedForm, SymrnnError
 from .functions import relu, sigmoid, softplus
-from .matrices import TimeVector, VectorAt, explicit, is_matrix
+from .matrices import TimeVector, VectorAt, entry_symbol, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
 from .ops import dot
@@ -2079,16 +2079,33 @@ def _verify_matrix_level(
     except Exception as exc:  # a crash in code generation is a finding
         return [*rows, _error("codegen", compared_fwd, "sr.lambdify(level='matrix')", exc)]
     rng = np.random.default_rng(seed)
-    low_high = _range_of(ranges, "params", "", (-1.0, 1.0))
+    default = (-1.0, 1.0)
+    # Ranges by the name of one entry ("W_12", as sr.verify takes them) win over the matrix's.
+    by_entry = {str(k): v for k, v in ranges.items()} if isinstance(ranges, Mapping) else {}
+    targets = {name for name, _ in M._module.TARGETS}
 
-    def draw(shape: tuple[Any, ...], lead: tuple[int, ...] = ()) -> Any:
-        return rng.uniform(*low_high, (*lead, *shape))
+    def draw(kind: str, name: str, shape: tuple[Any, ...], lead: tuple[int, ...] = ()) -> Any:
+        group = _range_of(ranges, kind, name, default)
+        out = rng.uniform(*group, (*lead, *shape))
+        if kind == "params" and by_entry:
+            rows, cols = (*shape, 1)[:2]
+            for index in np.ndindex(*shape):
+                i, j = (*index, 0)[:2]
+                label = entry_symbol(name, i, j, rows, cols).name
+                if label in by_entry:
+                    out[index] = rng.uniform(*_check_range(by_entry[label], f"ranges[{label!r}]"))
+        return out
 
     problems = []
     for _ in range(trials):
-        params = {k: draw(s) for k, s in M.param_shapes.items()}
-        inputs = {k: draw(s, (T + M.input_lag,)) for k, s in M.input_shapes.items()}
-        init = {k: draw(s, (o,) if o > 1 else ()) for k, (o, s) in M.state_shapes.items()}
+        params = {k: draw("params", k, s) for k, s in M.param_shapes.items()}
+        inputs = {
+            k: draw("targets" if k in targets else "inputs", k, s, (T + M.input_lag,))
+            for k, s in M.input_shapes.items()
+        }
+        init = {
+            k: draw("init", k, s, (o,) if o > 1 else ()) for k, (o, s) in M.state_shapes.items()
+        }
         problems.append((params, inputs, init))
     fwd = _Comparison(("matrix code", "NumPy"))
     grd = _Comparison(("matrix code", "complex step"))

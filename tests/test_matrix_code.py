@@ -477,3 +477,28 @@ def test_verify_at_a_symbolic_size_checks_size_three():
     explicit = sr.verify(sr.cells.elman(3, inputs=3), steps=2)
     assert report.ok
     assert [r.compared for r in report.rows] == [r.compared for r in explicit.rows]
+
+
+def test_matrix_level_verify_draws_ranges_by_entry(monkeypatch):
+    # A weights file gives every entry its value as a range (v, v): the large-cell path must use
+    # exactly those values, as the component path does.
+    n = 12
+    rec = sr.cells.elman(n, inputs=n)
+    from symrnn.verify import MAX_COMPONENT_PARAMETERS
+
+    assert MAX_COMPONENT_PARAMETERS < 2 * n * n + n  # so the matrix-level path runs
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(n, n)) * 0.1
+    ranges = {f"W_{i + 1}_{j + 1}": (W[i, j], W[i, j]) for i in range(n) for j in range(n)}
+    seen = []
+    real = sr.Compiled.value_and_grad
+
+    def spy(self, params, *args, **kwargs):
+        seen.append(np.array(params["W"], dtype=float))
+        return real(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(sr.Compiled, "value_and_grad", spy)
+    report = sr.verify(rec, steps=3, ranges=ranges, checks=["gradient"])
+    assert report.ok and seen
+    for drawn in seen:
+        np.testing.assert_array_equal(drawn.real, W)
