@@ -116,7 +116,8 @@ def test_grad_prints_the_matrix_form_for_vector_models(capsys):
     status, out, err = run(capsys, "grad", ELMAN)
     assert status == 0, err
     lines = out.splitlines()
-    assert "nabla_{h(t)} L = V.T*nabla_{o(t)} L + W.T*diag(1 - h(t + 1)**2)*nabla_{h(t + 1)} L" in (
+    # the book's order (eq. 10.21): the term through h(t + 1) first, the direct term last
+    assert "nabla_{h(t)} L = W.T*diag(1 - h(t + 1)**2)*nabla_{h(t + 1)} L + V.T*nabla_{o(t)} L" in (
         lines
     )
     assert "nabla_{W} L = Sum(diag(1 - h(t)**2)*nabla_{h(t)} L*h(t - 1).T, (t, 1, tau))" in lines
