@@ -1332,6 +1332,19 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
     return rows
 
 
+def _batch_of_trials(setup: _Setup, formats: _Formats, with_grad: bool) -> tuple[Any, ...]:
+    """Trial 0's parameters, each trial's inputs and initial states, and all trials as a batch:
+    inputs (T, batch, ...), initial states (batch, ...) or (order, batch, ...)."""
+    params = formats.params(0)
+    inputs = [formats.inputs(i, targets=with_grad) for i in range(setup.trials)]
+    inits = [formats.init(i) for i in range(setup.trials)]
+    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
+    batch_init = {
+        k: np.stack([x[k] for x in inits], axis=int(formats.order[k] > 1)) for k in inits[0]
+    }
+    return params, inputs, inits, batch_inputs, batch_init
+
+
 def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: bool) -> Row:
     """The compiled code on every trial at once against the same code one sequence at a time.
 
@@ -1342,14 +1355,7 @@ def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: b
     """
     trials, T = setup.trials, setup.T
     compared = f"{mode} code, batch of {trials} vs one sequence at a time"
-    params = formats.params(0)
-    inputs = [formats.inputs(i, targets=with_grad) for i in range(trials)]
-    inits = [formats.init(i) for i in range(trials)]
-    # Inputs are (T, batch, ...); initial states (batch, ...), or (order, batch, ...).
-    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
-    batch_init = {
-        k: np.stack([x[k] for x in inits], axis=int(formats.order[k] > 1)) for k in inits[0]
-    }
+    params, inputs, inits, batch_inputs, batch_init = _batch_of_trials(setup, formats, with_grad)
     comparison = _Comparison(("batch", "one at a time"))
     summed: Location = (("summed", trials),)  # where batch sums are compared
     try:
@@ -1417,14 +1423,8 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
         C = lambdify(setup.rec, loss=loss if with_grad else None, level="components")
     except SymrnnError as exc:
         return _skip("codegen", compared, f"no matrix-level code: {exc}")
-    trials, T = setup.trials, setup.T
-    params = formats.params(0)
-    inputs = [formats.inputs(i, targets=with_grad) for i in range(trials)]
-    inits = [formats.init(i) for i in range(trials)]
-    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
-    batch_init = {
-        k: np.stack([x[k] for x in inits], axis=int(formats.order[k] > 1)) for k in inits[0]
-    }
+    T = setup.T
+    params, _, _, batch_inputs, batch_init = _batch_of_trials(setup, formats, with_grad)
     comparison = _Comparison(("matrix code", "component code"))
     try:
         with _watch():
