@@ -39,6 +39,7 @@ from sympy.core.function import AppliedUndef
 from .errors import SymrnnError, UnfoldError
 from .matrices import explicit, is_matrix
 from .notation import is_time_atom, latex_expr, t, time_atoms, time_of
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, _rename
 
@@ -205,7 +206,8 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
     >>> sr.total_loss(U, (h(sr.t) - y(sr.t))**2 / 2)
     (h(1) - y(1))**2/2 + (h(2) - y(2))**2/2
     """
-    template = sp.sympify(explicit(per_step) if is_matrix(per_step) else per_step)
+    per_step = parse_in_scope(per_step, U, "the loss")
+    template = sp.sympify(explicit(per_step) if is_matrix(per_step) else per_step, strict=True)
     if is_matrix(template):
         template = sp.Add(*template)
     if not 1 <= start <= U.steps:
@@ -219,7 +221,7 @@ def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
     A vector or matrix loss is summed over its entries.  A loss with no time atoms counts as a
     template (it is the same at every step).
     """
-    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss)
+    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss, strict=True)
     if is_matrix(expr):
         expr = sp.Add(*expr)
     atoms = time_atoms(expr)
@@ -264,7 +266,9 @@ def softmax_cross_entropy(logits: Any, target: Any) -> sp.Expr:
     = \sum_i y_i \big(\log \sum_j e^{o_j} - o_i\big)` for a target distribution ``y`` (one-hot
     for a class label), whose gradient is :math:`\hat y - y` when :math:`\sum_i y_i = 1`.
     """
-    o, y = ([*explicit(v)] if is_matrix(v) else [sp.sympify(v)] for v in (logits, target))
+    o, y = (
+        [*explicit(v)] if is_matrix(v) else [sp.sympify(v, strict=True)] for v in (logits, target)
+    )
     if len(o) != len(y):
         raise SymrnnError(f"softmax_cross_entropy: {len(o)} logits but {len(y)} targets")
     lse = sp.log(sp.Add(*[sp.exp(v) for v in o]))
@@ -349,6 +353,7 @@ def _resolve_wrt(U: Unfolded, wrt: Any) -> tuple[list[Any], list[tuple[Any, Any]
     groups: list[tuple[Any, Any]] = []
     chain = U.definitions
     for item in wrt:
+        item = parse_in_scope(item, U, "wrt")
         if is_matrix(item):
             entries = explicit(item)
             groups.append((item, entries))
@@ -492,7 +497,7 @@ def bptt(U: Unfolded, loss: Any, wrt: Any = None) -> BPTT:
         raise SymrnnError(
             f"bptt needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
         )
-    loss = _as_scalar_loss(loss)
+    loss = _as_scalar_loss(parse_in_scope(loss, U, "the loss"))
     flat, _ = _resolve_wrt(U, wrt)
     chain = U.definitions
     wanted = set(flat)
@@ -530,7 +535,7 @@ def _as_scalar_loss(loss: Any) -> sp.Expr:
                 "sum it or use sr.jacobian for vector quantities"
             )
         loss = m[0, 0]
-    return sp.sympify(loss)
+    return sp.sympify(loss, strict=True)
 
 
 def _forward(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> dict[Any, sp.Expr]:
@@ -601,6 +606,7 @@ def grad(
         raise SymrnnError(
             f"grad needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
         )
+    loss = parse_in_scope(loss, U, "the loss")
     flat, groups = _resolve_wrt(U, wrt)
     if mode == "reverse":
         values = bptt(U, loss, flat).gradient()
@@ -640,6 +646,7 @@ def jacobian(U: Unfolded, of: Any, wrt: Any, expand: bool = False) -> Any:
     >>> sr.jacobian(U, h(3), h(1))
     w**2*(1 - h(2)**2)*(1 - h(3)**2)
     """
+    of, wrt = parse_in_scope(of, U, "of"), parse_in_scope(wrt, U, "wrt")
     rows = list(explicit(of)) if is_matrix(of) else [of]
     cols = list(explicit(wrt)) if is_matrix(wrt) else [wrt]
     for r in rows:

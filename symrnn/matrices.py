@@ -74,7 +74,9 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
 
     def __new__(cls, name: Any, time: Any, size: Any) -> VectorAt:
         name = name if isinstance(name, sp.Symbol) else sp.Symbol(str(name))
-        return sp.Basic.__new__(cls, name, sp.sympify(time), sp.sympify(size))  # type: ignore
+        return sp.Basic.__new__(
+            cls, name, sp.sympify(time, strict=True), sp.sympify(size, strict=True)
+        )  # type: ignore
 
     @property
     def name(self) -> str:

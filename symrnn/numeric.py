@@ -61,6 +61,7 @@ from .diff import (
 from .errors import ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -801,6 +802,7 @@ def generate_source(
         )
     if mode not in ("scan", "unrolled"):
         raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
+    loss = parse_in_scope(loss, rec, "the loss")
     expr, is_template = classify_loss(loss) if loss is not None else (None, True)
     if isinstance(obj, Unfolded):
         steps = obj.steps if steps is None else steps

@@ -53,6 +53,7 @@ __all__ = [
     "parse_expression",
     "parse_equation",
     "parse_equations",
+    "parse_in_scope",
     "KNOWN_FUNCTIONS",
     "MAX_TEXT",
     "MAX_DEPTH",
@@ -1013,3 +1014,55 @@ def _short(expr: Any) -> str:
 
 def _estimate(digits: float) -> str:
     return f"{digits:,.0f}" if digits < 1e15 else f"{digits:.1e}"
+
+
+def parse_in_scope(value: Any, scope: Any, what: str = "the expression") -> Any:
+    """Read ``value`` with a recurrence's own quantities in scope when it is a string.
+
+    The Python API accepts strings wherever it takes an expression (``sr.grad(U, "h(2)**2")``);
+    they go through the whitelist parser, never ``sympify``, and a name means what it means in
+    the recurrence: ``h`` is its state function and ``w`` its parameter, with the same SymPy
+    assumptions, so that derivatives and sums see one quantity, not two of the same name.
+    Anything that is not a string is returned unchanged.
+
+    Parameters
+    ----------
+    value : str or any
+        The text to read, or an object to pass through.
+    scope : Recurrence or Unfolded
+        Whose states, inputs, outputs, parameters and abstract functions the names refer to.
+    what : str
+        How messages call the value, e.g. ``"the loss"``.
+
+    Returns
+    -------
+    sympy.Expr or the value unchanged
+
+    Raises
+    ------
+    ParseError, LimitError
+        The text is not an allowed expression (the message starts with ``what``).
+
+    Examples
+    --------
+    >>> import symrnn as sr
+    >>> rec = sr.Recurrence.parse("h(t) = tanh(w*h(t-1) + x(t))")
+    >>> loss = parse_in_scope("h(2)**2", rec, "the loss")
+    >>> loss.atoms(sp.Function) == {rec.states[0](2)}
+    True
+    """
+    if not isinstance(value, str):
+        return value
+    rec = getattr(scope, "recurrence", scope)
+    names: dict[str, Any] = {str(p): p for p in rec.params}
+    names.update((f.__name__, f) for f in (*rec.defined, *rec.inputs))
+    abstract = {
+        call.func.__name__
+        for eq in rec.equations
+        for call in eq.rhs.atoms(sp.core.function.AppliedUndef)
+        if call.func not in (*rec.defined, *rec.inputs)
+    }
+    try:
+        return parse_expression(value, names=names, functions=sorted(abstract - names.keys()))
+    except SymrnnError as exc:
+        raise type(exc)(f"in {what}: {exc}") from exc

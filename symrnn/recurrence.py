@@ -31,9 +31,33 @@ from sympy.core.function import AppliedUndef
 from .errors import RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import is_time_atom, latex_expr, shift_of, str_expr, t, time_atoms, time_of
-from .parsing import parse_equations
+from .parsing import parse_equations, parse_in_scope
 
 __all__ = ["Recurrence"]
+
+
+def _not_a_param(key: Any, params: Sequence[Any]) -> str:
+    """Why ``key`` is not one of ``params``, naming a same-named symbol with other assumptions."""
+    names = ", ".join(map(str, params)) or "none"
+    twin = [p for p in params if str(p) == str(key)]
+    if twin:
+        return (
+            f"{key} is not the recurrence's parameter {twin[0]}: same name, other assumptions "
+            f"({key.assumptions0 or 'none'} vs {twin[0].assumptions0 or 'none'}); take the "
+            "symbol from rec.params or pass its name as a string"
+        )
+    return f"{key} is not a parameter of the recurrence (its parameters: {names})"
+
+
+def _value(key: Any, value: Any) -> sp.Expr:
+    """A value for a parameter: a number or SymPy expression (text is read by the parser)."""
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        raise RecurrenceError(
+            f"the value for {key} must be a number or a SymPy expression, got "
+            f"{type(value).__name__}"
+        ) from None
 
 
 def _describe(eq: Any) -> str:
@@ -215,7 +239,7 @@ class Recurrence:
         pairs: list[tuple[Any, sp.Expr, Any]] = []
         for eq in display:
             for lhs, rhs in _scalarize(eq):
-                pairs.append((lhs, sp.sympify(rhs), eq))
+                pairs.append((lhs, sp.sympify(rhs, strict=True), eq))
         defined: dict[Any, tuple[sp.Expr, Any]] = {}
         for lhs, rhs, eq in pairs:
             if lhs.func in defined:
@@ -368,10 +392,14 @@ class Recurrence:
         """A new recurrence with some parameters replaced by values or expressions."""
         mapping = {}
         for key, val in values.items():
+            key = parse_in_scope(key, self, "a with_params key")
+            val = parse_in_scope(val, self, f"the value of {key}")
             if is_matrix(key):
                 mapping.update(dict(zip(explicit(key), explicit(val), strict=True)))
+            elif key not in self.params:
+                raise RecurrenceError(_not_a_param(key, self.params))
             else:
-                mapping[key] = sp.sympify(val)
+                mapping[key] = _value(key, val)
         # Substitute into the equations as written, so matrix form and vectors survive: a
         # parameter matrix with any entry replaced becomes its explicit matrix of values.
         whole: dict[Any, Any] = {}

@@ -43,6 +43,7 @@ from sympy.core.mul import _mulsort
 from .errors import LimitError, UnfoldError
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
 from .notation import at_time, is_time_atom, latex_expr, shift_of, t, time_atoms, time_of
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 
 __all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS"]
@@ -384,8 +385,15 @@ def _abstract_chain(U: Unfolded) -> list[sp.Equality]:
 def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[Any, Any]:
     if not init:
         return {}
+    if not isinstance(init, Mapping):
+        raise UnfoldError(
+            f"init must be a mapping from initial states to values, got {type(init).__name__}; "
+            "pass e.g. {h(0): 0.5}"
+        )
     mapping: dict[Any, Any] = {}
     for key, value in init.items():
+        key = parse_in_scope(key, rec, "an init key")
+        value = parse_in_scope(value, rec, f"init[{key}]")
         if isinstance(key, VectorAt) or (is_matrix(key) and not isinstance(key, sp.MatrixSymbol)):
             keys, values = list(explicit(key)), list(explicit(value))
             if len(keys) != len(values):
@@ -418,7 +426,13 @@ def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[An
                     f"init key {k_} is not an initial state; use h(0) (or h(-1), ... for "
                     f"higher orders) for a state of the recurrence"
                 )
-            mapping[k_] = sp.sympify(v)
+            try:
+                mapping[k_] = sp.sympify(v, strict=True)
+            except sp.SympifyError:
+                raise UnfoldError(
+                    f"init value for {k_} must be a number or a SymPy expression, got "
+                    f"{type(v).__name__}"
+                ) from None
     return mapping
 
 

@@ -57,6 +57,7 @@ from .functions import relu, sigmoid, softplus
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -551,7 +552,7 @@ def _evaluate(exprs: Sequence[Any], values: Mapping[Any, Any]) -> list[Any]:
     out: list[Any] = []
     for root in exprs:
         try:
-            out.append(_evaluate_one(sp.sympify(root), values, memo))
+            out.append(_evaluate_one(sp.sympify(root, strict=True), values, memo))
         except (_Unknown, TypeError, ValueError, NameError, AttributeError) as exc:
             out.append(exc)
     return out
@@ -756,7 +757,7 @@ def _non_analytic(exprs: Iterable[Any]) -> list[str]:
 def _abstract_calls(exprs: Iterable[Any]) -> list[Any]:
     calls: set[Any] = set()
     for e in exprs:
-        calls |= {c for c in sp.sympify(e).atoms(AppliedUndef) if not is_time_atom(c)}
+        calls |= {c for c in sp.sympify(e, strict=True).atoms(AppliedUndef) if not is_time_atom(c)}
     return sorted(calls, key=sp.default_sort_key)
 
 
@@ -767,10 +768,7 @@ def _split_loss(U: Unfolded, loss: Any) -> tuple[sp.Expr | None, sp.Expr]:
         quantities = [*rec.states, *rec.outputs]
         template = sp.Add(*[q(t) ** 2 for q in quantities]) / 2
         return template, total_loss(U, template)
-    if isinstance(loss, str):
-        from .parsing import parse_expression
-
-        loss = parse_expression(loss)
+    loss = parse_in_scope(loss, U, "the loss")
     expr, is_template = classify_loss(loss)
     if is_template:
         return expr, total_loss(U, expr)
@@ -815,7 +813,9 @@ class _Setup:
         rng = np.random.default_rng(seed)
         self.leaves: dict[Any, np.ndarray] = {}
         # Symbols only the loss or given initial values use are drawn like parameters.
-        extra = {s for v in self.init_given.values() for s in sp.sympify(v).free_symbols}
+        extra = {
+            s for v in self.init_given.values() for s in sp.sympify(v, strict=True).free_symbols
+        }
         extra |= self.loss.free_symbols - {t}
         for p in [*rec.params, *sorted(extra - set(rec.params), key=sp.default_sort_key)]:
             self.leaves[p] = rng.uniform(
@@ -1397,7 +1397,7 @@ def _codegen_loss(setup: _Setup, mode: str) -> tuple[Any, str | None]:
         return None, "the per-step loss reads other times than t; scan code reads time t only"
     else:
         loss = template
-    if any(sp.sympify(v).free_symbols for v in setup.init_given.values()):
+    if any(sp.sympify(v, strict=True).free_symbols for v in setup.init_given.values()):
         return loss, "initial states given as expressions in parameters; the code takes numbers"
     foreign = [str(s) for s in loss_only_symbols(setup.rec, setup.loss)]
     if foreign:
@@ -1825,7 +1825,7 @@ def _user_gradient(setup: _Setup, gradient: Any) -> dict[Any, np.ndarray]:
                 f"gradient key {key} is neither a parameter nor a free initial state of the "
                 f"{U.steps}-step chain; use one of {', '.join(map(str, setup.wrt))}"
             )
-        (result,) = setup.evaluate([sp.sympify(value)])
+        (result,) = setup.evaluate([sp.sympify(value, strict=True)])
         if isinstance(result, _Unknown):
             raise SymrnnError(
                 f"the gradient for {key} uses {result.atom}, which is not a parameter, input or "
@@ -1863,7 +1863,11 @@ def _check_user_jacobian(setup: _Setup, jacobian: Any) -> list[Row]:
     for (of, wrt), value in jacobian.items():
         ofs = list(explicit(of)) if is_matrix(of) else [of]
         wrts = list(explicit(wrt)) if is_matrix(wrt) else [wrt]
-        vals = explicit(value) if is_matrix(value) else sp.ImmutableMatrix([[sp.sympify(value)]])
+        vals = (
+            explicit(value)
+            if is_matrix(value)
+            else sp.ImmutableMatrix([[sp.sympify(value, strict=True)]])
+        )
         if vals.shape != (len(ofs), len(wrts)):
             raise SymrnnError(
                 f"jacobian value for ({of}, {wrt}) has shape {vals.shape}, expected "
