@@ -789,6 +789,9 @@ def _cmd_check(args: Any) -> int:
     report = verify(rec, steps=steps, loss=model.loss, seed=args.seed, ranges=ranges)
     if args.json:
         _out(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    elif not report.compared:
+        why = report.rows[0].detail if report.rows else "no check applies"
+        _out(f"NOTHING COMPARED: every check was skipped ({why})")
     else:
         _out(str(report))
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -40,7 +40,7 @@ from .errors import SymrnnError, UnfoldError
 from .matrices import explicit, is_matrix
 from .notation import is_time_atom, latex_expr, t, time_atoms, time_of
 from .parsing import parse_in_scope
-from .recurrence import Recurrence
+from .recurrence import Recurrence, near_miss
 from .unfold import Unfolded, _rename
 
 __all__ = [
@@ -372,6 +372,66 @@ def _resolve_wrt(U: Unfolded, wrt: Any) -> tuple[list[Any], list[tuple[Any, Any]
     return flat, groups
 
 
+def _times(U: Unfolded, func: Any) -> str:
+    """The times at which the chain has ``func``, as ``h(0), h(1)…h(3)``."""
+    have = sorted(
+        int(time_of(a)) for a in (*U.definitions, *U.initial, *U.inputs) if a.func == func
+    )
+    if not have:
+        return "none"
+    if len(have) > 2 and have == list(range(have[0], have[-1] + 1)):
+        return f"{func(have[0])}…{func(have[-1])}"
+    return ", ".join(str(func(k)) for k in have)
+
+
+def _check_reached(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> None:
+    """Refuse a derivative that would be zero only because its variable is not in the chain.
+
+    A symbol that is neither a parameter nor in the loss (often one of the same name with other
+    assumptions), a time that the chain does not have, and a loss that uses no quantity of the
+    chain all give 0 for every variable: a wrong answer, not a result.
+    """
+    rec = U.recurrence
+    atoms = time_atoms(loss)
+    chain = set(U.definitions) | set(U.initial) | set(U.inputs)
+    for a in sorted(atoms, key=sp.default_sort_key):
+        if a.func in rec.defined and a not in chain:
+            given = "; it was given a value in init" if a in dict(U.init) else ""
+            raise SymrnnError(
+                f"the loss uses {a}, which the chain does not have (it has "
+                f"{_times(U, a.func)}){given}; unfold more steps or use an existing time"
+            )
+    if not atoms & chain:
+        names = ", ".join(_times(U, f) for f in rec.defined[:2])
+        raise SymrnnError(
+            f"the loss {_short(loss)} uses no quantity of the chain ({names}), so no parameter "
+            "or state reaches it; write it in the recurrence's quantities, e.g. h(t)**2"
+        )
+    for v in flat:
+        if isinstance(v, sp.Symbol):
+            if v in rec.params or v in loss.free_symbols:
+                continue
+            twin = near_miss(v, (*rec.params, *loss.free_symbols))
+            if twin:
+                raise SymrnnError(f"cannot differentiate with respect to {v}: {twin}")
+            params = ", ".join(map(str, rec.params)) or "none"
+            raise SymrnnError(
+                f"cannot differentiate with respect to {v}: it is neither a parameter of the "
+                f"recurrence ({params}) nor in the loss"
+            )
+        if v not in chain and v not in atoms:
+            given = " (it was given a value in init)" if v in dict(U.init) else ""
+            raise SymrnnError(
+                f"cannot differentiate with respect to {v}: the chain does not have it{given}; "
+                f"it has {_times(U, v.func)}"
+            )
+
+
+def _short(expr: Any) -> str:
+    text = str(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _regroup(groups: list[tuple[Any, Any]], values: dict[Any, Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for key, entries in groups:
@@ -499,6 +559,7 @@ def bptt(U: Unfolded, loss: Any, wrt: Any = None) -> BPTT:
         )
     loss = _as_scalar_loss(parse_in_scope(loss, U, "the loss"))
     flat, _ = _resolve_wrt(U, wrt)
+    _check_reached(U, loss, flat)
     chain = U.definitions
     wanted = set(flat)
     variables = set(chain) | wanted
@@ -611,6 +672,7 @@ def grad(
     if mode == "reverse":
         values = bptt(U, loss, flat).gradient()
     elif mode == "forward":
+        _check_reached(U, _as_scalar_loss(loss), flat)
         values = _forward(U, _as_scalar_loss(loss), flat)
     else:
         raise SymrnnError(f"mode must be 'reverse' or 'forward', got {mode!r}")
@@ -652,6 +714,9 @@ def jacobian(U: Unfolded, of: Any, wrt: Any, expand: bool = False) -> Any:
     for r in rows:
         if r not in U.definitions:
             raise SymrnnError(f"{r} is not a quantity of the chain; use e.g. h({U.steps})")
+    _check_reached(
+        U, sp.Add(*rows), _resolve_wrt(U, [c for c in cols if c not in U.definitions])[0]
+    )
     entries = [[None] * len(cols) for _ in rows]
     for i, r in enumerate(rows):
         sub = _truncated(U, int(time_of(r)))
@@ -659,7 +724,11 @@ def jacobian(U: Unfolded, of: Any, wrt: Any, expand: bool = False) -> Any:
         values: dict[Any, Any] = {}
         if internal:
             values.update(_internal_derivatives(sub, r, internal))
-        external = [c for c in cols if c not in sub.definitions]
+        # Inputs after step k cannot reach ``r``: their derivative is 0 by causality.
+        earlier = {*sub.initial, *sub.inputs}
+        external = [
+            c for c in cols if c not in sub.definitions and (not is_time_atom(c) or c in earlier)
+        ]
         if external:
             flat, _ = _resolve_wrt(sub, external)
             values.update(bptt(sub, r, flat).gradient())

@@ -36,17 +36,39 @@ from .parsing import parse_equations, parse_in_scope
 __all__ = ["Recurrence"]
 
 
+def near_miss(symbol: Any, candidates: Iterable[Any]) -> str | None:
+    """Say why ``symbol`` is not one of ``candidates`` when one has its name (other assumptions).
+
+    ``sp.Symbol("w")`` and the ``w`` of a parsed recurrence (real) are different symbols to
+    SymPy: a derivative by one is 0 where the other appears.  Returns ``None`` for no twin.
+
+    >>> import sympy as sp
+    >>> message = near_miss(sp.Symbol("w"), [sp.Symbol("w", real=True)])
+    >>> message[:59]
+    'w has the name of the parameter w but other assumptions (no'
+    >>> "(none vs real=True)" in message
+    True
+    """
+    twins = [c for c in candidates if str(c) == str(symbol) and c != symbol]
+    if not twins:
+        return None
+
+    def given(s: Any) -> str:
+        orig = getattr(s, "_assumptions_orig", {})
+        return ", ".join(f"{k}={v}" for k, v in sorted(orig.items())) or "none"
+
+    return (
+        f"{symbol} has the name of the parameter {twins[0]} but other assumptions "
+        f"({given(symbol)} vs {given(twins[0])}); take the symbol from rec.params or pass its "
+        "name as a string"
+    )
+
+
 def _not_a_param(key: Any, params: Sequence[Any]) -> str:
-    """Why ``key`` is not one of ``params``, naming a same-named symbol with other assumptions."""
     names = ", ".join(map(str, params)) or "none"
-    twin = [p for p in params if str(p) == str(key)]
-    if twin:
-        return (
-            f"{key} is not the recurrence's parameter {twin[0]}: same name, other assumptions "
-            f"({key.assumptions0 or 'none'} vs {twin[0].assumptions0 or 'none'}); take the "
-            "symbol from rec.params or pass its name as a string"
-        )
-    return f"{key} is not a parameter of the recurrence (its parameters: {names})"
+    return near_miss(key, params) or (
+        f"{key} is not a parameter of the recurrence (its parameters: {names})"
+    )
 
 
 def _value(key: Any, value: Any) -> sp.Expr:

@@ -177,9 +177,10 @@ class Row:
 class Report:
     """The result of :func:`verify`: one :class:`Row` per comparison.
 
-    ``ok`` is True when no row failed and none met a numerical problem; skipped rows (a check
-    that does not apply, such as ``solve`` for a nonlinear recurrence) do not count against it
-    but are listed by ``str``.
+    ``ok`` is True when at least one comparison was made, no row failed and none met a numerical
+    problem; skipped rows (a check that does not apply, such as ``solve`` for a nonlinear
+    recurrence) do not count against it but are listed by ``str``.  A report that compared
+    nothing (every row skipped) is not ok: nothing was shown to agree.
     """
 
     rows: tuple[Row, ...]
@@ -189,8 +190,13 @@ class Report:
     trials: int = 3
 
     @property
+    def compared(self) -> int:
+        """The number of rows that compared values (passed, failed or met a problem)."""
+        return sum(row.status != SKIPPED for row in self.rows)
+
+    @property
     def ok(self) -> bool:
-        return all(row.ok for row in self.rows)
+        return self.compared > 0 and all(row.ok for row in self.rows)
 
     @property
     def failures(self) -> tuple[Row, ...]:
@@ -225,6 +231,9 @@ class Report:
             "rows": [row.to_dict() for row in self.rows],
         }
 
+    def _verdict(self) -> str:
+        return "OK" if self.ok else ("FAILED" if self.compared else "NOTHING COMPARED")
+
     def _cells(self) -> list[list[str]]:
         return [
             [
@@ -255,7 +264,7 @@ class Report:
         counts = {
             s: sum(row.status == s for row in self.rows) for s in (PASS, FAIL, PROBLEM, SKIPPED)
         }
-        verdict = "OK" if self.ok else "FAILED"
+        verdict = self._verdict()
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no checks run"
         lines = [
             f"verify {self.recurrence_name}: {self.steps} steps, {self.trials} trials, "
@@ -272,6 +281,7 @@ class Report:
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"{len(self.failures)} failed, {len(self.problems)} problems"
+        state = state if self.compared else "nothing compared"
         return f"<Report {self.recurrence_name!r}: {len(self.rows)} rows, {state}>"
 
     def _repr_html_(self) -> str:
@@ -286,7 +296,7 @@ class Report:
         th = "".join(f"<th>{h}</th>" for h in head)
         caption = html.escape(
             f"verify {self.recurrence_name}: {self.steps} steps, {self.trials} trials, "
-            f"seed {self.seed}: {'OK' if self.ok else 'FAILED'}"
+            f"seed {self.seed}: {self._verdict()}"
         )
         return f"<table><caption>{caption}</caption><tr>{th}</tr>{''.join(rows)}</table>"
 
@@ -1954,7 +1964,8 @@ def verify(
     A value that is not finite (overflow to inf, NaN from a domain error such as the log of a
     negative number) is reported as ``"numerical problem"`` with its step, component and trial:
     neither a pass nor a mismatch.  Recurrences with an abstract update function ``f`` cannot be
-    evaluated; every row is then skipped with the reason (and ``ok`` stays True).
+    evaluated; every row is then skipped with the reason, and ``ok`` is False because nothing
+    was compared.
 
     Examples
     --------

@@ -183,7 +183,8 @@ def test_every_cell_passes(make: Any) -> None:
 @pytest.mark.parametrize("make", [sr.cells.autonomous, sr.cells.driven])
 def test_abstract_cells_are_skipped_not_failed(make: Any) -> None:
     report = verify(make(), steps=3)
-    assert report.ok
+    assert not report.ok and report.compared == 0  # nothing compared is not a pass
+    assert "NOTHING COMPARED" in str(report)
     assert {row.status for row in report.rows} == {SKIPPED}
     assert "abstract function f" in report.rows[0].detail
 
