@@ -401,7 +401,7 @@ def _check_reached(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> None:
                 f"the loss uses {a}, which the chain does not have (it has "
                 f"{_times(U, a.func)}){given}; unfold more steps or use an existing time"
             )
-    if not atoms & chain:
+    if not atoms & chain and not set(flat) & (atoms | loss.free_symbols):
         names = ", ".join(_times(U, f) for f in rec.defined[:2])
         raise SymrnnError(
             f"the loss {_short(loss)} uses no quantity of the chain ({names}), so no parameter "

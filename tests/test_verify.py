@@ -376,7 +376,7 @@ def test_user_gradient_errors_name_the_problem() -> None:
         verify(rec, steps=2, gradient=lambda p, x, h0: {"omega": 1.0}, checks=[])
     with pytest.raises(SymrnnError, match="returned list"):
         verify(rec, steps=2, gradient=lambda p, x, h0: [1.0], checks=[])
-    assert str(verify(rec, steps=2, checks=[])).endswith("OK: no checks run")
+    assert str(verify(rec, steps=2, checks=[])).endswith("NOTHING COMPARED: no checks run")
 
 
 # --------------------------------------------------------------- wrong closed forms
