@@ -40,7 +40,15 @@ from sympy.core.function import AppliedUndef
 from .errors import LimitError, NoClosedForm, ParseError, SymrnnError, ToolMissing
 from .files import write_atomic
 from .models import Model, check_steps, load_model
-from .notation import NotationStrPrinter, is_time_atom, latex_expr, latex_time, str_expr, t
+from .notation import (
+    NotationStrPrinter,
+    identifier,
+    is_time_atom,
+    latex_expr,
+    latex_time,
+    str_expr,
+    t,
+)
 from .parsing import MAX_TEXT
 from .unfold import MAX_STEPS
 
@@ -927,7 +935,7 @@ def _cmd_codegen(args: Any) -> int:
     if model.params:
         source += (
             "\n\n# Parameter values from the model file: an example to call the functions with.\n"
-            f"EXAMPLE_PARAMS = {dict(model.params)!r}\n"
+            f"EXAMPLE_PARAMS = { {identifier(str(k)): v for k, v in model.params.items()}!r}\n"
         )
     if output is None:
         sys.stdout.write(source)
