@@ -149,6 +149,16 @@ def _print(printer: Any, expr: sp.Expr) -> str:
         if isinstance(e, relu):
             name = "max" if module == "math" else "numpy.maximum"
             return f"{name}({go(e.args[0])[0]}, 0.0)", _ATOM
+        if isinstance(e, sp.Heaviside):
+            # SymPy's NumPy printer rewrites Heaviside(Min(...)) as a Piecewise that stacks
+            # parameters with batch arrays; numpy.heaviside broadcasts them.
+            x = go(e.args[0])[0]
+            at0 = go(e.args[1])[0] if len(e.args) > 1 else "0.5"
+            if module == "math":
+                return f"(1.0 if ({x}) > 0 else ({at0} if ({x}) == 0 else 0.0))", _ATOM
+            return f"numpy.heaviside({x}, {at0})", _ATOM
+        if isinstance(e, sp.Piecewise):
+            return piecewise(e), _ATOM
         if isinstance(e, (sp.Max, sp.Min)):
             args = [go(a)[0] for a in e.args]
             if module == "math":
@@ -160,6 +170,38 @@ def _print(printer: Any, expr: sp.Expr) -> str:
                 text = f"{name}({a}, {text})"
             return text, _ATOM
         return _fallback(printer, e), _ATOM if not e.is_Add else _ADD
+
+    def condition(c: Any) -> str:
+        # Elementwise for NumPy (a parameter compared with a batch broadcasts), plain for math.
+        if c is sp.true or c is sp.false:
+            return str(bool(c))
+        if isinstance(c, sp.core.relational.Relational):
+            return f"({go(c.lhs)[0]} {c.rel_op} {go(c.rhs)[0]})"
+        parts = [condition(a) for a in c.args]
+        if isinstance(c, sp.Not):
+            return f"(not {parts[0]})" if module == "math" else f"numpy.logical_not({parts[0]})"
+        if not isinstance(c, (sp.And, sp.Or)):
+            raise _Unprintable(f"cannot print the condition {c} as Python code")
+        if module == "math":
+            return "(" + (" and " if isinstance(c, sp.And) else " or ").join(parts) + ")"
+        name = "numpy.logical_and" if isinstance(c, sp.And) else "numpy.logical_or"
+        text = parts[-1]
+        for part in reversed(parts[:-1]):
+            text = f"{name}({part}, {text})"
+        return text
+
+    def piecewise(e: Any) -> str:
+        pieces = list(e.args)
+        last_value, last_cond = pieces[-1]
+        text = go(last_value)[0] if last_cond is sp.true else "float('nan')"
+        if last_cond is sp.true:
+            pieces = pieces[:-1]
+        for value, cond in reversed(pieces):
+            if module == "math":
+                text = f"({go(value)[0]} if {condition(cond)} else {text})"
+            else:
+                text = f"numpy.where({condition(cond)}, {go(value)[0]}, {text})"
+        return text
 
     def wrap(e: Any, level: int) -> str:
         text, prec = go(e)

@@ -596,7 +596,10 @@ def _evaluate_one(root: Any, values: Mapping[Any, Any], memo: dict[Any, Any]) ->
             if missing:
                 raise _Unknown(missing[0])
             fn = sp.lambdify(
-                dummies, node.xreplace(dict(zip(leaves, dummies, strict=True))), modules="numpy"
+                dummies,
+                node.xreplace(dict(zip(leaves, dummies, strict=True))),
+                # symrnn's own functions may sit inside (a Piecewise of sigmoid(...)).
+                modules=[{f.__name__: fn for f, fn in _UNARY.items()}, "numpy"],
             )
             memo[node] = fn(*[values[leaf] for leaf in leaves])
             continue

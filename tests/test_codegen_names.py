@@ -167,3 +167,41 @@ def test_cli_codegen_example_params_are_keyed_like_the_module(tmp_path: Path) ->
     states = namespace["forward"](namespace["EXAMPLE_PARAMS"], {"x": X})  # type: ignore[operator]
     expected = _loop(lambda hh, xx, ww: math.tanh(ww * hh + xx), 0.5, X)
     np.testing.assert_allclose(states["h"], expected, rtol=1e-12)
+
+
+LINTED = {
+    "max-min": ("h(t) = Max(w*h(t-1), x(t)) + Min(w, x(t), h(t-1))", "(h(t) - y(t))**2"),
+    "min-loss": ("h(t) = tanh(w*h(t-1) + x(t))", "Min(1/3, w, h(t))"),
+    "relu-abs": ("h(t) = relu(w*h(t-1)) + abs(x(t))", "h(t)**2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINTED))
+@pytest.mark.parametrize("mode", ["scan", "unrolled"])
+def test_generated_modules_pass_ruff(case: str, mode: str, tmp_path: Path) -> None:
+    """pyflakes-level checks catch a name used without its import (functools, builtins)."""
+    pytest.importorskip("ruff")
+    text, loss = LINTED[case]
+    path = tmp_path / "gen.py"
+    sr.codegen(sr.Recurrence.parse(text), path, loss=loss, mode=mode, steps=3)
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F,E9", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_generated_module_with_a_sum_passes_ruff(tmp_path: Path) -> None:
+    pytest.importorskip("ruff")
+    h, x = sp.symbols("h x", cls=sp.Function)
+    w, k = sp.Symbol("w"), sp.Symbol("k", integer=True)
+    rec = sr.Recurrence(sp.Eq(h(sr.t), w * h(sr.t - 1) + sp.Sum(x(sr.t) ** k, (k, 1, 3))))
+    path = tmp_path / "gen.py"
+    sr.codegen(rec, path, loss=h(sr.t) ** 2)
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

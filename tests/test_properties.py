@@ -2,7 +2,8 @@
 
 The grammar (Hypothesis strategies that build SymPy expressions directly) covers scalar states
 (one or two, coupled) and vector states (n <= 3), orders 1-3, 0-2 inputs, 1-4 parameters,
-+ - x /, powers, tanh, sigmoid, exp, log, sin, cos, products of states, outputs and per-step
++ - x /, powers, tanh, sigmoid, exp, log, sin, cos, ``Max`` and ``Min`` (of two or three
+arguments), finite sums (``Sum`` over an index), products of states, outputs and per-step
 losses.  Expressions stay small (depth <= 3) and bounded, so that the random points of
 ``verify`` never overflow: divisions are by ``2 + e**2``, ``exp`` and ``log`` are taken of
 bounded or positive arguments, and each update ends in a squashing function or a contraction.
@@ -61,10 +62,14 @@ def _unary(name: str, a: Any) -> Any:
         return sp.sqrt(1 + a**2)
     if name == "neg":
         return -a
+    if name == "sum":
+        # a finite Sum whose terms use the index (generated code writes it out)
+        return sp.Sum(a**_K / (_K + 1), (_K, 1, 2))
     return _SQUASH[name](a)
 
 
-_UNARIES = ["square", "cube", "exp", "gauss", "log", "softlog", "sqrt", "neg", *_SQUASH]
+_K = sp.Symbol("k", integer=True, positive=True)
+_UNARIES = ["square", "cube", "exp", "gauss", "log", "softlog", "sqrt", "neg", "sum", *_SQUASH]
 
 
 def _binary(name: str, a: Any, b: Any) -> Any:
@@ -74,6 +79,10 @@ def _binary(name: str, a: Any, b: Any) -> Any:
         return a - b
     if name == "*":
         return a * b
+    if name == "max":
+        return sp.Max(a, b)
+    if name == "min3":
+        return sp.Min(a, b, sp.Rational(1, 3))
     return a / (2 + b**2)  # denominator >= 2
 
 
@@ -86,7 +95,9 @@ def expressions(leaves: list[Any], depth: int) -> st.SearchStrategy[Any]:
     return st.one_of(
         leaf,
         st.tuples(st.sampled_from(_UNARIES), sub).map(lambda p: _unary(*p)),
-        st.tuples(st.sampled_from(["+", "-", "*", "/"]), sub, sub).map(lambda p: _binary(*p)),
+        st.tuples(st.sampled_from(["+", "-", "*", "/", "max", "min3"]), sub, sub).map(
+            lambda p: _binary(*p)
+        ),
     )
 
 
