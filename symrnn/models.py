@@ -484,13 +484,18 @@ def _check_params(
                 f"{where}: params.{key} must be a number, got {_describe_value(number)}; "
                 f"write e.g. {key} = 0.5"
             )
-        if not math.isfinite(number) or abs(number) > 1e300:
+        if abs(number) > 1e300 or not math.isfinite(number):  # an int may not fit a float
             raise ParseError(
-                f"{where}: params.{key} = {number} is not a finite number of moderate size; "
+                f"{where}: params.{key} = {_shorten(str(number))} is not a finite number of "
+                "moderate size (at most 1e300); "
                 f"write e.g. {key} = 0.5"
             )
         out[key] = number
     return out
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def _is_template(loss: sp.Expr) -> bool:

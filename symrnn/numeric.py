@@ -62,7 +62,7 @@ from .diff import (
 from .errors import LimitError, ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
-from .parsing import parse_in_scope
+from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -897,6 +897,7 @@ def generate_source(
             "for a loss at fixed times use mode='unrolled'"
         )
     _check_concrete(rec, [expr] if expr is not None else [])
+    check_magnitudes([expr], "the loss")
     if expr is not None:
         _check_loss_symbols(rec, expr)
     targets: tuple[Any, ...] = ()

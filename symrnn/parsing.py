@@ -6,8 +6,8 @@ unary ``-``/``+``), numbers, names and calls of plain names are turned into SymP
 other construct is refused with a one-line :class:`~symrnn.errors.ParseError`.  Sizes have
 stated limits (:data:`MAX_TEXT`, :data:`MAX_DEPTH`, :data:`MAX_TERMS`, :data:`MAX_ARGS`,
 :data:`MAX_NUMBER_DIGITS`, :data:`MAX_EXPONENT`, :data:`MAX_EXPONENT_DIGITS`,
-:data:`MAX_ARGUMENT_DIGITS`); an input beyond one raises :class:`~symrnn.errors.LimitError` before
-any expensive work is done.
+:data:`MAX_ARGUMENT_DIGITS`, :data:`MAX_MAGNITUDE`); an input beyond one raises
+:class:`~symrnn.errors.LimitError` before any expensive work is done.
 
 What a name means:
 
@@ -54,6 +54,8 @@ __all__ = [
     "parse_equation",
     "parse_equations",
     "parse_in_scope",
+    "check_magnitudes",
+    "MAX_MAGNITUDE",
     "KNOWN_FUNCTIONS",
     "MAX_TEXT",
     "MAX_DEPTH",
@@ -81,6 +83,10 @@ MAX_EXPONENT = 10_000
 #: Below Python's default limit of 4,300 digits for printing an int (see
 #: :func:`sys.set_int_max_str_digits`), so that every result can be printed and turned into code.
 MAX_EXPONENT_DIGITS = 4_000
+#: Largest absolute value of a number in a recurrence or a loss.  symrnn computes in float64
+#: (largest about 1.8e308); a larger constant would overflow at the first evaluation, so it is
+#: refused where it is written.
+MAX_MAGNITUDE = 10**300
 #: Digits of a number inside a call of a known function (``tanh``, ``exp``, ``sqrt`` …) or under
 #: a root (``x**0.5``): SymPy's simplification (it factors numbers under roots) and printing (it
 #: evaluates ``exp(-n)`` to sort terms) of such numbers slow down steeply with their length.
@@ -196,7 +202,9 @@ def parse_expression(
     >>> parse_expression("sigmoid(w*h(t-1) + 0.25)")
     sigmoid(w*h(t - 1) + 1/4)
     """
-    return _Reader(_check_text(text), names, functions).read()
+    expr = _Reader(_check_text(text), names, functions).read()
+    check_magnitudes([expr], _quote(text))
+    return expr
 
 
 def parse_equation(
@@ -236,6 +244,7 @@ def parse_equation(
     known = _check_functions(functions)
     left = _Reader(lhs, names, known, side="left-hand side").read()
     right = _Reader(rhs, names, known, side="right-hand side").read()
+    check_magnitudes([left, right], _quote(text))
     try:
         return sp.Eq(left, right, evaluate=False)
     except SymrnnError:
@@ -1066,3 +1075,39 @@ def parse_in_scope(value: Any, scope: Any, what: str = "the expression") -> Any:
         return parse_expression(value, names=names, functions=sorted(abstract - names.keys()))
     except SymrnnError as exc:
         raise type(exc)(f"in {what}: {exc}") from exc
+
+
+def check_magnitudes(exprs: Iterable[Any], where: str) -> None:
+    """Refuse a number whose absolute value exceeds :data:`MAX_MAGNITUDE` (or is not finite).
+
+    Each largest subexpression without symbols (``10**999``, ``exp(exp(exp(exp(10))))``) is
+    compared: rationals exactly, others by their float value (an overflow counts as too large).
+
+    >>> try:
+    ...     check_magnitudes([sp.Integer(10) ** 400 * sp.Symbol("w")], "the update")
+    ... except LimitError as exc:
+    ...     print(str(exc)[:68])
+    the update has the number (a number of about 400 digits), beyond the
+    """
+    stack = [e for e in exprs if isinstance(e, sp.Basic)]
+    while stack:
+        node = stack.pop()
+        if not node.is_number:
+            stack.extend(a for a in node.args if isinstance(a, sp.Basic))
+            continue
+        if node.is_Rational:
+            big = abs(node.p) > MAX_MAGNITUDE * node.q
+        else:
+            try:
+                value = float(node)
+            except OverflowError:
+                big = True
+            except (TypeError, ValueError):  # complex or not a plain number: not ours to bound
+                continue
+            else:
+                big = not math.isfinite(value) or abs(value) > MAX_MAGNITUDE
+        if big:
+            raise LimitError(
+                f"{where} has the number {_short(node)}, beyond the limit of 10**300 (symrnn "
+                "computes in float64); rescale the equation"
+            )

@@ -28,12 +28,16 @@ from typing import Any
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .errors import RecurrenceError
+from .errors import LimitError, RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import is_time_atom, latex_expr, shift_of, str_expr, t, time_atoms, time_of
-from .parsing import parse_equations, parse_in_scope
+from .parsing import check_magnitudes, parse_equations, parse_in_scope
 
-__all__ = ["Recurrence"]
+__all__ = ["Recurrence", "MAX_LAG"]
+
+#: Largest lag ``k`` in ``h(t-k)`` or ``x(t-k)``.  Each lag of a state is an initial value to
+#: carry through unfolding, code and checks, so ``h(t-100000)`` would mean 100,000 of them.
+MAX_LAG = 1_000
 
 
 def near_miss(symbol: Any, candidates: Iterable[Any]) -> str | None:
@@ -155,6 +159,11 @@ def _check_time_arguments(eq: Any, rhs: sp.Expr) -> None:
                 f"in {_describe(eq)}: {atom} has time argument {time_of(atom)}, not t - k for a "
                 "constant integer k; write lags as t - 1, t - 2, ..."
             )
+        if -k > MAX_LAG:
+            raise LimitError(
+                f"in {_describe(eq)}: {atom} has a lag of {-k:,}, more than the limit of "
+                f"{MAX_LAG:,}; write the recurrence with shorter lags"
+            )
         if k > 0:
             raise RecurrenceError(
                 f"in {_describe(eq)}: {atom} refers to the future (t + {k}); a recurrence may "
@@ -262,6 +271,8 @@ class Recurrence:
         for eq in display:
             for lhs, rhs in _scalarize(eq):
                 pairs.append((lhs, sp.sympify(rhs, strict=True), eq))
+        for lhs, rhs, _ in pairs:  # before anything prints them: printing evaluates numbers
+            check_magnitudes([rhs], f"{label}: the equation of {lhs}")
         defined: dict[Any, tuple[sp.Expr, Any]] = {}
         for lhs, rhs, eq in pairs:
             if lhs.func in defined:

@@ -30,7 +30,7 @@ f(f(f(s(0), theta), theta), theta)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -46,12 +46,16 @@ from .notation import at_time, is_time_atom, latex_expr, shift_of, t, time_atoms
 from .parsing import parse_in_scope
 from .recurrence import Recurrence
 
-__all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS"]
+__all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS", "MAX_CLOSED_FORM_NODES"]
 
 #: Largest number of steps :func:`unfold` accepts (a chain this long holds millions of nodes).
 MAX_STEPS = 1_000_000
 #: Closed forms nest one level per step; beyond this they are unreadable and slow to build.
 MAX_CLOSED_FORM_STEPS = 200
+#: Nodes of one closed form counted as a tree, the way printing and numeric evaluation walk it
+#: (a subexpression used twice counts twice).  It is estimated on the chain before substituting:
+#: ``h(t) = h(t-1)**2 + h(t-1)`` doubles at every step, and printing takes about 30 µs a node.
+MAX_CLOSED_FORM_NODES = 20_000
 
 THETA = sp.Symbol("theta")
 
@@ -240,6 +244,13 @@ class Unfolded:
                 "closed forms are a view for small t: use the chain U.equations or sr.lambdify"
             )
         funcs, vec = self._components(of)
+        nodes = self._closed_form_nodes(k, funcs)
+        if nodes > MAX_CLOSED_FORM_NODES:
+            raise LimitError(
+                f"closed_form({k}) would have about {nodes:,} nodes, more than the limit of "
+                f"{MAX_CLOSED_FORM_NODES:,} (it grows with every step); use a smaller step, the "
+                "chain U.equations or sr.lambdify"
+            )
         try:
             values = [self._substituted(f(k), 0, self._closed) for f in funcs]
         except RecursionError:
@@ -247,6 +258,23 @@ class Unfolded:
                 f"closed_form({k}) is too deeply nested for SymPy; use a smaller step"
             ) from None
         return sp.ImmutableMatrix(values) if vec else values[0]
+
+    def _closed_form_nodes(self, k: int, funcs: Sequence[Any]) -> int:
+        """The largest tree size of the closed forms of ``funcs`` at step k, from the chain."""
+        sizes: dict[Any, int] = {}
+        for eq in self.equations:
+            if int(time_of(eq.lhs)) > k:
+                break
+            total, stack = 0, [eq.rhs]
+            while stack:
+                node = stack.pop()
+                if node in sizes:
+                    total += sizes[node]
+                else:
+                    total += 1
+                    stack.extend(node.args)
+            sizes[eq.lhs] = total
+        return max(sizes[f(k)] for f in funcs)
 
     def nested(self, k: int, of: Any = None, levels: int | None = None) -> Any:
         r"""The unfolding with the update abstracted as :math:`f`, as in the lecture.
