@@ -25,9 +25,11 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -38,7 +40,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .errors import LimitError, NoClosedForm, ParseError, SymrnnError, ToolMissing
-from .files import write_atomic
+from .files import check_output, write_all, write_atomic
 from .models import Model, check_steps, load_model
 from .notation import (
     NotationStrPrinter,
@@ -120,8 +122,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ==================================================================================== main
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that clean-up runs as it does for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)  # signal handlers can only be set in the main thread
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     for stream in (sys.stdout, sys.stderr):
@@ -171,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return _report("interrupted", 130, debug)
+    except _Terminated:
+        return _report("terminated", 128 + signal.SIGTERM, debug)
     except Exception as exc:
         return _report(
             f"internal error ({type(exc).__name__}: {exc}); this is a bug in symrnn: rerun with "
@@ -599,7 +621,24 @@ def _write(path: str | Path, data: str | bytes) -> Path:
     return write_atomic(target, data)
 
 
+_LATEX_SUFFIXES = (".tex", ".md")
+
+
+def _output(text: str | None, suffixes: tuple[str, ...] | None, command: str) -> Path | None:
+    """The -o path, or None for stdout; an empty name or a suffix of another format is refused."""
+    if text is None:
+        return None
+    path = check_output(text)
+    if suffixes is not None and path.suffix and path.suffix.lower() not in suffixes:
+        raise ParseError(
+            f"-o {_quote(text)}: {command} writes {' or '.join(suffixes)} files, not "
+            f"{path.suffix}; give a name such as out{suffixes[0]}"
+        )
+    return path
+
+
 def _check_target(target: Path) -> None:
+    check_output(target)
     if target.is_dir():
         raise SymrnnError(f"{_quote(str(target))} is a folder; give a file name such as out.py")
     folder = target.parent if str(target.parent) else Path(".")
@@ -808,7 +847,7 @@ def _cmd_check(args: Any) -> int:
 def _cmd_latex(args: Any) -> int:
     model = _model(args)
     steps = _steps(args, model, MAX_LATEX_STEPS, "latex")
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, _LATEX_SUFFIXES, "latex")
     markdown = output is not None and output.suffix.lower() == ".md"
     if args.pdf and (output is None or markdown):
         raise ParseError(
@@ -816,6 +855,8 @@ def _cmd_latex(args: Any) -> int:
         )
     if output is not None:
         _check_target(output)
+        if args.pdf:
+            _check_target(output.with_suffix(".pdf"))
     pdflatex = _pdflatex() if args.pdf else None
     derivation = _api("derivation", "latex")
     D = derivation(model.recurrence, steps=steps, loss=model.loss)
@@ -827,12 +868,13 @@ def _cmd_latex(args: Any) -> int:
         sys.stdout.write(text)
         return EXIT_OK
     pdf = _compile_pdf(pdflatex, text, output.stem) if pdflatex else None
-    _write(output, text)
     if pdf is not None:
         target = output.with_suffix(".pdf")
-        _write(target, pdf)
+        _check_target(target)
+        write_all([(output, text), (target, pdf)])  # both or neither
         _out(f"wrote {output} and {target}")
     else:
+        _write(output, text)
         _out(f"wrote {output}")
     return EXIT_OK
 
@@ -882,7 +924,7 @@ def _compile_pdf(pdflatex: str, tex: str, stem: str) -> bytes:
 
 def _cmd_graph(args: Any) -> int:
     model = _model(args)
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, None, "graph")
     suffix = output.suffix.lower() if output is not None else ".dot"
     if suffix not in _GRAPH_SUFFIXES:
         raise ParseError(
@@ -927,7 +969,7 @@ def _cmd_codegen(args: Any) -> int:
         steps = _steps(args, model, MAX_UNROLLED_STEPS, "codegen --mode unrolled")
     elif args.steps is not None:
         steps = _steps(args, model, MAX_STEPS, "codegen")
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, (".py",), "codegen")
     if output is not None:
         _check_target(output)
     generate_source = _api("generate_source", "numeric")
@@ -952,8 +994,18 @@ def _cmd_demo(args: Any) -> int:
     if folder.exists() and not folder.is_dir():
         raise SymrnnError(f"{_quote(str(folder))} is a file, not a folder; give a folder with -o")
     folder.mkdir(parents=True, exist_ok=True)
+    try:  # every part of the demo writes here: find out now, not as a list of skipped parts
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SymrnnError(
+            f"cannot write into the folder {_quote(str(folder))} ({exc.strerror}); give a "
+            "writable folder with -o"
+        ) from None
     demo = _Demo(folder, debug=bool(getattr(args, "debug", False)))
     demo.run()
+    if not demo.written:
+        raise SymrnnError(f"the demo wrote nothing to {_quote(str(folder))}: {demo.skipped[0]}")
     return EXIT_OK
 
 
