@@ -207,7 +207,7 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
     (h(1) - y(1))**2/2 + (h(2) - y(2))**2/2
     """
     per_step = parse_in_scope(per_step, U, "the loss")
-    template = sp.sympify(explicit(per_step) if is_matrix(per_step) else per_step, strict=True)
+    template = explicit(per_step) if is_matrix(per_step) else _expression(per_step, "the loss")
     if is_matrix(template):
         template = sp.Add(*template)
     if not 1 <= start <= U.steps:
@@ -221,7 +221,7 @@ def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
     A vector or matrix loss is summed over its entries.  A loss with no time atoms counts as a
     template (it is the same at every step).
     """
-    expr = explicit(loss) if is_matrix(loss) else sp.sympify(loss, strict=True)
+    expr = explicit(loss) if is_matrix(loss) else _expression(loss, "the loss")
     if is_matrix(expr):
         expr = sp.Add(*expr)
     atoms = time_atoms(expr)
@@ -596,7 +596,17 @@ def _as_scalar_loss(loss: Any) -> sp.Expr:
                 "sum it or use sr.jacobian for vector quantities"
             )
         loss = m[0, 0]
-    return sp.sympify(loss, strict=True)
+    return _expression(loss, "the loss")
+
+
+def _expression(value: Any, what: str) -> sp.Expr:
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        raise TypeError(
+            f"{what} must be a SymPy expression or a string, got {type(value).__name__}; "
+            "pass e.g. h(3)**2 or 'h(3)**2'"
+        ) from None
 
 
 def _forward(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> dict[Any, sp.Expr]:

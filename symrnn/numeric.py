@@ -1079,6 +1079,8 @@ class Compiled:
     Parameters are given by name (matrix parameters as arrays of their shape), inputs as arrays
     shaped ``(T, …)`` or ``(T, batch, …)`` (vector inputs have their components last), initial
     states shaped ``(…)`` or ``(batch, …)`` (default zero).  ``source`` is the generated module.
+    Values must be real numbers (complex ones with a complex ``dtype``); an overflow gives inf or
+    nan with NumPy's ``RuntimeWarning``, for one sequence and a batch alike.
     """
 
     recurrence: Recurrence

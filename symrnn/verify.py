@@ -41,6 +41,7 @@ True
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1986,8 +1987,10 @@ def verify(
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise SymrnnError(f"trials must be an integer in 1..{MAX_TRIALS}, got {trials!r}")
     for name, value in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol)):
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise SymrnnError(f"{name} must be a non-negative number, got {value!r}")
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float)) and 0 <= value < math.inf
+        ):
+            raise SymrnnError(f"{name} must be a finite non-negative number, got {value!r}")
     r = U.recurrence
     name = r.name or "recurrence"
     abstract = _abstract_calls([*r.update.values(), *(v for _, v in U.init)])
