@@ -236,7 +236,7 @@ def _print(printer: Any, expr: sp.Expr) -> str:
 
 def _rebuild(expr: Any, args: list[Any]) -> Any:
     """``expr`` with new arguments, unevaluated: the parts are already in canonical form."""
-    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or (
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow, sp.Max, sp.Min)) or (
         isinstance(expr, sp.Function) and not isinstance(expr, AppliedUndef)
     ):
         return expr.func(*args, evaluate=False)

@@ -79,7 +79,10 @@ def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
         rest = [a for a in args if not a.is_Number]
         (_addsort if isinstance(expr, sp.Add) else _mulsort)(rest)
         out = expr.func(*numbers, *rest, evaluate=False)
-    elif isinstance(expr, (sp.Function, sp.Pow)) and not isinstance(expr, AppliedUndef):
+    elif isinstance(expr, (sp.Function, sp.Pow, sp.Max, sp.Min)) and not isinstance(
+        expr, AppliedUndef
+    ):
+        # Max/Min compare every pair of arguments when evaluated: seconds for eight of them.
         out = expr.func(*args, evaluate=False)
     else:
         out = expr.func(*args)

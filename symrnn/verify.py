@@ -74,6 +74,9 @@ MAX_VERIFY_STEPS = 100
 #: Closed forms g(k) are built while g(k - 1) has at most this many nodes as a tree (building
 #: them costs SymPy time that grows with the tree, not with the shared graph).
 CLOSED_FORM_MAX_NODES = 10_000
+#: Largest number of scalar quantities (state, output and gate components) :func:`verify`
+#: checks: every comparison works component by component (100 coupled states take minutes).
+MAX_VERIFY_QUANTITIES = 64
 #: Largest number of random trials.
 MAX_TRIALS = 100
 #: ``sp.diff`` of the closed form is tried up to this many steps ...
@@ -588,7 +591,7 @@ def _evaluate_one(root: Any, values: Mapping[Any, Any], memo: dict[Any, Any]) ->
             continue
         if isinstance(node, AppliedUndef):
             raise _Unknown(node)
-        if not isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Function)):
+        if not isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Max, sp.Min)):
             # Piecewise, relations, ...: evaluate the whole subtree through SymPy's lambdify.
             stack.pop()
             leaves = sorted(node.free_symbols | time_atoms(node), key=sp.default_sort_key)
@@ -1982,6 +1985,13 @@ def verify(
     >>> report.ok, [row.status for row in report.by_check("user")]
     (False, ['fail', 'fail'])
     """
+    quantities = len(getattr(getattr(rec, "recurrence", rec), "equations", ()))
+    if quantities > MAX_VERIFY_QUANTITIES:
+        raise LimitError(
+            f"verify checks at most {MAX_VERIFY_QUANTITIES} scalar quantities, this recurrence "
+            f"has {quantities}; check a smaller size of the same cell (the derivation does not "
+            "depend on it)"
+        )
     U = _as_unfolded(rec, steps)
     wanted = _wanted(checks)
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
