@@ -72,7 +72,7 @@ for k in (1, 2, 3):
     step = {n.id for n in unfolded.nodes if n.id.endswith(f"__{k}")}
     assert step == {f"{q}__{k}" for q in "xhoLy"}
     assert unfolded.operands(f"L__{k}") == (f"o__{k}", f"y__{k}")
-    assert unfolded.node(f"L__{k}").expr == U.instantiate(loss, k)
+    assert unfolded.node(f"L__{k}").expr == sr.losses.expand_losses(U.instantiate(loss, k))
 assert unfolded.operands("L") == ("L__1", "L__2", "L__3")
 # Every step goes through the same parameters: the labels repeat, no parameter nodes.
 assert {e.label for e in unfolded.edges if e.dst.startswith("h")} == {"W", "U"}

@@ -13,7 +13,7 @@ and computational graphs.  This file is the public API; every name below is docu
 tanh(w*tanh(w*h(0) + x(1)) + x(2))
 """
 
-from . import cells
+from . import cells, losses
 from .diff import (
     BPTT,
     Adjoint,
@@ -36,10 +36,10 @@ from .errors import (
     UnfoldError,
 )
 from .flow import GradientFlow, gradient_flow, plot_gradient_flows
-from .functions import relu, sigmoid, softmax, softplus
+from .functions import relu, sigmoid, softmax, softplus, tanh
 from .graph import Edge, Graph, Node, graph
 from .latex import Derivation, derivation, latex
-from .matrices import matrix, vector
+from .matrices import matrix, size, vector
 from .notation import t
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
@@ -56,11 +56,14 @@ __all__ = [
     "Recurrence",
     "vector",
     "matrix",
+    "size",
     "cells",
+    "losses",
     "sigmoid",
     "relu",
     "softplus",
     "softmax",
+    "tanh",
     # unfolding and closed forms
     "unfold",
     "Unfolded",

@@ -37,6 +37,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .errors import SymrnnError, UnfoldError
+from .losses import expand_losses, softmax_cross_entropy, squared_error
 from .matrices import explicit, is_matrix
 from .notation import is_time_atom, latex_expr, t, time_atoms, time_of
 from .parsing import parse_in_scope
@@ -207,7 +208,7 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
     (h(1) - y(1))**2/2 + (h(2) - y(2))**2/2
     """
     per_step = parse_in_scope(per_step, U, "the loss")
-    template = explicit(per_step) if is_matrix(per_step) else _expression(per_step, "the loss")
+    template = expand_losses(per_step if is_matrix(per_step) else _expression(per_step, "the loss"))
     if is_matrix(template):
         template = sp.Add(*template)
     if not 1 <= start <= U.steps:
@@ -221,9 +222,7 @@ def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
     A vector or matrix loss is summed over its entries.  A loss with no time atoms counts as a
     template (it is the same at every step).
     """
-    expr = explicit(loss) if is_matrix(loss) else _expression(loss, "the loss")
-    if is_matrix(expr):
-        expr = sp.Add(*expr)
+    expr = expand_losses(loss if is_matrix(loss) else _expression(loss, "the loss"))
     atoms = time_atoms(expr)
     symbolic = [a for a in atoms if not time_of(a).is_Integer]
     if symbolic and len(symbolic) != len(atoms):
@@ -243,36 +242,6 @@ def loss_only_symbols(rec: Recurrence, loss: sp.Expr) -> list[sp.Symbol]:
     [lam]
     """
     return sorted(loss.free_symbols - set(rec.params) - {t}, key=sp.default_sort_key)
-
-
-def squared_error(prediction: Any, target: Any) -> sp.Expr:
-    r"""Per-step squared error :math:`\tfrac12 \lVert o - y \rVert^2` (scalars or vectors)."""
-    p, y = explicit(prediction), explicit(target)
-    if is_matrix(p) or is_matrix(y):
-        shapes = [m.shape if is_matrix(m) else "scalar" for m in (p, y)]
-        if shapes[0] != shapes[1]:
-            raise SymrnnError(
-                f"squared_error: prediction has shape {shapes[0]} but target {shapes[1]}; "
-                "give both the same shape"
-            )
-        return sp.Add(*[(a - c) ** 2 for a, c in zip(p, y, strict=True)]) / 2
-    return (p - y) ** 2 / 2  # type: ignore[no-any-return]
-
-
-def softmax_cross_entropy(logits: Any, target: Any) -> sp.Expr:
-    r"""Per-step softmax cross-entropy (Goodfellow et al. eq. 10.11–10.14).
-
-    :math:`L = -\sum_i y_i \log \operatorname{softmax}(o)_i
-    = \sum_i y_i \big(\log \sum_j e^{o_j} - o_i\big)` for a target distribution ``y`` (one-hot
-    for a class label), whose gradient is :math:`\hat y - y` when :math:`\sum_i y_i = 1`.
-    """
-    o, y = (
-        [*explicit(v)] if is_matrix(v) else [sp.sympify(v, strict=True)] for v in (logits, target)
-    )
-    if len(o) != len(y):
-        raise SymrnnError(f"softmax_cross_entropy: {len(o)} logits but {len(y)} targets")
-    lse = sp.log(sp.Add(*[sp.exp(v) for v in o]))
-    return sp.Add(*[yi * (lse - oi) for oi, yi in zip(o, y, strict=False)])
 
 
 # ------------------------------------------------------------------- chain differentiation
@@ -596,7 +565,7 @@ def _as_scalar_loss(loss: Any) -> sp.Expr:
                 "sum it or use sr.jacobian for vector quantities"
             )
         loss = m[0, 0]
-    return _expression(loss, "the loss")
+    return expand_losses(_expression(loss, "the loss"))
 
 
 def _expression(value: Any, what: str) -> sp.Expr:

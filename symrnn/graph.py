@@ -103,6 +103,7 @@ from sympy.printing.conventions import split_super_sub
 
 from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
+from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     code_name,
@@ -444,10 +445,14 @@ def graph(obj: Any, *, name: str | None = None, params: Any = (), **options: Any
     full : bool, default False (chains and BPTT)
         Draw every step, however many.
 
+    Notes
+    -----
     Each ``Add``/``Mul`` (n-ary), ``Pow``, function application, matrix product (``matmul``),
     :func:`~symrnn.ops.dot`, :func:`~symrnn.ops.reduce_sum` and elementwise function of a matrix
     (``relu``, ``sigmoid``, :func:`~symrnn.ops.sqr`) is one operation; ``-a`` is ``neg``.
 
+    Examples
+    --------
     >>> import sympy as sp
     >>> from symrnn.functions import sigmoid
     >>> from symrnn.ops import dot
@@ -1424,7 +1429,7 @@ def _loss_expr(loss: Any) -> sp.Basic:
     try:
         if isinstance(loss, str):  # text is parsed by symrnn.parsing, never by sympify
             raise sp.SympifyError(loss)
-        return sp.sympify(loss, strict=True)
+        return expand_losses(sp.sympify(loss, strict=True))
     except sp.SympifyError:
         raise SymrnnError(
             f"loss={loss!r} is not a SymPy expression; give the loss per step as a template in "

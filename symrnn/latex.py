@@ -33,6 +33,7 @@ from sympy.core.function import AppliedUndef
 
 from .errors import SymrnnError
 from .files import write_atomic
+from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import is_time_atom, latex_expr, latex_time, shift_of, t, time_atoms, time_of
 from .parsing import parse_in_scope
@@ -1322,7 +1323,7 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
                 "e.g. with sr.squared_error(o(t), y(t))"
             )
         loss = m[0, 0]
-    loss = sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True)
+    loss = expand_losses(sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True))
     symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
     if symbolic:
         from .diff import total_loss

@@ -1,10 +1,12 @@
-r"""Vector states and matrix parameters of explicit size.
+r"""Vector states and matrix parameters, of explicit or symbolic size.
 
 ``vector('h', 3)`` is a time-indexed vector: ``h(t - 1)`` is a 3×1 matrix expression that prints
 as :math:`\mathbf{h}^{(t-1)}` and whose components are the scalar time functions ``h_1``, ``h_2``,
 ``h_3``.  ``matrix('W', 3, 3)`` is a real parameter matrix (a :class:`sympy.MatrixSymbol`) whose
-entries are the scalar symbols ``W_11`` … ``W_33``.  Recurrences keep the matrix form for printing
-and compute on the components (:func:`explicit`).
+entries are the scalar symbols ``W_11`` … ``W_33``.  Recurrences keep the matrix form through
+unfolding, differentiation and code generation; components are a view (:func:`explicit`), for
+explicit sizes only.  A size may be a positive integer symbol, ``vector('h', n)`` with
+``n = Symbol('n', integer=True, positive=True)``: everything that needs no numbers works on it.
 
 >>> import sympy as sp
 >>> from symrnn.notation import t
@@ -21,12 +23,23 @@ from functools import cache
 from typing import Any
 
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.core.symbol import Str
+from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 from .errors import ShapeError
 from .notation import latex_time, time_function
 
-__all__ = ["vector", "matrix", "TimeVector", "VectorAt", "explicit", "entry_symbol", "is_matrix"]
+__all__ = [
+    "vector",
+    "matrix",
+    "size",
+    "TimeVector",
+    "VectorAt",
+    "explicit",
+    "entry_symbol",
+    "is_matrix",
+    "has_explicit_size",
+]
 
 
 def is_matrix(obj: Any) -> bool:
@@ -47,10 +60,30 @@ def entry_symbol(name: str, i: int, j: int, rows: int, cols: int) -> sp.Symbol:
     return sp.Symbol(f"{name}_{i + 1}_{j + 1}", real=True)
 
 
-def matrix(name: str, rows: int, cols: int = 1) -> sp.MatrixSymbol:
-    """A real parameter matrix of explicit size (``cols=1`` for a bias vector)."""
-    _check_size(name, rows, cols)
+def matrix(name: str, rows: Any, cols: Any = 1) -> sp.MatrixSymbol:
+    """A real parameter matrix (``cols=1`` for a bias vector); sizes are integers or symbols.
+
+    >>> n = size("n")
+    >>> matrix("W", n, n).shape
+    (n, n)
+    """
+    rows, cols = _check_size(name, rows, cols)
     return sp.MatrixSymbol(name, rows, cols)
+
+
+def size(name: str) -> sp.Symbol:
+    """A symbolic size: ``Symbol(name, integer=True, positive=True)``, for :func:`vector`."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def has_explicit_size(expr: Any) -> bool:
+    """True when every matrix in ``expr`` has integer dimensions (components can be listed)."""
+    if isinstance(expr, sp.MatrixBase):
+        return True
+    if isinstance(expr, MatrixExpr) and not all(d.is_Integer for d in expr.shape):
+        return False
+    atoms = expr.atoms(sp.MatrixSymbol, VectorAt) if isinstance(expr, sp.Basic) else ()
+    return all(d.is_Integer for a in atoms for d in a.shape)
 
 
 @cache
@@ -60,23 +93,45 @@ def _explicit_parameter(name: str, rows: int, cols: int) -> sp.ImmutableMatrix:
     )
 
 
-def _check_size(name: str, rows: Any, cols: Any) -> None:
-    sizes = (rows, cols)
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+def _check_size(name: str, rows: Any, cols: Any) -> tuple[Any, Any]:
+    """The sizes as SymPy integers or positive integer symbols, or a ShapeError."""
+    out = []
+    for n in (rows, cols):
+        if isinstance(n, bool):
+            ok = False
+        elif isinstance(n, (int, sp.Integer)):
+            ok = int(n) >= 1
+            n = sp.Integer(n)
+        else:
+            ok = isinstance(n, sp.Symbol) and bool(n.is_integer) and bool(n.is_positive)
+        if not ok:
+            raise ShapeError(
+                f"size of {name!r} must be positive integers or positive integer symbols, got "
+                f"({rows!r}, {cols!r}); write vector('h', 3) or vector('h', sr.size('n'))"
+            )
+        out.append(n)
+    return out[0], out[1]
+
+
+def _explicit_sizes(what: str, shape: Any) -> tuple[int, ...]:
+    shape = tuple(sp.sympify(d, strict=True) for d in shape)
+    if not all(d.is_Integer for d in shape):
         raise ShapeError(
-            f"size of {name!r} must be positive integers, got ({rows!r}, {cols!r}); "
-            "symrnn needs explicit sizes such as vector('h', 3)"
+            f"{what} has symbolic size {tuple(shape)}; its components exist only for explicit "
+            "sizes: substitute numbers for the sizes (e.g. rec.at_sizes(n=3)) first"
         )
+    return tuple(int(d) for d in shape)
 
 
 class VectorAt(MatrixExpr):  # type: ignore[misc]
     r"""A time-indexed vector at one time, e.g. ``h(t-1)``; prints as :math:`\mathbf{h}^{(t-1)}`."""
 
     def __new__(cls, name: Any, time: Any, size: Any) -> VectorAt:
-        name = name if isinstance(name, sp.Symbol) else sp.Symbol(str(name))
-        return sp.Basic.__new__(
+        # The name is a Str, not a Symbol: a vector's name is not a free symbol (a parameter).
+        name = name if isinstance(name, Str) else Str(str(getattr(name, "name", name)))
+        return sp.Basic.__new__(  # type: ignore[no-any-return]
             cls, name, sp.sympify(time, strict=True), sp.sympify(size, strict=True)
-        )  # type: ignore
+        )
 
     @property
     def name(self) -> str:
@@ -90,9 +145,14 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
     def shape(self) -> tuple[sp.Integer, sp.Integer]:
         return (self.args[2], sp.Integer(1))
 
+    @property
+    def free_symbols(self) -> set[Any]:
+        return self.time.free_symbols | self.args[2].free_symbols  # type: ignore[no-any-return]
+
     def components(self) -> tuple[sp.Expr, ...]:
-        """The scalar time atoms ``h_1(time)``, …, ``h_n(time)``."""
-        return tuple(time_function(f"{self.name}_{i + 1}")(self.time) for i in range(self.args[2]))
+        """The scalar time atoms ``h_1(time)``, …, ``h_n(time)`` (explicit sizes only)."""
+        (n, _) = _explicit_sizes(f"vector {self.name}", self.shape)
+        return tuple(time_function(f"{self.name}_{i + 1}")(self.time) for i in range(n))
 
     def as_explicit(self) -> sp.ImmutableMatrix:
         return sp.ImmutableMatrix(self.components())
@@ -100,10 +160,10 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
     def _entry(self, i: Any, j: Any, **kwargs: Any) -> sp.Expr:
         if isinstance(i, (int, sp.Integer)):
             return self.components()[int(i)]
-        return sp.MatrixElement(self, i, j)
+        return MatrixElement(self, i, j)
 
     def _latex(self, printer: Any) -> str:
-        return f"\\mathbf{{{printer._print(self.args[0])}}}^{{({latex_time(self.time)})}}"
+        return f"\\mathbf{{{printer._print(sp.Symbol(self.name))}}}^{{({latex_time(self.time)})}}"
 
     def _sympystr(self, printer: Any) -> str:
         return f"{self.name}({printer._print(self.time)})"
@@ -112,17 +172,17 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
 class TimeVector:
     """A vector-valued function of time; calling it gives a :class:`VectorAt`."""
 
-    def __init__(self, name: str, size: int):
-        _check_size(name, size, 1)
-        self.name, self.size = name, size
+    def __init__(self, name: str, size: Any):
+        self.name, self.size = name, _check_size(name, size, 1)[0]
 
     def __call__(self, time: Any) -> VectorAt:
         return VectorAt(self.name, time, self.size)
 
     @property
     def components(self) -> tuple[sp.Function, ...]:
-        """The scalar component functions ``h_1`` … ``h_n``."""
-        return tuple(time_function(f"{self.name}_{i + 1}") for i in range(self.size))
+        """The scalar component functions ``h_1`` … ``h_n`` (explicit sizes only)."""
+        (n, _) = _explicit_sizes(f"vector {self.name}", (self.size, 1))
+        return tuple(time_function(f"{self.name}_{i + 1}") for i in range(n))
 
     def __repr__(self) -> str:
         return f"vector({self.name!r}, {self.size})"
@@ -134,8 +194,11 @@ class TimeVector:
         return hash(("TimeVector", self.name, self.size))
 
 
-def vector(name: str, size: int) -> TimeVector:
-    """A time-indexed vector of ``size`` real components (a vector state, input or output)."""
+def vector(name: str, size: Any) -> TimeVector:
+    """A time-indexed vector of ``size`` real components (a vector state, input or output).
+
+    ``size`` is a positive integer or a positive integer symbol (:func:`size`).
+    """
     return TimeVector(name, size)
 
 
@@ -149,12 +212,13 @@ def explicit(expr: Any) -> Any:
         return sp.ImmutableMatrix(expr)
     if not isinstance(expr, MatrixExpr):
         return expr
+    _explicit_sizes(str(expr), expr.shape)
     mapping: dict[Any, Any] = {}
     for leaf in expr.atoms(sp.MatrixSymbol, VectorAt):
         if isinstance(leaf, VectorAt):
             mapping[leaf] = leaf.as_explicit()
         else:
-            rows, cols = (int(n) for n in leaf.shape)
+            rows, cols = _explicit_sizes(f"matrix {leaf.name}", leaf.shape)
             mapping[leaf] = _explicit_parameter(leaf.name, rows, cols)
     replaced = expr.xreplace(mapping)
     if isinstance(replaced, sp.MatrixBase):

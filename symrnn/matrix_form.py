@@ -420,12 +420,11 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
             f"recurrence has the scalar parameter(s) {names}; write them as 1x1 matrices or use "
             "sr.bptt"
         )
-    vector_of = {f: name for name, comps in rec.vectors.items() for f in comps}
+    blocks = rec.blocks  # whole vectors: works for symbolic sizes too
     if loss_on is None:
-        outs = {vector_of[f] for f in rec.outputs}
-        read = [n for n in defined if n in outs] or [
-            n for n in defined if rec.vectors[n][0] in rec.states
-        ]
+        outs = {f.__name__ for f in blocks.outputs}
+        states = {f.__name__ for f in blocks.states}
+        read = [n for n in defined if n in outs] or [n for n in defined if n in states]
     else:
         read = [getattr(v, "name", v) for v in loss_on]
         unknown = [n for n in read if n not in defined]
@@ -434,7 +433,7 @@ def matrix_bptt(rec: Recurrence, loss_on: Iterable[Any] | None = None) -> Matrix
                 f"loss_on names {', '.join(map(str, unknown))}, which the recurrence does not "
                 f"define; choose from {', '.join(defined)}"
             )
-    order = list(dict.fromkeys(vector_of[f] for f in rec.defined))
+    order = [f.__name__ for f in blocks.defined]
 
     terms: dict[str, list[Any]] = {n: [] for n in order}
     for lhs, rhs in eqs:

@@ -61,6 +61,8 @@ from .diff import (
 )
 from .errors import LimitError, ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
+from .matrices import VectorAt
+from .matrix_code import Unsupported, _spec, generate_matrix_source
 from .notation import code_name, identifier, is_time_atom, t, time_atoms, time_of
 from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
@@ -69,6 +71,10 @@ from .unfold import Unfolded, unfold
 __all__ = ["lambdify", "codegen", "Compiled", "generate_source"]
 
 _RUNTIME = (Path(__file__).with_name("scan_runtime.py")).read_text()
+
+#: Code levels: whole vectors (BLAS over the batch) or one variable per component; "auto"
+#: takes the matrix level for vector recurrences in scan mode, components otherwise.
+LEVELS = ("auto", "matrix", "components")
 
 
 # ----------------------------------------------------------------------------- emitting code
@@ -877,9 +883,12 @@ def generate_source(
     loss: Any = None,
     mode: str = "scan",
     steps: int | None = None,
+    level: str = "auto",
 ) -> str:
     """The complete source of a standalone NumPy module for ``obj`` (see :func:`codegen`)."""
     rec = obj.recurrence if isinstance(obj, Unfolded) else obj
+    if level not in LEVELS:
+        raise SymrnnError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     if not isinstance(rec, Recurrence):
         raise SymrnnError(
             f"lambdify needs a Recurrence or an Unfolded chain, got {type(obj).__name__}"
@@ -887,7 +896,13 @@ def generate_source(
     if mode not in ("scan", "unrolled"):
         raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
     loss = parse_in_scope(loss, rec, "the loss")
-    expr, is_template = classify_loss(loss) if loss is not None else (None, True)
+    expr: Any = None
+    is_template = True
+    matrix = rec.is_vector and mode == "scan" and level != "components"
+    if level == "matrix" and not (rec.is_vector and mode == "scan"):
+        raise SymrnnError("level='matrix' needs a vector recurrence and mode='scan'")
+    if loss is not None and not matrix:
+        expr, is_template = classify_loss(loss)
     if isinstance(obj, Unfolded):
         steps = obj.steps if steps is None else steps
     U = obj if isinstance(obj, Unfolded) else None
@@ -895,6 +910,21 @@ def generate_source(
         raise SymrnnError(
             "scan mode needs the loss as a per-step template in t, e.g. (h(t) - y(t))**2/2; "
             "for a loss at fixed times use mode='unrolled'"
+        )
+    if matrix:
+        try:
+            return _matrix_module_source(rec, loss)
+        except Unsupported as exc:
+            if not rec.has_explicit_size or level == "matrix":
+                raise SymrnnError(
+                    f"cannot generate matrix-level code: {exc}; write the recurrence with matrix "
+                    "products, Hadamard products and elementwise functions, or give explicit sizes"
+                ) from None
+            expr, is_template = classify_loss(loss) if loss is not None else (None, True)
+    elif not rec.has_explicit_size:
+        raise SymrnnError(
+            "unrolled code lists every component and needs explicit sizes; use mode='scan' "
+            "(code for any size) or rec.at_sizes(...)"
         )
     _check_concrete(rec, [expr] if expr is not None else [])
     check_magnitudes([expr], "the loss")
@@ -1071,6 +1101,70 @@ def _module_doc(rec: Recurrence, tables: _Tables, mode: str, steps: int | None) 
     return "\n".join(lines).replace('"""', "'''").replace("\\", "\\\\") + "\n"
 
 
+# ----------------------------------------------------------------------------- matrix level
+def _matrix_module_source(rec: Recurrence, loss: Any) -> str:
+    """Matrix-level module source, or :class:`Unsupported` for the component path to take over."""
+    blocks = rec.blocks
+    if loss is not None and (isinstance(loss, str) or not isinstance(loss, sp.Basic)):
+        raise Unsupported("a loss that is not a SymPy expression")
+    atoms: list[Any] = []
+    if loss is not None:
+        atoms = [*loss.atoms(VectorAt), *time_atoms(loss)]
+        for a in atoms:
+            time = a.time if isinstance(a, VectorAt) else time_of(a)
+            if time != t:
+                raise Unsupported(f"the per-step loss uses {a}, not a quantity at time t")
+    known = {f.__name__ for f in (*blocks.defined, *blocks.inputs)}
+    vectors = {name for name, _ in blocks.vectors}
+    for a in atoms:
+        if not isinstance(a, VectorAt) and a.func.__name__.rpartition("_")[0] in vectors:
+            raise Unsupported(f"the loss is written in components ({a})")
+    targets: dict[str, Any] = {}
+    for a in sorted(atoms, key=str):
+        name = a.name if isinstance(a, VectorAt) else a.func.__name__
+        if name not in known:
+            targets[identifier(name)] = _spec(a.shape) if isinstance(a, VectorAt) else ()
+    if loss is not None:
+        names = {str(p) for p in blocks.params} | {str(s) for s in blocks.sizes}
+        extra = sorted(
+            str(s)
+            for s in loss.free_symbols - {t}
+            if isinstance(s, sp.Symbol) and str(s) not in names
+        )
+        if extra:
+            params = ", ".join(str(p) for p in blocks.params)
+            raise SymrnnError(
+                f"the loss uses {', '.join(extra)}, which is not a parameter of the recurrence "
+                f"({params}); list it in Recurrence(..., params=[...]) to get its value and "
+                "gradient, or substitute a number"
+            )
+    return generate_matrix_source(rec, loss, list(targets.items()), _matrix_doc(rec, loss))
+
+
+def _matrix_doc(rec: Recurrence, loss: Any) -> str:
+    from .notation import str_expr
+
+    lines = [
+        f"NumPy code generated by symrnn for {rec.name or 'a recurrence'} (matrix level, scan).",
+        "",
+        "Recurrence (t = 1, ..., T), one line per vector equation:",
+    ]
+    lines += [f"    {str_expr(e.lhs)} = {str_expr(e.rhs)}" for e in rec.display]
+    if loss is not None:
+        lines += ["", "Loss: L = sum over t of", f"    {str_expr(loss)}"]
+        lines += ["", "adjoint_step is one step of back-propagation through time."]
+    lines += ["", "Parameters and shapes (sizes are read from the arrays):"]
+    lines += [
+        f"    {identifier(p.name)}: {tuple(getattr(p, 'shape', ()))}" for p in rec.blocks.params
+    ]
+    lines += [
+        "",
+        "Use: forward(params, inputs, init=None), loss(...), value_and_grad(...); params by",
+        "name, inputs shaped (T, [batch], [n]), init shaped ([batch], [n]). Needs only NumPy.",
+    ]
+    return "\n".join(lines).replace('"""', "'''").replace("\\", "\\\\") + "\n"
+
+
 # ----------------------------------------------------------------------------- public API
 @dataclass(frozen=True)
 class Compiled:
@@ -1089,23 +1183,78 @@ class Compiled:
     dtype: str = "float64"
     steps: int | None = None
     _module: types.ModuleType = field(repr=False, compare=False, default=None)  # type: ignore
+    #: Component-level twin for one sequence of a tiny vector cell (faster there).
+    _single: types.ModuleType | None = field(repr=False, compare=False, default=None)
 
     @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shape of each parameter by name (``()`` for scalars)."""
+    def matrix_level(self) -> bool:
+        """True when the code works on whole vectors (BLAS products over the batch)."""
+        return hasattr(self._module, "PARAMS")
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """Shape of each parameter by name (``()`` for scalars; size names for symbolic sizes)."""
+        if self.matrix_level:
+            return {name: tuple(shape) for name, shape in self._module.PARAMS}
         return {name: tuple(shape) for name, shape, _ in self._module.PARAM_GROUPS}
 
     @property
     def input_names(self) -> list[str]:
         """Names of the input arrays (recurrence inputs, then loss targets)."""
-        return [name for name, _, _ in self._module.INPUT_GROUPS]
+        return list(self.input_shapes)
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    @property
+    def input_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """Shape of one time step of each input (``(m,)`` for a vector, ``()`` for a scalar);
+        arrays are passed shaped ``(T + input_lag, [batch], *shape)``."""
+        mod = self._module
+        if self.matrix_level:
+            return {name: tuple(spec) for name, spec in mod.INPUTS + mod.TARGETS}
+        return {name: (len(c),) if vec else () for name, c, vec in mod.INPUT_GROUPS}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[Any, ...]]:
+        """Shape of one time step of each quantity :meth:`forward` returns."""
+        mod = self._module
+        if self.matrix_level:
+            return {name: tuple(spec) for name, spec in mod.QUANTITIES}
+        return {name: (len(c),) if vec else () for name, c, vec in mod.OUTPUT_GROUPS}
+
+    @property
+    def state_shapes(self) -> dict[str, tuple[int, tuple[Any, ...]]]:
+        """``name -> (order, shape)`` of each state: an initial value is shaped
+        ``([order,] [batch,] *shape)`` (the order axis only for order > 1)."""
+        mod = self._module
+        if self.matrix_level:
+            return {name: (order, tuple(spec)) for name, spec, order in mod.STATES}
+        out = {}
+        for name, comps, vec in mod.STATE_GROUPS:
+            order = max(lag for c, lag in mod.STATES if c in comps)
+            out[name] = (order, (len(comps),) if vec else ())
+        return out
+
+    @property
+    def input_lag(self) -> int:
+        """Largest lag of an input: input arrays start at time 1 - input_lag."""
+        return int(self._module.INPUT_LAG)
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("dtype", self.dtype)
+        module = self._module
+        if self._single is not None and self._one_sequence(args[1]):
+            module = self._single
         try:
-            return fn(*args, **kwargs)
-        except self._module.ArgumentError as exc:
+            return getattr(module, name)(*args, **kwargs)
+        except module.ArgumentError as exc:
             raise ShapeError(str(exc)) from None
+
+    def _one_sequence(self, inputs: Any) -> bool:
+        """True when the inputs hold one sequence (no batch axis)."""
+        shapes = self.input_shapes
+        for name, value in dict(inputs or {}).items():
+            if name in shapes:
+                return bool(np.ndim(value) == 1 + len(shapes[name]))
+        return True
 
     def forward(
         self,
@@ -1115,7 +1264,7 @@ class Compiled:
         steps: int | None = None,
     ) -> dict[str, np.ndarray]:
         """States and outputs at t = 1 … T by name, arrays shaped ``(T, [batch], [n])``."""
-        return self._call(self._module.forward, params, inputs, init, steps)  # type: ignore
+        return self._call("forward", params, inputs, init, steps)  # type: ignore
 
     __call__ = forward
 
@@ -1127,7 +1276,7 @@ class Compiled:
         steps: int | None = None,
     ) -> Any:
         """The loss of each sequence (a scalar, or shaped ``(batch,)``)."""
-        return self._call(self._module.loss, params, inputs, init, steps)
+        return self._call("loss", params, inputs, init, steps)
 
     def value_and_grad(
         self,
@@ -1139,7 +1288,7 @@ class Compiled:
     ) -> tuple[Any, dict[str, Any]]:
         """The loss summed over the batch and its exact gradient, shaped like the parameters."""
         return self._call(  # type: ignore[no-any-return]
-            self._module.value_and_grad, params, inputs, init, steps, init_grad=init_grad
+            "value_and_grad", params, inputs, init, steps, init_grad=init_grad
         )
 
 
@@ -1149,6 +1298,7 @@ def lambdify(
     mode: str = "scan",
     steps: int | None = None,
     dtype: str = "float64",
+    level: str = "auto",
 ) -> Compiled:
     r"""NumPy callables for the forward pass, the loss and its exact gradient.
 
@@ -1169,14 +1319,34 @@ def lambdify(
     Compiled
         With ``forward``, ``loss``, ``value_and_grad`` and the generated ``source``.
     """
-    source = generate_source(obj, loss, mode, steps)
-    module = types.ModuleType(f"symrnn_generated_{mode}")
+    source = generate_source(obj, loss, mode, steps, level)
+    module = _load(source, f"symrnn_generated_{mode}")
+    rec = obj.recurrence if isinstance(obj, Unfolded) else obj
+    single = None
+    if level == "auto" and hasattr(module, "PARAMS") and _tiny(rec):
+        single = _load(generate_source(obj, loss, mode, steps, "components"), "symrnn_single")
+    return Compiled(rec, mode, source, str(np.dtype(dtype)), module.STEPS, module, single)
+
+
+#: Vector cells with at most this many scalar parameters run one sequence component-wise: with
+#: no batch to amortise them, a few NumPy calls on tiny arrays cost more than scalar arithmetic
+#: (benchmarks/bench_numeric.py, n = 4).
+TINY_PARAMETERS = 64
+
+
+def _tiny(rec: Recurrence) -> bool:
+    if not rec.has_explicit_size:
+        return False
+    count = sum(int(sp.Mul(*getattr(p, "shape", (1, 1)))) for p in rec.blocks.params)
+    return count <= TINY_PARAMETERS
+
+
+def _load(source: str, name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
     # The source is generated by symrnn from SymPy printers and sanitised identifiers; no user
     # string reaches it unparsed.
     exec(compile(source, module.__name__, "exec"), module.__dict__)  # noqa: S102
-    rec = obj.recurrence if isinstance(obj, Unfolded) else obj
-    fixed = module.STEPS
-    return Compiled(rec, mode, source, str(np.dtype(dtype)), fixed, module)
+    return module
 
 
 def codegen(
@@ -1185,6 +1355,7 @@ def codegen(
     loss: Any = None,
     mode: str = "scan",
     steps: int | None = None,
+    level: str = "auto",
 ) -> str:
     """Write (or return) a standalone Python module that imports only NumPy.
 
@@ -1192,7 +1363,7 @@ def codegen(
     :class:`Compiled`, and carries the recurrence, the adjoint equations and the parameter
     shapes in its docstring.  The file is written atomically.
     """
-    source = generate_source(obj, loss, mode, steps)
+    source = generate_source(obj, loss, mode, steps, level)
     if path is not None:
         from .files import write_atomic
 

@@ -1092,7 +1092,7 @@ def check_magnitudes(exprs: Iterable[Any], where: str) -> None:
     stack = [e for e in exprs if isinstance(e, sp.Basic)]
     while stack:
         node = stack.pop()
-        if not node.is_number:
+        if not getattr(node, "is_number", False):  # matrices and booleans have no is_number
             stack.extend(a for a in node.args if isinstance(a, sp.Basic))
             continue
         if node.is_Rational:

@@ -27,10 +27,20 @@ from typing import Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .errors import LimitError, RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
-from .notation import is_time_atom, latex_expr, shift_of, str_expr, t, time_atoms, time_of
+from .notation import (
+    is_time_atom,
+    latex_expr,
+    shift_of,
+    str_expr,
+    t,
+    time_atoms,
+    time_function,
+    time_of,
+)
 from .parsing import check_magnitudes, parse_equations, parse_in_scope
 
 __all__ = ["Recurrence", "MAX_LAG"]
@@ -46,7 +56,6 @@ def near_miss(symbol: Any, candidates: Iterable[Any]) -> str | None:
     ``sp.Symbol("w")`` and the ``w`` of a parsed recurrence (real) are different symbols to
     SymPy: a derivative by one is 0 where the other appears.  Returns ``None`` for no twin.
 
-    >>> import sympy as sp
     >>> message = near_miss(sp.Symbol("w"), [sp.Symbol("w", real=True)])
     >>> message[:59]
     'w has the name of the parameter w but other assumptions (no'
@@ -151,6 +160,11 @@ def _scalarize(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
     return pairs  # type: ignore[return-value]
 
 
+def _head(lhs: Any) -> str:
+    """The left side of an equation as text, without printing anything SymPy must evaluate."""
+    return f"{lhs.name}(t)" if isinstance(lhs, VectorAt) else str(lhs)
+
+
 def _check_time_arguments(eq: Any, rhs: sp.Expr) -> None:
     for atom in sorted(time_atoms(rhs), key=sp.default_sort_key):
         k = shift_of(atom) if not time_of(atom).is_Integer else None
@@ -212,6 +226,198 @@ def _evaluation_order(
     return tuple(order)
 
 
+def _pairs_of(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
+    """Split one equation into (lhs atom, rhs) pairs: components for matrix equations."""
+    pairs = []
+    for lhs, rhs in _scalarize(eq):
+        rhs = sp.sympify(rhs, strict=True)
+        leaves = rhs.atoms(VectorAt, sp.MatrixSymbol)
+        if leaves:  # a scalar of vectors, such as dot(v, h(t-1)): its components
+            rhs = rhs.xreplace({a: explicit(a) for a in leaves})
+        pairs.append((lhs, rhs))
+    return pairs
+
+
+def _block_pairs(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
+    """One (lhs atom, surrogate rhs) pair per equation, a vector counting as one quantity.
+
+    The surrogate is a sum of the right side's time atoms (a vector ``h(t-1)`` as the atom
+    ``h(t-1)`` of a function named ``h``) and parameters (a matrix ``W`` as the symbol ``W``):
+    all that the structural analysis reads, built without listing components.
+    """
+    lhs, rhs = eq.lhs, eq.rhs
+    if not (is_matrix(lhs) or is_matrix(rhs)):
+        ((atom, _),) = _scalarize(eq)  # checks the left side
+        if isinstance(rhs, sp.Basic) and rhs.atoms(VectorAt, sp.MatrixSymbol):
+            return [(atom, _surrogate(rhs))]  # a scalar of vectors, such as dot(v, h(t-1))
+        return [(atom, sp.sympify(rhs, strict=True))]
+    if not (isinstance(lhs, VectorAt) and isinstance(rhs, MatrixExpr)):
+        if isinstance(lhs, VectorAt) and isinstance(rhs, sp.MatrixBase):
+            return [(_block_atom(lhs), _surrogate(rhs))]
+        _scalarize(eq)  # raises the component-level error that names the problem
+        raise RecurrenceError(
+            f"left side of {_describe(eq)} is not a vector at time t; write it as h(t) with "
+            "h = sr.vector('h', n)"
+        )
+    if lhs.shape != rhs.shape:
+        raise RecurrenceError(
+            f"in {_describe(eq)}: left side has shape {tuple(lhs.shape)}, right side "
+            f"{tuple(rhs.shape)}; make the shapes agree"
+        )
+    if time_of(_block_atom(lhs)) != t:
+        raise RecurrenceError(
+            f"left side of {_describe(eq)} is {lhs}, not a quantity at time t; "
+            "write the defined quantity as name(t), e.g. Eq(h(t), ...)"
+        )
+    return [(_block_atom(lhs), _surrogate(rhs))]
+
+
+def _block_atom(v: VectorAt) -> Any:
+    return time_function(v.name)(v.time)
+
+
+def _surrogate(rhs: Any) -> sp.Expr:
+    parts: list[Any] = [_block_atom(v) for v in rhs.atoms(VectorAt)]
+    parts += [sp.Symbol(m.name, real=True) for m in rhs.atoms(sp.MatrixSymbol)]
+    parts += [a for a in rhs.atoms(AppliedUndef)]
+    sizes = _size_symbols(rhs)
+    parts += [s for s in rhs.free_symbols if isinstance(s, sp.Symbol) and s not in sizes]
+    return sp.Add(*parts)
+
+
+def _size_symbols(expr: Any) -> set[Any]:
+    out: set[Any] = set()
+    for m in expr.atoms(sp.MatrixSymbol, VectorAt) if isinstance(expr, sp.Basic) else ():
+        for d in m.shape:
+            out |= sp.sympify(d, strict=True).free_symbols
+    return out
+
+
+@dataclass(frozen=True)
+class Blocks:
+    r"""The analysis of a recurrence: what is a state, an input, an output, a parameter.
+
+    Quantities are functions of time (``h``, ``x``); ``equations`` are ``Eq(h(t), rhs)`` in
+    evaluation order.  At matrix level (:attr:`Recurrence.blocks`) a vector ``h`` is one
+    quantity and ``W`` one parameter; ``vectors`` maps the names of vectors to their
+    :class:`~symrnn.matrices.VectorAt` at time t and ``matrices`` the parameter matrices.
+    """
+
+    equations: tuple[sp.Equality, ...]
+    defined: tuple[Any, ...]
+    states: tuple[Any, ...]
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+    intermediates: tuple[Any, ...]
+    params: tuple[Any, ...]
+    order: int
+    input_lag: int
+    lags: tuple[tuple[Any, int], ...]
+    vectors: tuple[tuple[str, Any], ...] = ()
+    sizes: tuple[Any, ...] = ()
+
+    def lag(self, func: Any) -> int:
+        """Largest lag with which ``func`` is used (0 if never lagged)."""
+        return dict(self.lags).get(func, 0)
+
+    def vector(self, func: Any) -> Any:
+        """The vector at time t that quantity ``func`` stands for, or None for a scalar."""
+        return dict(self.vectors).get(func.__name__)
+
+
+def _analyze(pairs: Sequence[tuple[Any, sp.Expr, Any]], label: str) -> tuple[Any, ...]:
+    """Defined quantities, their lags, evaluation order, inputs, input lag, same-time uses."""
+    defined: dict[Any, tuple[sp.Expr, Any]] = {}
+    for lhs, rhs, eq in pairs:
+        if lhs.func in defined:
+            raise RecurrenceError(
+                f"{label} defines {lhs.func.__name__}(t) twice "
+                f"(in {_describe(defined[lhs.func][1])} "
+                f"and {_describe(eq)}); give each quantity one equation"
+            )
+        _check_time_arguments(eq, rhs)
+        defined[lhs.func] = (rhs, eq)
+
+    lags: dict[Any, int] = {}
+    same_time: dict[Any, set[Any]] = {f: set() for f in defined}
+    used_same_time: set[Any] = set()
+    inputs: dict[Any, None] = {}
+    input_lag = 0
+    for func, (rhs, eq) in defined.items():
+        for atom in time_atoms(rhs):
+            lag = -int(shift_of(atom))  # type: ignore[arg-type]
+            if atom.func in defined:
+                if lag == 0:
+                    if atom.func == func:
+                        raise RecurrenceError(
+                            f"{label}: {func.__name__}(t) appears on the right of its own "
+                            f"equation {_describe(eq)}, which makes it implicit; use "
+                            f"{func.__name__}(t-1) or solve for {func.__name__}(t) first"
+                        )
+                    same_time[func].add(atom.func)
+                    used_same_time.add(atom.func)
+                else:
+                    lags[atom.func] = max(lags.get(atom.func, 0), lag)
+            else:
+                inputs.setdefault(atom.func, None)
+                input_lag = max(input_lag, lag)
+    if not lags:
+        names = ", ".join(f"{f.__name__}(t)" for f in defined)
+        raise RecurrenceError(
+            f"{label} has no state: no defined quantity ({names}) is used with a lag; "
+            "a recurrence needs at least one equation such as h(t) = f(h(t-1), x(t))"
+        )
+    eq_text = {f: _describe(defined[f][1]) for f in defined}
+    order_of_eval = _evaluation_order(eq_text, same_time)
+    return defined, lags, order_of_eval, inputs, input_lag, used_same_time
+
+
+def _blocks(
+    pairs: Sequence[tuple[Any, sp.Expr, Any]],
+    label: str,
+    params: tuple[Any, ...],
+    vectors: tuple[tuple[str, Any], ...] = (),
+    sizes: tuple[Any, ...] = (),
+) -> Blocks:
+    defined, lags, order_of_eval, inputs, input_lag, used_same_time = _analyze(pairs, label)
+    nonstate = [f for f in order_of_eval if f not in lags]
+
+    def equation(f: Any) -> sp.Equality:
+        rhs, eq = defined[f]
+        if vectors:  # matrix level: the equation as written (a vector stays whole)
+            return sp.Eq(eq.lhs, eq.rhs, evaluate=False)
+        return sp.Eq(f(t), rhs, evaluate=False)
+
+    return Blocks(
+        equations=tuple(equation(f) for f in order_of_eval),
+        defined=order_of_eval,
+        states=tuple(f for f in order_of_eval if f in lags),
+        inputs=tuple(sorted(inputs, key=lambda f: f.__name__)),
+        outputs=tuple(f for f in nonstate if f not in used_same_time),
+        intermediates=tuple(f for f in nonstate if f in used_same_time),
+        params=params,
+        order=max(lags.values()),
+        input_lag=input_lag,
+        lags=tuple(sorted(lags.items(), key=lambda kv: kv[0].__name__)),
+        vectors=vectors,
+        sizes=sizes,
+    )
+
+
+def _free_params(rhs_all: Iterable[sp.Expr]) -> set[Any]:
+    return set().union(*(r.free_symbols for r in rhs_all)) - {t}
+
+
+def _check_params(label: str, free: set[Any], given: tuple[Any, ...]) -> None:
+    missing = free - set(given)
+    if missing:
+        names = ", ".join(sorted(str(m) for m in missing))
+        raise RecurrenceError(
+            f"{label} uses {names}, which is neither a state, an input nor a listed "
+            "parameter; add it to params or substitute a value"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Recurrence:
     r"""A system of equations defining quantities at time t from the present and the past.
@@ -242,22 +448,22 @@ class Recurrence:
     order : int
         The largest lag of a defined quantity.
     equations : tuple of sympy.Eq
-        Scalar equations in evaluation order (one per state component), as symrnn computes.
+        Scalar equations in evaluation order (one per state component): the component view,
+        built on first use and only for explicit sizes.
     display : tuple of sympy.Eq
-        The equations as written (matrix form kept), for printing.
+        The equations as written (matrix form kept).
+    blocks : Blocks
+        The same analysis at matrix level, one equation per vector (what the matrix-level
+        derivatives and code work on); for a scalar recurrence it equals the component view.
+
+    The attributes above (``states`` … ``order``) are the component view; for a recurrence of
+    symbolic size they raise :class:`~symrnn.ShapeError` and ``blocks`` has the same facts.
     """
 
     display: tuple[Any, ...]
-    equations: tuple[sp.Equality, ...]
-    states: tuple[Any, ...]
-    inputs: tuple[Any, ...]
-    outputs: tuple[Any, ...]
-    intermediates: tuple[Any, ...]
-    params: tuple[Any, ...]
-    order: int
+    blocks: Blocks
     name: str | None = None
-    input_lag: int = 0
-    _vectors: tuple[tuple[str, tuple[Any, ...]], ...] = field(default=(), repr=False)
+    _given: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def __init__(
         self,
@@ -267,93 +473,105 @@ class Recurrence:
     ) -> None:
         display = _as_equations(equations)
         label = f"Recurrence {name!r}" if name else "Recurrence"
-        pairs: list[tuple[Any, sp.Expr, Any]] = []
-        for eq in display:
-            for lhs, rhs in _scalarize(eq):
-                pairs.append((lhs, sp.sympify(rhs, strict=True), eq))
-        for lhs, rhs, _ in pairs:  # before anything prints them: printing evaluates numbers
-            check_magnitudes([rhs], f"{label}: the equation of {lhs}")
-        defined: dict[Any, tuple[sp.Expr, Any]] = {}
-        for lhs, rhs, eq in pairs:
-            if lhs.func in defined:
-                raise RecurrenceError(
-                    f"{label} defines {lhs.func.__name__}(t) twice "
-                    f"(in {_describe(defined[lhs.func][1])} "
-                    f"and {_describe(eq)}); give each quantity one equation"
-                )
-            _check_time_arguments(eq, rhs)
-            defined[lhs.func] = (rhs, eq)
-
-        lags: dict[Any, int] = {}
-        same_time: dict[Any, set[Any]] = {f: set() for f in defined}
-        used_same_time: set[Any] = set()
-        inputs: dict[Any, None] = {}
-        input_lag = 0
-        for func, (rhs, eq) in defined.items():
-            for atom in time_atoms(rhs):
-                lag = -int(shift_of(atom))  # type: ignore[arg-type]
-                if atom.func in defined:
-                    if lag == 0:
-                        if atom.func == func:
-                            raise RecurrenceError(
-                                f"{label}: {func.__name__}(t) appears on the right of its own "
-                                f"equation {_describe(eq)}, which makes it implicit; use "
-                                f"{func.__name__}(t-1) or solve for {func.__name__}(t) first"
-                            )
-                        same_time[func].add(atom.func)
-                        used_same_time.add(atom.func)
-                    else:
-                        lags[atom.func] = max(lags.get(atom.func, 0), lag)
-                else:
-                    inputs.setdefault(atom.func, None)
-                    input_lag = max(input_lag, lag)
-        if not lags:
-            names = ", ".join(f"{f.__name__}(t)" for f in defined)
-            raise RecurrenceError(
-                f"{label} has no state: no defined quantity ({names}) is used with a lag; "
-                "a recurrence needs at least one equation such as h(t) = f(h(t-1), x(t))"
-            )
-        eq_text = {f: _describe(defined[f][1]) for f in defined}
-        order_of_eval = _evaluation_order(eq_text, same_time)
-
-        rhs_all = [defined[f][0] for f in order_of_eval]
-        free: set[Any] = set().union(*(r.free_symbols for r in rhs_all)) - {t}
-        if params is None:
-            param_tuple = tuple(sorted(free, key=sp.default_sort_key))
-        else:
-            param_tuple = tuple(
-                p for given in params for p in (explicit(given) if is_matrix(given) else [given])
-            )
-            missing = free - set(param_tuple)
-            if missing:
-                names = ", ".join(sorted(str(m) for m in missing))
-                raise RecurrenceError(
-                    f"{label} uses {names}, which is neither a state, an input nor a listed "
-                    "parameter; add it to params or substitute a value"
-                )
-
-        states = tuple(f for f in order_of_eval if f in lags)
-        nonstate = [f for f in order_of_eval if f not in lags]
-        vectors: dict[str, tuple[Any, ...]] = {}
+        for eq in display:  # before anything prints them: printing evaluates numbers
+            check_magnitudes([eq.rhs], f"{label}: the equation of {_head(eq.lhs)}")
+        pairs = [(lhs, rhs, eq) for eq in display for lhs, rhs in _block_pairs(eq)]
+        vectors: dict[str, Any] = {}
+        matrices: dict[str, Any] = {}
+        sizes: set[Any] = set()
         for eq in display:
             for side in (eq.lhs, eq.rhs):
-                for vec in side.atoms(VectorAt) if isinstance(side, sp.Basic) else ():
-                    vectors[vec.name] = tuple(a.func for a in vec.components())
-        object.__setattr__(self, "display", display)
-        object.__setattr__(
-            self,
-            "equations",
-            tuple(sp.Eq(f(t), defined[f][0], evaluate=False) for f in order_of_eval),
+                if isinstance(side, sp.Basic):
+                    for vec in side.atoms(VectorAt):
+                        vectors[vec.name] = VectorAt(vec.name, t, vec.shape[0])
+                    for m in side.atoms(sp.MatrixSymbol):
+                        matrices[m.name] = m
+                    sizes |= _size_symbols(side)
+        given = None if params is None else tuple(params)
+        rhs_all = [rhs for _, rhs, _ in pairs]
+        # Parameters at matrix level: each matrix once, by its name.
+        by_name = {sp.Symbol(n, real=True): m for n, m in matrices.items()}
+        free = {by_name.get(s, s) for s in _free_params(rhs_all)}
+        if given is None:
+            block_params = tuple(sorted(free, key=sp.default_sort_key))
+        else:
+            block_params = tuple(p for p in given if not is_matrix(p) or p in free)
+            if not any(is_matrix(p) for p in given) and matrices:
+                # parameters listed as matrix entries: checked on the component view
+                block_params = tuple(sorted(free, key=sp.default_sort_key))
+            else:
+                _check_params(label, free, block_params)
+        blocks = _blocks(
+            pairs,
+            label,
+            block_params,
+            tuple(sorted(vectors.items())),
+            tuple(sorted(sizes, key=str)),
         )
-        object.__setattr__(self, "states", states)
-        object.__setattr__(self, "inputs", tuple(sorted(inputs, key=lambda f: f.__name__)))
-        object.__setattr__(self, "outputs", tuple(f for f in nonstate if f not in used_same_time))
-        object.__setattr__(self, "intermediates", tuple(f for f in nonstate if f in used_same_time))
-        object.__setattr__(self, "params", param_tuple)
-        object.__setattr__(self, "order", max(lags.values()))
+        object.__setattr__(self, "display", display)
+        object.__setattr__(self, "blocks", blocks)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "input_lag", input_lag)
-        object.__setattr__(self, "_vectors", tuple(sorted(vectors.items())))
+        object.__setattr__(self, "_given", given)
+        if not blocks.vectors:
+            object.__setattr__(self, "_components", blocks)
+        elif all(d.is_Integer for v in vectors.values() for d in v.shape) and given is not None:
+            _ = self._components  # listed parameters are checked now, as before
+
+    @cached_property
+    def _components(self) -> Blocks:
+        """The component view: every vector split into scalars (explicit sizes only)."""
+        label = f"Recurrence {self.name!r}" if self.name else "Recurrence"
+        pairs = [(lhs, rhs, eq) for eq in self.display for lhs, rhs in _pairs_of(eq)]
+        rhs_all = [rhs for _, rhs, _ in pairs]
+        free = _free_params(rhs_all)
+        if self._given is None:
+            params = tuple(sorted(free, key=sp.default_sort_key))
+        else:
+            params = tuple(p for g in self._given for p in (explicit(g) if is_matrix(g) else [g]))
+            _check_params(label, free, params)
+        return _blocks(pairs, label, params)
+
+    @property
+    def equations(self) -> tuple[sp.Equality, ...]:
+        return self._components.equations
+
+    @property
+    def states(self) -> tuple[Any, ...]:
+        return self._components.states
+
+    @property
+    def inputs(self) -> tuple[Any, ...]:
+        return self._components.inputs
+
+    @property
+    def outputs(self) -> tuple[Any, ...]:
+        return self._components.outputs
+
+    @property
+    def intermediates(self) -> tuple[Any, ...]:
+        return self._components.intermediates
+
+    @property
+    def params(self) -> tuple[Any, ...]:
+        return self._components.params
+
+    @property
+    def order(self) -> int:
+        return self.blocks.order
+
+    @property
+    def input_lag(self) -> int:
+        return self.blocks.input_lag
+
+    @property
+    def is_vector(self) -> bool:
+        """True when the recurrence has vector quantities (written with :func:`symrnn.vector`)."""
+        return bool(self.blocks.vectors)
+
+    @property
+    def has_explicit_size(self) -> bool:
+        """True when every size is a number, so the component view exists."""
+        return not self.blocks.sizes
 
     # ----------------------------------------------------------------- construction helpers
     @classmethod
@@ -386,7 +604,7 @@ class Recurrence:
     @property
     def vectors(self) -> dict[str, tuple[Any, ...]]:
         """Vector quantities written with :func:`symrnn.vector`: name -> component functions."""
-        return dict(self._vectors)
+        return {name: tuple(a.func for a in v.components()) for name, v in self.blocks.vectors}
 
     @cached_property
     def param_groups(self) -> dict[str, sp.ImmutableMatrix | sp.Symbol]:
@@ -413,13 +631,36 @@ class Recurrence:
 
     def lag(self, func: Any) -> int:
         """Largest lag with which ``func`` is used (0 if never lagged)."""
-        lags = [
-            -int(shift_of(a))  # type: ignore[arg-type]
-            for r in self.update.values()
-            for a in time_atoms(r)
-            if a.func == func
-        ]
-        return max(lags, default=0)
+        return self._components.lag(func)
+
+    def at_sizes(self, **sizes: int) -> Recurrence:
+        """The same recurrence with numbers for its symbolic sizes (``rec.at_sizes(n=3)``).
+
+        >>> import sympy as sp, symrnn as sr
+        >>> n = sr.size("n")
+        >>> h, W = sr.vector("h", n), sr.matrix("W", n, n)
+        >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1))))
+        >>> rec.at_sizes(n=3).states
+        (h_1, h_2, h_3)
+        """
+        known = {str(s): s for s in self.blocks.sizes}
+        unknown = sorted(set(sizes) - set(known))
+        if unknown:
+            raise RecurrenceError(
+                f"{', '.join(unknown)} is not a size of this recurrence; its sizes are "
+                f"{', '.join(known) or 'all explicit'}"
+            )
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RecurrenceError(f"size {name} must be a positive integer, got {value!r}")
+        mapping = {known[k]: sp.Integer(v) for k, v in sizes.items()}
+        display = [sp.Eq(e.lhs.xreplace(mapping), e.rhs.xreplace(mapping)) for e in self.display]
+        given = (
+            None
+            if self._given is None
+            else [sp.sympify(p, strict=True).xreplace(mapping) for p in self._given]
+        )
+        return Recurrence(display, params=given, name=self.name)
 
     def with_params(self, values: dict[Any, Any]) -> Recurrence:
         """A new recurrence with some parameters replaced by values or expressions."""
@@ -460,13 +701,13 @@ class Recurrence:
         return f"Recurrence([{eqs}]{name})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Recurrence) and (self.equations, self.params) == (
-            other.equations,
-            other.params,
-        )
+        return isinstance(other, Recurrence) and (
+            self.blocks.equations,
+            self.blocks.params,
+        ) == (other.blocks.equations, other.blocks.params)
 
     def __hash__(self) -> int:
-        return hash((self.equations, self.params))
+        return hash((self.blocks.equations, self.blocks.params))
 
     def _latex_lines(self) -> list[str]:
         return [f"{latex_expr(e.lhs)} &= {latex_expr(e.rhs)}" for e in self.display]

@@ -42,7 +42,16 @@ from sympy.core.mul import _mulsort
 
 from .errors import LimitError, UnfoldError
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
-from .notation import at_time, is_time_atom, latex_expr, shift_of, t, time_atoms, time_of
+from .notation import (
+    at_time,
+    is_time_atom,
+    latex_expr,
+    shift_of,
+    str_expr,
+    t,
+    time_atoms,
+    time_of,
+)
 from .parsing import parse_in_scope
 from .recurrence import Recurrence
 
@@ -119,9 +128,39 @@ class Unfolded:
 
     recurrence: Recurrence
     steps: int
-    equations: tuple[sp.Equality, ...]
+    chain: tuple[sp.Equality, ...] | None = None
     init: tuple[tuple[Any, Any], ...] = ()
     _closed: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def equations(self) -> tuple[sp.Equality, ...]:
+        """``Eq(h_i(k), ...)`` for k = 1 … steps: the component chain (explicit sizes only).
+
+        For a scalar recurrence this is the chain itself; for a vector recurrence it is the
+        component view of :attr:`blocks`, built on first use.
+        """
+        if self.chain is not None:
+            return self.chain
+        rec = self.recurrence
+        return tuple(
+            sp.Eq(eq.lhs.func(k), self.instantiate(eq.rhs, k), evaluate=False)
+            for k in range(1, self.steps + 1)
+            for eq in rec.equations
+        )
+
+    @cached_property
+    def blocks(self) -> tuple[sp.Equality, ...]:
+        r"""The chain at matrix level: one equation per vector per step,
+        :math:`\mathbf{h}^{(k)} = \tanh(\mathbf{W}\mathbf{h}^{(k-1)} + \dots)`, for any size."""
+        if not self.recurrence.is_vector:
+            return self.equations
+        mapping = self._initial_blocks()
+        out = []
+        for k in range(1, self.steps + 1):
+            for eq in self.recurrence.blocks.equations:
+                at_k = sp.Eq(eq.lhs.xreplace({t: k}), eq.rhs.xreplace({t: k}), evaluate=False)
+                out.append(at_k.xreplace(mapping) if mapping else at_k)
+        return tuple(out)
 
     # --------------------------------------------------------------------------- lookups
     @cached_property
@@ -179,6 +218,22 @@ class Unfolded:
             mapping = {a: initial.get(v, v) for a, v in mapping.items()}
             return [tpl.xreplace(mapping) for tpl in templates]  # values: let SymPy simplify
         return [_rename(tpl, mapping) for tpl in templates]
+
+    def _initial_blocks(self) -> dict[Any, Any]:
+        """Initial values for the matrix-level chain: whole vectors whose components are given."""
+        given = dict(self.init)
+        if not given:
+            return {}
+        rec = self.recurrence
+        mapping = {a: v for a, v in given.items() if not isinstance(a, VectorAt)}
+        for name, v in rec.blocks.vectors:
+            func = next((f for f in rec.blocks.defined if f.__name__ == name), None)
+            for k in range(1 - (rec.blocks.lag(func) if func else 0), 1):
+                at_k = VectorAt(name, k, v.shape[0])
+                comps = at_k.components()
+                if all(c in given for c in comps):
+                    mapping[at_k] = sp.ImmutableMatrix([given[c] for c in comps])
+        return mapping
 
     def __iter__(self) -> Iterator[sp.Equality]:
         return iter(self.equations)
@@ -304,17 +359,19 @@ class Unfolded:
     # ---------------------------------------------------------------------------- printing
     def __repr__(self) -> str:
         name = f" {self.recurrence.name!r}" if self.recurrence.name else ""
+        if self.recurrence.is_vector:
+            return f"<Unfolded{name}: {self.steps} steps, {len(self.blocks)} vector equations>"
         return f"<Unfolded{name}: {self.steps} steps, {len(self.equations)} equations>"
 
     def __str__(self) -> str:
         # Only the printed equations are converted: a long chain prints in constant time.
-        eqs = self.equations
+        eqs = self.blocks
         if len(eqs) > 12:
             return "\n".join([*map(_str_eq, eqs[:6]), "...", *map(_str_eq, eqs[-3:])])
         return "\n".join(map(_str_eq, eqs))
 
     def _latex_lines(self, max_lines: int = 12) -> list[str]:
-        eqs = self.equations
+        eqs = self.blocks
         if len(eqs) > max_lines:
             head, tail = eqs[: max_lines // 2], eqs[-2:]
             return [*map(_latex_eq, head), "&\\;\\;\\vdots", *map(_latex_eq, tail)]
@@ -325,7 +382,7 @@ class Unfolded:
 
 
 def _str_eq(eq: sp.Equality) -> str:
-    return f"{eq.lhs} = {eq.rhs}"
+    return f"{str_expr(eq.lhs)} = {str_expr(eq.rhs)}"
 
 
 def _latex_eq(eq: sp.Equality) -> str:
@@ -503,10 +560,7 @@ def unfold(rec: Recurrence, steps: int, init: Mapping[Any, Any] | None = None) -
     if steps > MAX_STEPS:
         raise LimitError(f"steps = {steps} exceeds the limit of {MAX_STEPS:,}; unfold fewer steps")
     initial = _initial_mapping(rec, init)
-    shell = Unfolded(rec, steps, (), tuple(initial.items()))
-    equations = tuple(
-        sp.Eq(eq.lhs.func(k), shell.instantiate(eq.rhs, k), evaluate=False)
-        for k in range(1, steps + 1)
-        for eq in rec.equations
-    )
-    return Unfolded(rec, steps, equations, tuple(initial.items()))
+    U = Unfolded(rec, steps, None, tuple(initial.items()))
+    if rec.is_vector:
+        return U  # one equation per vector per step; components are built on request
+    return Unfolded(rec, steps, U.equations, U.init)

@@ -814,6 +814,7 @@ class _Setup:
         self.U, self.rec, self.T = U, rec, U.steps
         self.trials, self.rtol, self.atol, self.fd_rtol = trials, rtol, atol, fd_rtol
         self.seed = seed
+        self.given_loss = loss
         self.template, self.loss = _split_loss(U, loss)
         known = set(rec.defined) | set(rec.inputs)
         loss_funcs = {a.func for a in time_atoms(self.loss)}
@@ -1334,6 +1335,8 @@ def _check_codegen(setup: _Setup, reverse: dict[Any, np.ndarray] | Exception) ->
             rows.append(_judge("codegen", compared_grad, grd, setup.rtol, setup.atol))
         if setup.trials > 1:
             rows.append(_batch_row(setup, formats, F, mode, with_grad=grad_reason is None))
+    if rec.is_vector:
+        rows.append(_matrix_row(setup, formats))
     return rows
 
 
@@ -1399,6 +1402,69 @@ def _batch_row(setup: _Setup, formats: _Formats, F: Any, mode: str, with_grad: b
                     label = f"dL/d{name}(0)" + (f"[{', '.join(map(str, index))}]" if index else "")
                     comparison.add(
                         (("component", label), ("trial", i)), per_trial[i][index], single[index]
+                    )
+    return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
+
+
+def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
+    """The matrix-level code (whole vectors, BLAS over the batch) against the component code.
+
+    Both run every trial at once with trial 0's parameters; they are generated independently
+    (the matrix rules of :mod:`symrnn.rules` vs the scalar differentiator), so agreement checks
+    the derivative rules as much as the printing.
+    """
+    compared = "matrix code vs component code"
+    loss = setup.given_loss
+    if loss is None or isinstance(loss, str):
+        loss = None
+    elif setup.template is None:
+        return _skip("codegen", compared, "the loss is at fixed times; scan code needs a template")
+    with_grad = loss is not None and not loss_only_symbols(setup.rec, setup.loss)
+    try:
+        M = lambdify(setup.rec, loss=loss if with_grad else None, level="matrix")
+        C = lambdify(setup.rec, loss=loss if with_grad else None, level="components")
+    except SymrnnError as exc:
+        return _skip("codegen", compared, f"no matrix-level code: {exc}")
+    trials, T = setup.trials, setup.T
+    params = formats.params(0)
+    inputs = [formats.inputs(i, targets=with_grad) for i in range(trials)]
+    inits = [formats.init(i) for i in range(trials)]
+    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
+    batch_init = {
+        k: np.stack([x[k] for x in inits], axis=int(formats.order[k] > 1)) for k in inits[0]
+    }
+    comparison = _Comparison(("matrix code", "component code"))
+    try:
+        with _watch():
+            results = [(F.forward(params, batch_inputs, batch_init, steps=T), F) for F in (M, C)]
+            grads = [
+                F.value_and_grad(params, batch_inputs, batch_init, steps=T, init_grad=True)
+                for F in (M, C)
+                if with_grad
+            ]
+    except Exception as exc:
+        if not _is_arithmetic(exc):
+            return _error("codegen", compared, "matrix or component code", exc)
+        comparison.problem((("trial", 0),), f"the code raised {type(exc).__name__}: {exc}")
+        return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
+    (out_m, _), (out_c, _) = results
+    for name in out_c:
+        a, b = np.asarray(out_m[name]), np.asarray(out_c[name])
+        for index in np.ndindex(b.shape):
+            comparison.add((("component", f"{name}{list(index)}"),), a[index], b[index])
+    if grads:
+        (vm, gm), (vc, gc) = grads
+        comparison.add((("component", "L"),), vm, vc)
+        for name in gc:
+            parts = gc[name].items() if name == "init" else [(name, gc[name])]
+            for key, want in parts:
+                got = (gm["init"] if name == "init" else gm)[key]
+                for index in np.ndindex(np.shape(want)):
+                    label = f"dL/d{key}" + (f"[{', '.join(map(str, index))}]" if index else "")
+                    comparison.add(
+                        (("component", label),),
+                        np.asarray(got)[index],
+                        np.asarray(want)[index],
                     )
     return _judge("codegen", compared, comparison, setup.rtol, setup.atol)
 

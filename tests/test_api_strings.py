@@ -48,6 +48,8 @@ def _entry_points(rec: sr.Recurrence) -> dict[str, object]:
         "sqr": sr.sqr,
         "reduce_sum": sr.reduce_sum,
         "dot": lambda s: sr.dot(s, s),
+        "squared_error": lambda s: sr.squared_error(s, 0),
+        "softmax_cross_entropy": lambda s: sr.softmax_cross_entropy(0, s),
     }
 
 

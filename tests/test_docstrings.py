@@ -10,12 +10,12 @@ import pytest
 
 import symrnn
 
-# scan_runtime is the text of generated modules (its names come from the generated tables);
-# __main__ runs the command line when imported.
+# scan_runtime and matrix_runtime are the text of generated modules (their names come from the
+# generated tables); __main__ runs the command line when imported.
 MODULES = sorted(
     info.name
     for info in pkgutil.iter_modules(symrnn.__path__)
-    if info.name not in ("__main__", "scan_runtime")
+    if info.name not in ("__main__", "scan_runtime", "matrix_runtime")
 )
 #: Modules with nothing to show by example.
 WITHOUT_EXAMPLES = {"errors"}

@@ -736,7 +736,7 @@ def test_unfolded_fig_10_3_with_losses_and_targets() -> None:
     for k in (1, 2, 3):
         assert {n.id for n in g.nodes if n.id.endswith(f"__{k}")} == {f"{q}__{k}" for q in "xhoLy"}
         assert g.operands(f"L__{k}") == (f"o__{k}", f"y__{k}")
-        assert g.node(f"L__{k}").expr == U.instantiate(fig_10_3_loss(), k)
+        assert g.node(f"L__{k}").expr == sr.losses.expand_losses(U.instantiate(fig_10_3_loss(), k))
         assert (g.node(f"L__{k}").kind, g.node(f"y__{k}").kind) == ("intermediate", "input")
         assert g.node(f"y__{k}").label_latex == f"\\mathbf{{y}}^{{({k})}}"
     assert g.operands("L") == ("L__1", "L__2", "L__3") and g.node("L").kind == "output"

@@ -35,3 +35,15 @@ def test_readme_python_example_runs():
     assert str(U.closed_form(2)) == "tanh(b + u*x(2) + w*tanh(b + u*x(1) + w*h(0)))"
     assert {str(k) for k in namespace["F"].param_shapes} == {"w", "u", "b"}
     del L, h, x, w, u, b
+
+
+def test_readme_links_every_page_of_the_site():
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", README))
+    assert all((ROOT / path).is_file() for path in linked), sorted(linked)
+    # The site's home page, docs/index.md, is what the README itself is on GitHub.
+    pages = {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")}
+    pages.discard("docs/index.md")
+    assert pages <= linked, f"pages the README does not link: {sorted(pages - linked)}"
+    # The one rendered graph the README shows exists.
+    (image,) = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert (ROOT / image).is_file()

@@ -1,0 +1,335 @@
+"""Matrix-level code (symrnn.matrix_code, symrnn.rules): whole vectors, any size.
+
+Every result is checked by a second, independent route: the component-level code (one variable
+per scalar, derived by symrnn's scalar differentiator), a hand-written NumPy BPTT, complex-step
+and central differences, and the adjoint identity between the VJP and JVP rules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symrnn as sr
+from symrnn.matrix_form import Diag, Nabla, matrix_bptt
+from symrnn.rules import ELEMENTWISE, LINEAR
+
+t = sr.t
+
+
+def _vec(name, n):
+    return sr.vector(name, n)(t)
+
+
+def leaky(n, inputs):
+    """A leaky unit mixing a scalar parameter with vectors: h = (1 - a) h + a tanh(W h + U x)."""
+    h, x = sr.vector("h", n), sr.vector("x", inputs)
+    W, U, a = sr.matrix("W", n, n), sr.matrix("U", n, inputs), sp.Symbol("a", real=True)
+    return sr.Recurrence(
+        sp.Eq(h(t), (1 - a) * h(t - 1) + a * sr.tanh(W * h(t - 1) + U * x(t))), name="leaky"
+    )
+
+
+def scalar_gate(n):
+    """A per-sequence scalar times a vector: s = σ(vᵀ h(t-1)), h = s tanh(W h(t-1) + x)."""
+    h, s = sr.vector("h", n), sp.Function("s", real=True)
+    W, v = sr.matrix("W", n, n), sr.matrix("v", n)
+    x = sr.vector("x", n)
+    return sr.Recurrence(
+        [
+            sp.Eq(s(t), sr.sigmoid(sr.dot(v, h(t - 1)))),
+            sp.Eq(h(t), s(t) * sr.tanh(W * h(t - 1) + x(t))),
+        ],
+        name="scalar_gate",
+    )
+
+
+CASES = {
+    "elman_sq": (lambda: sr.cells.elman(3, inputs=2, outputs=3), "o", 3, "sq"),
+    "elman_xent": (lambda: sr.cells.elman(3, inputs=2, outputs=3), "o", 3, "xent"),
+    "jordan": (lambda: sr.cells.jordan(2, inputs=2, outputs=2), "o", 2, "sq"),
+    "linear": (lambda: sr.cells.linear(3, inputs=2), "h", 3, "sq"),
+    "gru": (lambda: sr.cells.gru(3, inputs=2), "h", 3, "sq"),
+    "lstm": (lambda: sr.cells.lstm(2, inputs=3), "h", 2, "sq"),
+    "leaky": (lambda: leaky(3, 2), "h", 3, "sq"),
+}
+
+
+def _loss(on, k, kind):
+    loss = sr.squared_error if kind == "sq" else sr.softmax_cross_entropy
+    return loss(_vec(on, k), _vec("y", k))
+
+
+def _problem(F, rng, steps, batch, sizes=None):
+    sizes = sizes or {}
+
+    def shape(spec):
+        return tuple(sizes.get(d, d) if isinstance(d, str) else d for d in spec)
+
+    params = {
+        name: rng.uniform(-0.7, 0.7, shape(s)) if s else float(rng.uniform(-0.7, 0.7))
+        for name, s in F.param_shapes.items()
+    }
+    lead = (batch,) if batch else ()
+    inputs = {
+        name: rng.uniform(-1, 1, (steps + F.input_lag, *lead, *shape(s)))
+        for name, s in F.input_shapes.items()
+    }
+    if "y" in inputs and batch is not None and sizes.get("softmax"):
+        inputs["y"] = np.abs(inputs["y"])
+    init = {
+        name: rng.uniform(-1, 1, ((order,) if order > 1 else ()) + lead + shape(s))
+        for name, (order, s) in F.state_shapes.items()
+    }
+    return params, inputs, init
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matrix_and_component_code_agree(case, batch):
+    make, on, k, kind = CASES[case]
+    rec = make()
+    loss = _loss(on, k, kind)
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    C = sr.lambdify(rec, loss=loss, level="components")
+    assert M.matrix_level and not C.matrix_level
+    assert M.input_shapes == C.input_shapes and M.state_shapes == C.state_shapes
+    params, inputs, init = _problem(M, np.random.default_rng(3), 5, batch)
+    fm, fc = M.forward(params, inputs, init), C.forward(params, inputs, init)
+    assert set(fm) == set(fc)
+    for name in fm:
+        np.testing.assert_allclose(fm[name], fc[name], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        M.loss(params, inputs, init), C.loss(params, inputs, init), rtol=1e-12
+    )
+    vm, gm = M.value_and_grad(params, inputs, init, init_grad=True)
+    vc, gc = C.value_and_grad(params, inputs, init, init_grad=True)
+    assert vm == pytest.approx(vc, rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(gm[name], gc[name], rtol=1e-10, atol=1e-12)
+        assert np.shape(gm[name]) == np.shape(params[name])
+    for name in gc["init"]:
+        np.testing.assert_allclose(gm["init"][name], gc["init"][name], rtol=1e-10, atol=1e-12)
+
+
+def test_a_per_sequence_scalar_times_a_vector():
+    rec = scalar_gate(3)
+    loss = sr.squared_error(_vec("h", 3), _vec("y", 3))
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    C = sr.lambdify(rec, loss=loss, level="components")
+    params, inputs, init = _problem(M, np.random.default_rng(1), 4, 5)
+    vm, gm = M.value_and_grad(params, inputs, init)
+    vc, gc = C.value_and_grad(params, inputs, init)
+    assert vm == pytest.approx(vc, rel=1e-12)
+    for name in gc:
+        np.testing.assert_allclose(gm[name], gc[name], rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ an oracle written by hand
+def hand_elman(W, U, b, xs, ys):
+    """Forward and BPTT of h = tanh(b + W h + U x), L = Σ_t ½‖h − y‖², batch on axis 1."""
+    T, B, _ = xs.shape
+    hs = [np.zeros((B, W.shape[0]))]
+    for k in range(T):
+        hs.append(np.tanh(xs[k] @ U.T + hs[-1] @ W.T + b))
+    loss, gW, gU, gb = 0.0, np.zeros_like(W), np.zeros_like(U), np.zeros_like(b)
+    carry = np.zeros_like(hs[0])
+    for k in range(T, 0, -1):
+        d = hs[k] - ys[k - 1]
+        loss += 0.5 * np.sum(d * d)
+        delta = (carry + d) * (1 - hs[k] ** 2)
+        gW += delta.T @ hs[k - 1]
+        gU += delta.T @ xs[k - 1]
+        gb += delta.sum(0)
+        carry = delta @ W
+    return loss, {"W": gW, "U": gU, "b": gb}, np.stack(hs[1:])
+
+
+def test_code_for_a_symbolic_size_runs_at_every_size():
+    n, m = sr.size("n"), sr.size("m")
+    rec = sr.cells.elman(n, inputs=m)
+    F = sr.lambdify(rec, loss=sr.squared_error(_vec("h", n), _vec("y", n)))
+    assert F.param_shapes == {"U": ("n", "m"), "W": ("n", "n"), "b": ("n",)}
+    rng = np.random.default_rng(5)
+    for size, inputs in [(1, 1), (2, 3), (7, 2), (64, 32)]:
+        W = rng.normal(size=(size, size)) / np.sqrt(size)
+        U, b = rng.normal(size=(size, inputs)), rng.normal(size=size) * 0.1
+        xs, ys = rng.normal(size=(6, 4, inputs)), rng.normal(size=(6, 4, size))
+        value, grads = F.value_and_grad({"W": W, "U": U, "b": b}, {"x": xs, "y": ys})
+        want, want_grads, hs = hand_elman(W, U, b, xs, ys)
+        assert value == pytest.approx(want, rel=1e-12)
+        for name in want_grads:
+            np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(F.forward({"W": W, "U": U, "b": b}, {"x": xs})["h"], hs)
+
+
+def test_symbolic_size_code_agrees_with_components_at_an_explicit_size():
+    n, m = sr.size("n"), sr.size("m")
+    rec = sr.cells.lstm(n, inputs=m)
+    loss = sr.squared_error(_vec("h", n), _vec("y", n))
+    F = sr.lambdify(rec, loss=loss)
+    small = rec.at_sizes(n=2, m=3)
+    C = sr.lambdify(small, loss=sr.squared_error(_vec("h", 2), _vec("y", 2)), level="components")
+    params, inputs, init = _problem(C, np.random.default_rng(2), 4, 3)
+    v1, g1 = F.value_and_grad(params, inputs, init)
+    v2, g2 = C.value_and_grad(params, inputs, init)
+    assert v1 == pytest.approx(v2, rel=1e-12)
+    for name in g2:
+        np.testing.assert_allclose(g1[name], g2[name], rtol=1e-10, atol=1e-12)
+
+
+def test_mismatched_sizes_are_one_line_shape_errors():
+    n = sr.size("n")
+    F = sr.lambdify(sr.cells.elman(n, inputs=n))
+    W, U, b = np.zeros((3, 3)), np.zeros((3, 4)), np.zeros(3)
+    with pytest.raises(sr.ShapeError, match=r"parameter 'U' has shape \(3, 4\), expected \(3, 3\)"):
+        F.forward({"W": W, "U": U, "b": b}, {"x": np.zeros((5, 3))})
+    with pytest.raises(sr.ShapeError, match=r"input 'x' has shape \(2,\), expected \(3,\)"):
+        F.forward({"W": W, "U": W, "b": b}, {"x": np.zeros((5, 2))})
+
+
+def _directional_check(make, loss, n, m, rng, steps=6, batch=3):
+    F = sr.lambdify(make(n, inputs=m), loss=loss, level="matrix")
+    Fc = sr.lambdify(make(n, inputs=m), loss=loss, level="matrix", dtype="complex128")
+    params, inputs, init = _problem(F, rng, steps, batch)
+    _, grads = F.value_and_grad(params, inputs, init)
+    for _ in range(2):
+        d = {k: rng.normal(size=np.shape(v)) for k, v in params.items()}
+        exact = sum(float(np.vdot(grads[k], d[k])) for k in params)
+        # complex step: Im L(θ + i h d) / h, exact to rounding
+        h = 1e-30
+        shifted = {k: params[k] + 1j * h * d[k] for k in params}
+        cs = float(np.sum(Fc.loss(shifted, inputs, init)).imag / h)
+        assert cs == pytest.approx(exact, rel=1e-10, abs=1e-12)
+        # central differences
+        eps = 1e-6
+        plus = {k: params[k] + eps * d[k] for k in params}
+        minus = {k: params[k] - eps * d[k] for k in params}
+        fd = float(np.sum(F.loss(plus, inputs, init)) - np.sum(F.loss(minus, inputs, init)))
+        assert fd / (2 * eps) == pytest.approx(exact, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cells_at_64_units_against_complex_step_and_central_differences(cell):
+    n, m = 64, 16
+    loss = sr.squared_error(_vec("h", n), _vec("y", n))
+    _directional_check(getattr(sr.cells, cell), loss, n, m, np.random.default_rng(11))
+
+
+def test_code_size_does_not_grow_with_the_hidden_size():
+    def source(n):
+        rec = sr.cells.lstm(n, inputs=n // 2)
+        F = sr.lambdify(rec, loss=sr.squared_error(_vec("h", n), _vec("y", n)), level="matrix")
+        start = F.source.index("def step(")
+        return F.source[start : F.source.index("# ----", start)]
+
+    assert source(4) == source(256)
+    assert source(256).count("\n") < 120
+
+
+# --------------------------------------------------------------------------- the rule table
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_elementwise_derivatives_match_central_differences(name):
+    rule = ELEMENTWISE[name]
+    a = np.linspace(0.2, 1.7, 7)
+    env = {"numpy": np}
+
+    def f(v):
+        return eval(rule.forward("v"), env, {"v": v})  # noqa: S307 (symrnn's own table)
+
+    y = f(a)
+    d = eval(rule.derivative("a", "y"), env, {"a": a, "y": y})  # noqa: S307
+    eps = 1e-6
+    np.testing.assert_allclose(d, (f(a + eps) - f(a - eps)) / (2 * eps), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR))
+def test_vjp_and_jvp_rules_are_adjoint(name):
+    # ⟨ḡ, J d⟩ = ⟨Jᵀ ḡ, d⟩ for each argument: the reverse and forward rules describe one map.
+    rng = np.random.default_rng(0)
+    env = {
+        "numpy": np,
+        "dot": lambda a, b: np.einsum("...i,...i->...", a, b),
+        "outer": lambda g, a: np.einsum("bi,bj->ij", g, a),
+    }
+    B, n, m = 4, 3, 5
+    shapes = {
+        "matvec": [(n, m), (B, m)],
+        "rmatvec": [(m, n), (B, m)],
+        "dot": [(B, n), (B, n)],
+        "mul": [(B, n), (B, n)],
+    }[name]
+    args = [rng.normal(size=s) for s in shapes]
+    rule = LINEAR[name]
+    names = {f"a{i}": v for i, v in enumerate(args)}
+    value = eval(rule.forward(*names), env, names)  # noqa: S307 (symrnn's own table)
+    g = rng.normal(size=np.shape(value))
+    for i in range(len(args)):
+        d = rng.normal(size=shapes[i])
+        scope = {**names, "g": g[..., None] if name == "dot" else g, "d": d}
+        jvp = eval(rule.jvp[i]("d", *names), env, scope)  # noqa: S307
+        vjp = eval(rule.vjp[i]("g", *names), env, scope)  # noqa: S307
+        assert np.vdot(g, jvp) == pytest.approx(np.vdot(vjp, d), rel=1e-12)
+
+
+# ------------------------------------------------------------------- symbolic BPTT equations
+def test_symbolic_size_bptt_equations_are_the_books():
+    n, m, k = sr.size("n"), sr.size("m"), sr.size("k")
+    M = matrix_bptt(sr.cells.elman(n, inputs=m, outputs=k))
+    h, o, x = sr.vector("h", n), sr.vector("o", k), sr.vector("x", m)
+    W, U, V = sr.matrix("W", n, n), sr.matrix("U", n, m), sr.matrix("V", k, n)
+    b, c = sr.matrix("b", n), sr.matrix("c", k)
+    s = sp.Symbol("s")
+    tau = sp.Symbol("tau", integer=True, positive=True)
+
+    def diag(time):
+        return Diag(sp.Lambda(s, 1 - s**2), h(time))
+
+    def canonical(e):  # Diag's bound variable is a Dummy: name it s on both sides
+        return e.replace(
+            lambda a: isinstance(a, Diag), lambda a: Diag(sp.Lambda(s, a.function(s)), a.vector)
+        )
+
+    eqs = {str(eq.lhs): canonical(eq.rhs) for eq in M.adjoints + M.gradients}
+    # eq. 10.21: ∇_h(t) L = Wᵀ diag(1 − (h^(t+1))²) ∇_h(t+1) L + Vᵀ ∇_o(t) L
+    want_h = W.T * diag(t + 1) * Nabla(h(t + 1)) + V.T * Nabla(o(t))
+    # (compared by structure: SymPy's == on Lambda inside a matrix expression is unreliable)
+    assert sp.srepr(eqs[str(Nabla(h(t)))]) == sp.srepr(want_h)
+    # eq. 10.22–10.28: parameter gradients as sums over t of outer products
+    want = {
+        Nabla(c): sp.Sum(Nabla(o(t)), (t, 1, tau)),
+        Nabla(b): sp.Sum(diag(t) * Nabla(h(t)), (t, 1, tau)),
+        Nabla(V): sp.Sum(Nabla(o(t)) * h(t).T, (t, 1, tau)),
+        Nabla(W): sp.Sum(diag(t) * Nabla(h(t)) * h(t - 1).T, (t, 1, tau)),
+        Nabla(U): sp.Sum(diag(t) * Nabla(h(t)) * x(t).T, (t, 1, tau)),
+    }
+    for lhs, rhs in want.items():
+        assert sp.srepr(eqs[str(lhs)]) == sp.srepr(rhs)
+
+
+def test_unfolding_a_symbolic_size_keeps_one_equation_per_vector():
+    n = sr.size("n")
+    U = sr.unfold(sr.cells.elman(n, inputs=n), 3)
+    assert len(U.blocks) == 3
+    assert str(U).splitlines()[0] == "h(1) = tanh(U*x(1) + W*h(0) + b)"
+    with pytest.raises(sr.ShapeError, match="symbolic size"):
+        U.equations  # noqa: B018 (the component view needs explicit sizes)
+
+
+def test_verify_compares_matrix_and_component_code(monkeypatch):
+    rec = sr.cells.elman(2, inputs=2, outputs=2)
+    loss = sr.squared_error(_vec("o", 2), _vec("y", 2))
+
+    def row():
+        report = sr.verify(rec, steps=3, loss=loss, checks=["codegen"])
+        (found,) = [r for r in report.rows if r.compared == "matrix code vs component code"]
+        return found
+
+    assert row().status == "pass"
+    # A wrong rule (tanh' = 1 - y instead of 1 - y²) is caught by the comparison.
+    import symrnn.rules as rules
+
+    wrong = rules.Elementwise(rules.ELEMENTWISE["tanh"].forward, lambda a, y: f"(1.0 - {y})")
+    monkeypatch.setitem(rules.ELEMENTWISE, "tanh", wrong)
+    assert row().status == "fail"
