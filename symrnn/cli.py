@@ -58,6 +58,7 @@ __all__ = [
     "main",
     "MAX_UNFOLD_STEPS",
     "MAX_CLOSED_FORM_STEPS",
+    "MAX_PRINTED_CLOSED_FORM_NODES",
     "MAX_GRAD_STEPS",
     "MAX_RESOLVED_STEPS",
     "MAX_CHECK_STEPS",
@@ -75,6 +76,9 @@ MAX_UNFOLD_STEPS = 10_000
 #: ``unfold --closed-form``: closed forms nest one level per step; deeper ones exceed SymPy's
 #: recursion when printed.
 MAX_CLOSED_FORM_STEPS = 50
+#: ``unfold --closed-form``: nodes of the last closed form as a tree, estimated before any is
+#: built (printing takes about 30 µs a node; a state used twice in its update doubles them).
+MAX_PRINTED_CLOSED_FORM_NODES = 20_000
 #: ``grad``: steps of the adjoint (BPTT) chain printed.
 MAX_GRAD_STEPS = 1_000
 #: ``grad --resolved``: gradients written in forward quantities only grow quadratically.
@@ -702,6 +706,13 @@ def _cmd_unfold(args: Any) -> int:
         )
     U = unfold(model.recurrence, steps)
     if args.closed_form:
+        size = max(U.closed_form_size(steps, of=f) for f in model.recurrence.defined)
+        if size > MAX_PRINTED_CLOSED_FORM_NODES:
+            raise LimitError(
+                f"the closed form at step {steps} would have about {size:,} nodes, more than "
+                f"the limit of {MAX_PRINTED_CLOSED_FORM_NODES:,} for printing; use fewer steps, "
+                "or drop --closed-form to print the chain"
+            )
         pairs = [
             (f(k), U.closed_form(k, of=f))
             for k in range(1, steps + 1)

@@ -6,8 +6,8 @@ unary ``-``/``+``), numbers, names and calls of plain names are turned into SymP
 other construct is refused with a one-line :class:`~symrnn.errors.ParseError`.  Sizes have
 stated limits (:data:`MAX_TEXT`, :data:`MAX_DEPTH`, :data:`MAX_TERMS`, :data:`MAX_ARGS`,
 :data:`MAX_NUMBER_DIGITS`, :data:`MAX_EXPONENT`, :data:`MAX_EXPONENT_DIGITS`,
-:data:`MAX_ARGUMENT_DIGITS`, :data:`MAX_MAGNITUDE`); an input beyond one raises
-:class:`~symrnn.errors.LimitError` before any expensive work is done.
+:data:`MAX_ARGUMENT_DIGITS`); an input beyond one raises :class:`~symrnn.errors.LimitError`
+before any expensive work is done.
 
 What a name means:
 
@@ -83,9 +83,10 @@ MAX_EXPONENT = 10_000
 #: Below Python's default limit of 4,300 digits for printing an int (see
 #: :func:`sys.set_int_max_str_digits`), so that every result can be printed and turned into code.
 MAX_EXPONENT_DIGITS = 4_000
-#: Largest absolute value of a number in a recurrence or a loss.  symrnn computes in float64
-#: (largest about 1.8e308); a larger constant would overflow at the first evaluation, so it is
-#: refused where it is written.
+#: Largest absolute value of a number in a recurrence or a loss to compute with (checked by
+#: :func:`check_magnitudes` where a recurrence is built and where code is generated, not while
+#: reading: a formula may hold larger numbers).  symrnn computes in float64 (largest about
+#: 1.8e308); a larger constant would overflow at the first evaluation.
 MAX_MAGNITUDE = 10**300
 #: Digits of a number inside a call of a known function (``tanh``, ``exp``, ``sqrt`` …) or under
 #: a root (``x**0.5``): SymPy's simplification (it factors numbers under roots) and printing (it
@@ -202,9 +203,7 @@ def parse_expression(
     >>> parse_expression("sigmoid(w*h(t-1) + 0.25)")
     sigmoid(w*h(t - 1) + 1/4)
     """
-    expr = _Reader(_check_text(text), names, functions).read()
-    check_magnitudes([expr], _quote(text))
-    return expr
+    return _Reader(_check_text(text), names, functions).read()
 
 
 def parse_equation(
@@ -244,7 +243,6 @@ def parse_equation(
     known = _check_functions(functions)
     left = _Reader(lhs, names, known, side="left-hand side").read()
     right = _Reader(rhs, names, known, side="right-hand side").read()
-    check_magnitudes([left, right], _quote(text))
     try:
         return sp.Eq(left, right, evaluate=False)
     except SymrnnError:

@@ -62,9 +62,10 @@ MAX_STEPS = 1_000_000
 #: Closed forms nest one level per step; beyond this they are unreadable and slow to build.
 MAX_CLOSED_FORM_STEPS = 200
 #: Nodes of one closed form counted as a tree, the way printing and numeric evaluation walk it
-#: (a subexpression used twice counts twice).  It is estimated on the chain before substituting:
-#: ``h(t) = h(t-1)**2 + h(t-1)`` doubles at every step, and printing takes about 30 µs a node.
-MAX_CLOSED_FORM_NODES = 20_000
+#: (a subexpression used twice counts twice; see :meth:`Unfolded.closed_form_size`).  It is
+#: estimated on the chain before substituting: ``h(t) = h(t-1)**2 + h(t-1)`` doubles at every
+#: step, so at 30 steps it would have a billion nodes.
+MAX_CLOSED_FORM_NODES = 1_000_000
 
 THETA = sp.Symbol("theta")
 
@@ -316,6 +317,21 @@ class Unfolded:
                 f"closed_form({k}) is too deeply nested for SymPy; use a smaller step"
             ) from None
         return sp.ImmutableMatrix(values) if vec else values[0]
+
+    def closed_form_size(self, k: int, of: Any = None) -> int:
+        """Nodes of ``closed_form(k, of)`` as a tree, counted on the chain (no substitution).
+
+        Printing a closed form walks this many nodes (about 30 µs each); it grows exponentially
+        with k when a state is used twice in its update.
+
+        >>> import symrnn as sr
+        >>> U = sr.unfold(sr.Recurrence.parse("h(t) = h(t-1)**2 + h(t-1)"), 30)
+        >>> U.closed_form_size(2), U.closed_form_size(30) > 10**9
+        (17, True)
+        """
+        self._check_step(k)
+        funcs, _ = self._components(of)
+        return self._closed_form_nodes(k, funcs)
 
     def _closed_form_nodes(self, k: int, funcs: Sequence[Any]) -> int:
         """The largest tree size of the closed forms of ``funcs`` at step k, from the chain."""

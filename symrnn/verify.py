@@ -58,7 +58,7 @@ from .functions import relu, sigmoid, softplus
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
-from .parsing import parse_in_scope
+from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -787,6 +787,7 @@ def _split_loss(U: Unfolded, loss: Any) -> tuple[sp.Expr | None, sp.Expr]:
         return template, total_loss(U, template)
     loss = parse_in_scope(loss, U, "the loss")
     expr, is_template = classify_loss(loss)
+    check_magnitudes([expr], "the loss")
     if is_template:
         return expr, total_loss(U, expr)
     return None, expr
