@@ -291,8 +291,9 @@ def _parser() -> _Parser:
         sub.add_argument(
             "model",
             metavar="MODEL|EQ",
+            nargs="?",
             help="a model file (.toml) or equations such as "
-            f"'{_EQ_EXAMPLE}' (several separated by ';')",
+            f"'{_EQ_EXAMPLE}' (several separated by ';'); omitted with --cell",
         )
         sub.add_argument(
             "--functions",
@@ -301,6 +302,7 @@ def _parser() -> _Parser:
             default=(),
             help="abstract update functions used in EQ, comma-separated (e.g. f)",
         )
+        vector_arguments(sub)
         if loss:
             sub.add_argument(
                 "--loss",
@@ -309,6 +311,33 @@ def _parser() -> _Parser:
                 help="per-step loss in t, summed over the steps, e.g. '(h(t) - y(t))**2/2' "
                 "(overrides the model file's)",
             )
+
+    def vector_arguments(sub: _Parser) -> None:
+        sub.add_argument(
+            "--size",
+            metavar="SIZES",
+            type=_pairs_argument,
+            help="sizes for vector models, e.g. n=3,m=2 (an integer, or symbolic)",
+        )
+        sub.add_argument(
+            "--vectors",
+            metavar="DECLS",
+            type=_pairs_argument,
+            help="vectors in EQ and their sizes, e.g. h=n,x=m",
+        )
+        sub.add_argument(
+            "--matrices",
+            metavar="DECLS",
+            type=_pairs_argument,
+            help="parameter matrices in EQ and their sizes, rows:columns, e.g. W=n:n,U=n:m,b=n",
+        )
+        sub.add_argument(
+            "--cell",
+            metavar="NAME",
+            type=_text_argument,
+            help="a cell of symrnn.cells instead of MODEL|EQ, e.g. lstm, sized by --size "
+            "n=UNITS,m=INPUTS,k=OUTPUTS",
+        )
 
     def steps_argument(sub: _Parser, limit: int, extra: str = "") -> None:
         sub.add_argument(
@@ -354,7 +383,9 @@ def _parser() -> _Parser:
         '  symrnn grad "h(t) = tanh(w*h(t-1) + u*x(t) + b)" --steps 3 '
         "--loss '(h(t) - y(t))**2/2'\n"
         "  symrnn grad examples/elman.toml --steps 3 --wrt w,u --resolved\n"
-        "  symrnn grad examples/elman.toml --wrt 'h(0)' --latex\n",
+        "  symrnn grad examples/elman.toml --wrt 'h(0)' --latex\n"
+        "  symrnn grad examples/elman_vector.toml            # matrix form for vector models\n"
+        "  symrnn grad --cell lstm --size n=3,m=2\n",
         _cmd_grad,
     )
     model_arguments(sub, loss=True)
@@ -372,6 +403,18 @@ def _parser() -> _Parser:
         help="write the gradient in forward quantities only, without adjoints (at most "
         f"{MAX_RESOLVED_STEPS} steps)",
     )
+    form = sub.add_mutually_exclusive_group()
+    form.add_argument(
+        "--matrix",
+        action="store_true",
+        help="the BPTT equations in matrix form, as Goodfellow et al. print them (the default "
+        "for vector models)",
+    )
+    form.add_argument(
+        "--components",
+        action="store_true",
+        help="the BPTT chain of scalar components over --steps (the default for scalar models)",
+    )
     sub.add_argument(
         "--latex", action="store_true", help=f"print LaTeX (at most {MAX_LATEX_STEPS} steps)"
     )
@@ -380,7 +423,9 @@ def _parser() -> _Parser:
         "check",
         "Verify every derived form against the others numerically and print the table.",
         "  symrnn check examples/elman.toml\n"
-        '  symrnn check "h(t) = tanh(w*h(t-1) + x(t))" --steps 4 --json\n',
+        '  symrnn check "h(t) = tanh(w*h(t-1) + x(t))" --steps 4 --json\n'
+        '  symrnn check "h(t) = tanh(W @ h(t-1) + U @ x(t))" --size n=3,m=2 '
+        "--vectors h=n,x=m --matrices W=n:n,U=n:m\n",
         _cmd_check,
     )
     model_arguments(sub, loss=True)
@@ -454,6 +499,15 @@ def _parser() -> _Parser:
         "for --steps",
     )
     sub.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    sub.add_argument(
+        "--with-params",
+        action="store_true",
+        help="write the parameter values into the module as PARAM_VALUES (from params_file and "
+        "[params]; the others drawn at random with --seed)",
+    )
+    sub.add_argument(
+        "--seed", type=_seed_argument, default=0, help="seed of values drawn for --with-params"
+    )
 
     sub = command(
         "demo",
@@ -529,6 +583,26 @@ def _names_argument(text: str) -> tuple[str, ...]:
     return names
 
 
+def _pairs_argument(text: str) -> dict[str, Any]:
+    """``n=3,m=2`` or ``W=n:n,b=n`` as a table like a model file's (checked by symrnn.models)."""
+    if len(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"the list has {len(text):,} characters; keep it short")
+    out: dict[str, Any] = {}
+    for item in (part.strip() for part in text.split(",")):
+        name, sign, value = item.partition("=")
+        if not sign or not name.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(
+                f"{_quote(item)} is not name=value; write e.g. n=3,m=2 or W=n:n,b=n"
+            )
+        parts = [_size_value(v.strip()) for v in value.split(":")]
+        out[name.strip()] = parts[0] if len(parts) == 1 else parts
+    return out
+
+
+def _size_value(text: str) -> Any:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else text
+
+
 def _quote(text: str) -> str:
     text = " ".join(str(text).split())
     return repr(text if len(text) <= 60 else text[:57] + "...")
@@ -547,10 +621,19 @@ def _is_model_file(source: str) -> bool:
 
 
 def _model(args: Any) -> Model:
-    """The model named by the MODEL|EQ argument, with --loss applied."""
-    source: str = args.model
+    """The model named by the MODEL|EQ argument (or --cell), with --loss applied."""
+    source: str | None = args.model
     functions: tuple[str, ...] = args.functions
-    if _is_model_file(source):
+    declared = {"--size": args.size, "--vectors": args.vectors, "--matrices": args.matrices}
+    if args.cell is not None or source is None:
+        model = _cell_model(args, source, declared)
+    elif _is_model_file(source):
+        given = [option for option, value in declared.items() if value is not None]
+        if given:
+            raise ParseError(
+                f"{given[0]} is for equations given on the command line; the model file "
+                "declares its own sizes, vectors and matrices"
+            )
         if functions:
             raise ParseError(
                 "--functions is for equations given on the command line; declare the functions "
@@ -569,11 +652,35 @@ def _model(args: Any) -> Model:
                 f"the equations have {len(source):,} characters, more than the limit of "
                 f"{MAX_TEXT:,}; shorten them with intermediate quantities"
             )
-        model = Model.from_equation(source, functions=functions)
+        model = Model.from_equation(
+            source,
+            functions=functions,
+            sizes=args.size,
+            vectors=args.vectors,
+            matrices=args.matrices,
+        )
     loss = getattr(args, "loss", None)
     if loss is not None:
         model = model.with_options(loss=loss)
     return model
+
+
+def _cell_model(args: Any, source: str | None, declared: dict[str, Any]) -> Model:
+    if args.cell is None:
+        raise ParseError(
+            "give a model file, equations such as "
+            f"'{_EQ_EXAMPLE}', or a cell with --cell lstm --size n=3,m=2"
+        )
+    if source is not None:
+        raise ParseError(
+            f"--cell {_quote(args.cell)} replaces MODEL|EQ; give one of them, not both"
+        )
+    for option in ("--matrices",):
+        if declared[option] is not None:
+            raise ParseError(f"--cell brings its own parameters; remove {option}")
+    if args.functions:
+        raise ParseError("--cell brings its own equations; remove --functions")
+    return Model.from_cell(args.cell, sizes=args.size, vectors=args.vectors)
 
 
 def _steps(args: Any, model: Model, limit: int, command: str, default: int | None = None) -> int:
@@ -786,6 +893,8 @@ def _cmd_grad(args: Any) -> int:
     from .unfold import unfold
 
     model = _model(args)
+    if args.matrix or (model.is_vector and not args.components):
+        return _matrix_grad(args, model)
     steps = _steps(args, model, MAX_GRAD_STEPS, "grad")
     _require_loss(model, "grad")
     if args.resolved and steps > MAX_RESOLVED_STEPS:
@@ -832,6 +941,46 @@ def _cmd_grad(args: Any) -> int:
     return EXIT_OK
 
 
+def _matrix_grad(args: Any, model: Model) -> int:
+    """``symrnn grad --matrix``: the adjoint recursion with whole vectors and matrices."""
+    from .matrices import VectorAt
+    from .matrix_form import matrix_bptt
+    from .notation import time_atoms
+
+    for given, option in ((args.wrt, "--wrt"), (args.resolved, "--resolved")):
+        if given:
+            raise ParseError(
+                f"{option} applies to the chain of scalar components; add --components, or drop "
+                f"{option} for the matrix form"
+            )
+    if not model.is_vector:
+        raise ParseError(
+            "--matrix needs a vector model (vectors and matrices, or --cell); this model is "
+            "scalar: drop --matrix"
+        )
+    rec = model.recurrence
+    loss_on = None
+    if model.loss is not None:
+        # The vectors the loss reads: whole (o(t) inside a loss object) or by component (o_1).
+        read = {a.name for a in model.loss.atoms(VectorAt)}
+        read |= {a.func.__name__.rsplit("_", 1)[0] for a in time_atoms(model.loss)}
+        defined = [eq.lhs.name for eq in rec.display if isinstance(eq.lhs, VectorAt)]
+        loss_on = [name for name in defined if name in read] or None
+    try:
+        M = matrix_bptt(rec, loss_on=loss_on)
+    except SymrnnError as exc:
+        raise type(exc)(f"{exc}; or add --components for the chain of components") from exc
+    if args.latex:
+        _out(M.latex())
+        return EXIT_OK
+    if model.loss is not None:
+        _out(f"L = sum over t = 1..tau of L(t), L(t) = {str_expr(model.loss)}")
+        _out("")
+    _out("BPTT in matrix form (Goodfellow et al. eq. 10.18-10.28), templates in t:")
+    _out(str(M))
+    return EXIT_OK
+
+
 def _describe_loss(model: Model, U: Any, total: sp.Expr) -> str:
     if model.per_step and U.steps > 3:
         return f"sum over t = 1..{U.steps} of {str_expr(model.loss)}"
@@ -842,7 +991,7 @@ def _cmd_check(args: Any) -> int:
     model = _model(args)
     steps = _steps(args, model, MAX_CHECK_STEPS, "check", default=5)
     verify = _api("verify", "verify")
-    ranges = {name: (value, value) for name, value in model.params.items()} or None
+    ranges = {name: (value, value) for name, value in model.given_values().items()} or None
     rec = model.recurrence_with_loss_params()
     report = verify(rec, steps=steps, loss=model.loss, seed=args.seed, ranges=ranges)
     if args.json:
@@ -990,12 +1139,31 @@ def _cmd_codegen(args: Any) -> int:
             "\n\n# Parameter values from the model file: an example to call the functions with.\n"
             f"EXAMPLE_PARAMS = { {identifier(str(k)): v for k, v in model.params.items()}!r}\n"
         )
+    if args.with_params:
+        source += _params_source(model, args.seed)
     if output is None:
         sys.stdout.write(source)
         return EXIT_OK
     _write(output, source)
     _out(f"wrote {output} ({args.mode} mode)")
     return EXIT_OK
+
+
+def _params_source(model: Model, seed: int) -> str:
+    """``PARAM_VALUES = {...}``: every parameter's value as a NumPy array, exact (float repr)."""
+    values = model.parameter_values(seed)
+    given = set(model.params) | set(model.weights)
+    drawn = [name for name in values if name not in given]
+    lines = ["", "", "# Parameter values from the model (params_file and [params])."]
+    if drawn:
+        lines.append(f"# Drawn uniformly from [-1, 1] with seed {seed}: {', '.join(drawn)}.")
+    lines.append("PARAM_VALUES = {")
+    for name, array in values.items():
+        # A column parameter (a bias) as a vector (n,), as generated code takes it.
+        flat = array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array
+        lines.append(f"    {name!r}: numpy.array({flat.tolist()!r}),")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 # =================================================================================== demo

@@ -49,7 +49,7 @@ from sympy.core.function import AppliedUndef
 from .diff import transition_jacobian
 from .errors import LimitError, ShapeError, SymrnnError, ToolMissing
 from .notation import code_name, identifier, is_time_atom, latex_expr, t, time_atoms, time_of
-from .numeric import _groups, lambdify
+from .numeric import lambdify
 from .recurrence import Recurrence
 
 __all__ = ["gradient_flow", "GradientFlow", "plot_gradient_flows", "MAX_FLOW_STEPS"]
@@ -547,8 +547,10 @@ def _trajectory_jacobians(
     label: str,
 ) -> np.ndarray:
     """The step Jacobians :math:`J^{(1)} … J^{(T)}` along the trajectory, shaped (T, m, m)."""
-    input_groups = _groups(rec.inputs, rec.vectors)
-    state_groups = _groups(rec.states, rec.vectors)
+    compiled = _compiled(rec)
+    # Groups as the compiled code takes them: a vector's components on its last axis.
+    input_groups = [_group(name, shape) for name, shape in compiled.input_shapes.items()]
+    state_groups = [_group(name, shape) for name, (_, shape) in compiled.state_shapes.items()]
     if inputs is None and input_groups:
         rng = np.random.default_rng(seed)
         length = (steps or _DEFAULT_STEPS) + rec.input_lag
@@ -559,7 +561,6 @@ def _trajectory_jacobians(
     inputs = dict(inputs or {})
     if not input_groups and steps is None:
         steps = _DEFAULT_STEPS
-    compiled = _compiled(rec)
     diverged = (
         f"{label}: the trajectory diverged (a state overflowed or became NaN); the flow is "
         "measured along the trajectory, so use fewer steps, smaller parameters or inputs"
@@ -623,6 +624,13 @@ def _trajectory_jacobians(
 
 
 @lru_cache(maxsize=32)
+def _group(name: str, shape: tuple[Any, ...]) -> tuple[str, list[str], bool]:
+    """(name, component names, is a vector) of an argument shaped ``shape`` per time step."""
+    if shape:
+        return name, [f"{name}_{i + 1}" for i in range(int(shape[0]))], True
+    return name, [name], False
+
+
 def _compiled(rec: Recurrence) -> Any:
     return lambdify(rec)
 

@@ -167,6 +167,8 @@ class _Tracer:
             for mm in eq.rhs.atoms(sp.MatMul) if isinstance(eq.rhs, sp.Basic) else ():
                 factors = [a for a in mm.args if getattr(a, "is_Matrix", False)]
                 for f in factors[:-1]:
+                    if isinstance(f, sp.MatPow):
+                        f = f.base
                     if isinstance(f, sp.MatrixSymbol):
                         self.matrices.add(f)
                     elif isinstance(f, sp.Transpose) and _rank_of(f.arg.shape) == 2:
@@ -201,7 +203,8 @@ class _Tracer:
                 raise Unsupported(f"the size {e} is used as a number")
             return g.leaf(("p", e.name), "param", False, 0, _safe(e.name))
         if isinstance(e, (sp.OneMatrix, sp.ZeroMatrix)):
-            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if e.is_OneMatrix else "0.0")
+            one = isinstance(e, sp.OneMatrix)
+            return g.leaf(("c", str(e)), "const", False, 0, "1.0" if one else "0.0")
         if isinstance(e, sp.MatrixBase):
             values = set(e)
             if len(values) == 1 and next(iter(values)).is_Number:
@@ -246,7 +249,7 @@ class _Tracer:
                 return self(e.function.expr)
             finally:
                 self.exprs = outer_exprs
-        if isinstance(e, sp.Pow):
+        if isinstance(e, (sp.Pow, sp.HadamardPower)):
             base, ex = e.args
             if ex == 2:
                 return g.add("square", [self(base)])
@@ -283,9 +286,23 @@ class _Tracer:
 
     def _matmul(self, e: Any) -> int:
         scalars = [a for a in e.args if not getattr(a, "is_Matrix", False)]
-        mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
+        mats = []
+        for a in e.args:
+            if isinstance(a, sp.MatPow) and a.exp.is_Integer and a.exp > 0:
+                mats += [a.base] * int(a.exp)  # W**2 h is W (W h): two products, no W²
+            elif getattr(a, "is_Matrix", False):
+                mats.append(a)
         acc = self(mats[-1])
-        if self.g.nodes[acc].rank != 1 and len(mats) > 1:
+        if isinstance(mats[-1], sp.OneMatrix) and len(mats) > 1:
+            # W 1: the row sums of W (Wᵀ 1: its column sums)
+            m = mats[-2]
+            transposed = isinstance(m, sp.Transpose)
+            W = self(m.arg if transposed else m)
+            if self.g.nodes[W].rank != 2:
+                raise Unsupported(f"the product {e}")
+            acc = self.g.add("colsum" if transposed else "rowsum", [W], rank=1)
+            mats = mats[:-1]
+        elif self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")
         for m in reversed(mats[:-1]):
             if isinstance(m, sp.Transpose) and m.arg in self.matrices:
@@ -366,6 +383,8 @@ def _forward_text(g: Graph, n: Node, texts: dict[int, tuple[str, int]] | None = 
         return LINEAR["dot"].forward(arg(0, 1), arg(1, 1))
     if n.op == "sum":
         return f"numpy.add.reduce({arg(0, 1)}, -1)"
+    if n.op in ("rowsum", "colsum"):
+        return f"numpy.add.reduce({arg(0, 1)}, {1 if n.op == 'rowsum' else 0})"
     if n.op == "xent":
         return f"xent({arg(0, 1)}, {arg(1, 1)})"
     raise SymrnnError(f"no forward rule for {n.op}")
@@ -432,6 +451,11 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
         fa, fb = LINEAR["dot"].vjp
         out.append((a.id, fa(g_, a.name, b.name), (n.batched, 1)))
         out.append((b.id, fb(g_, a.name, b.name), (n.batched, 1)))
+    elif n.op in ("rowsum", "colsum"):
+        W = args[0]
+        ones = f"numpy.ones({W.name}.shape[{1 if n.op == 'rowsum' else 0}])"
+        pair = (gn, ones) if n.op == "rowsum" else (ones, gn)
+        out.append((W.id, f"outer({pair[0]}, {pair[1]})", (False, 2)))
     elif n.op == "sum":
         g_ = f"{gn}[:, None]" if n.batched else gn
         out.append((args[0].id, f"{g_} * numpy.ones_like({args[0].name})", (n.batched, 1)))
@@ -598,6 +622,7 @@ class _Sources:
         for q in states:
             contributions.setdefault(g.roots[q], []).append(carries[q])
         lines: list[str] = []
+        roots = {g.nodes[g.roots[q]].name for q in self.quantity_names}
         order = sorted(set(self.step_nodes) | set(loss_nodes), reverse=True)
         for i in order:
             n = g.nodes[i]
@@ -608,8 +633,8 @@ class _Sources:
                 continue
             gn = _gradient_name(n)
             text = _join(parts)
-            if text == "_one":
-                gn = "_one"  # the loss of each sequence: its adjoint is 1
+            if text.isidentifier() and not (n.name in roots and not n.name.startswith("_")):
+                gn = text  # one contribution that is a name (the loss seed _one, a sum's part)
             else:
                 lines.append(f"    {gn} = {text}")
             for a, contrib, shape in _vjps(g, n, gn):
@@ -738,6 +763,7 @@ def generate_matrix_source(
         INPUTS=layout.inputs,
         TARGETS=layout.targets,
         QUANTITIES=layout.quantities,
+        QUANTITY_INDEX={name: i for i, (name, _) in enumerate(layout.quantities)},
         STATES=layout.states,
         INPUT_LAG=rec.blocks.input_lag,
         MODE="scan",

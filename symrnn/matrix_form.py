@@ -53,7 +53,16 @@ from .matrices import VectorAt, explicit
 from .notation import latex_expr, latex_time, str_expr, t
 from .recurrence import Recurrence
 
-__all__ = ["Nabla", "Diag", "MatrixBPTT", "matrix_bptt", "components", "explicit_nabla", "TAU"]
+__all__ = [
+    "Nabla",
+    "Diag",
+    "MatrixBPTT",
+    "matrix_bptt",
+    "matrix_jacobians",
+    "components",
+    "explicit_nabla",
+    "TAU",
+]
 
 #: The last time step in the printed equations, :math:`\tau`.
 TAU = sp.Symbol("tau", integer=True, positive=True)
@@ -546,3 +555,49 @@ def _explicit(e: Any, mapping: dict[Any, Any]) -> Any:
     if isinstance(e, (sp.ZeroMatrix, sp.OneMatrix, sp.Identity)):
         return sp.ImmutableMatrix(e.as_explicit())
     raise SymrnnError(f"components: cannot expand {type(e).__name__} {str_expr(e)}")
+
+
+# ---------------------------------------------------------------------------- Jacobians
+def matrix_jacobians(rec: Recurrence) -> dict[tuple[Any, Any], Any]:
+    r"""The step Jacobians :math:`\partial\mathbf{q}^{(t)}/\partial\mathbf{v}` in matrix form.
+
+    One entry per defined vector q and vector v that its equation reads (a lagged state, a
+    same-time quantity, an input), for any size, symbolic sizes included; the book's
+    :math:`\partial\mathbf{h}^{(t)}/\partial\mathbf{h}^{(t-1)} =
+    \operatorname{diag}(1 - (\mathbf{h}^{(t)})^2)\,\mathbf{W}` for the Elman network.  They are
+    the transposes of the vector-Jacobian products of :func:`matrix_bptt`, taken with the
+    identity.
+
+    >>> import symrnn as sr
+    >>> n = sr.size("n")
+    >>> J = matrix_jacobians(sr.cells.elman(n, inputs=n))
+    >>> h = sr.vector("h", n)
+    >>> print(J[h(sr.t), h(sr.t - 1)])
+    diag(1 - h(t)**2)*W
+    """
+    if not isinstance(rec, Recurrence):
+        raise SymrnnError(f"matrix_jacobians needs a Recurrence, got {type(rec).__name__}")
+    out: dict[tuple[Any, Any], Any] = {}
+    for lhs, rhs in _vector_equations(rec):
+        where = f"in {str_expr(lhs)} = {str_expr(rhs)}"
+        identity = sp.Identity(lhs.shape[0])
+        for atom in sorted(rhs.atoms(VectorAt), key=sp.default_sort_key):
+            part = _vjp(rhs, atom, identity, where, value=lhs)
+            if part is not None:
+                out[lhs, atom] = _transpose_product(part)
+    return out
+
+
+def _transpose_product(m: Any) -> Any:
+    """``m`` transposed, products reversed factor by factor (diag(d) is its own transpose)."""
+    if isinstance(m, sp.MatAdd):
+        return _add(_transpose_product(a) for a in m.args)
+    if isinstance(m, sp.MatMul):
+        scalars = [a for a in m.args if not _is_matrix(a)]
+        mats = [a for a in m.args if _is_matrix(a) and not isinstance(a, sp.Identity)]
+        if not mats:
+            return m
+        return _mul(sp.Mul(*scalars), *[_transpose_product(a) for a in reversed(mats)])
+    if isinstance(m, (Diag, sp.Identity)):
+        return m
+    return _transpose(m)

@@ -10,6 +10,7 @@
 #   PARAMS       (name, shape) of each parameter; a shape holds integers and size names
 #   INPUTS       (name, shape) of each input of the recurrence, then TARGETS the loss reads
 #   QUANTITIES   (name, shape) of each defined quantity, evaluation order
+#   QUANTITY_INDEX  name -> position of a quantity in what ``step`` returns
 #   STATES       (name, shape, largest lag) of each state
 #   INPUT_LAG    largest lag of an input; input arrays hold times 1 - INPUT_LAG .. T
 #   STEP_ARGS    ("state", name, lag) / ("input", name, lag) / ("time", "t", 0) after the params
@@ -205,10 +206,7 @@ def _read(X, H, saved, spec, k):
     if kind == "input":
         return X[name][k - lag - 1 + INPUT_LAG]
     j = k - lag
-    if j < 1:
-        return H[(name, j)]
-    index = next(i for i, (q, _) in enumerate(QUANTITIES) if q == name)
-    return saved[j - 1][index]
+    return saved[j - 1][QUANTITY_INDEX[name]] if j >= 1 else H[(name, j)]
 
 
 def _forward(P, X, H, T):
@@ -270,7 +268,7 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
         args = [_read(X, H, saved, a, k) for a in LOSS_ARGS]
         carries = [pending.pop((name, k), zeros[name]) for name, _, _ in STATES]
         loss_k, outs = adjoint_step(G, ones, *P, *args, *saved[k - 1], *carries)
-        value = value + loss_k
+        value += loss_k
         for (name, lag), v in zip(ADJ_OUT, outs, strict=False):
             key = (name, k - lag)
             pending[key] = pending[key] + v if key in pending else v

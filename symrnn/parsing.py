@@ -21,6 +21,21 @@ What a name means:
 * names listed in ``functions`` are abstract update functions, like the lecture's ``f`` in
   :math:`s^{(t)} = f(s^{(t-1)}; \theta)`, and take any arguments.
 
+With vectors and matrices in ``names`` (:func:`symrnn.vector`, :func:`symrnn.matrix`), as in
+model files with ``vectors`` and ``matrices``: ``@`` is the matrix product; ``*`` between two
+vectors is the elementwise (Hadamard) product, and a matrix times a vector or matrix is the matrix
+product, as SymPy prints it (``W*h(t - 1)``); ``**`` and the known functions apply elementwise;
+``W.T`` is the transpose (the only attribute, and only of a matrix or vector); a scalar added to a
+vector is broadcast (``1 - z(t)`` is
+:math:`\mathbf{1} - \mathbf{z}^{(t)}`).  Shapes are checked as the text is read; a mismatch
+raises a one-line :class:`~symrnn.errors.ShapeError` naming the equation, the terms and both
+shapes.
+
+>>> from symrnn.matrices import matrix, vector
+>>> n = {"h": vector("h", 3), "z": vector("z", 3), "W": matrix("W", 3, 3)}
+>>> parse_expression("(1 - z(t)) * tanh(W.T @ h(t-1))", names=n).shape
+(3, 1)
+
 >>> parse_equation("h(t) = tanh(w*h(t-1) + u*x(t) + b)")
 Eq(h(t), tanh(b + u*x(t) + w*h(t - 1)))
 >>> parse_equations("s(t) = f(s(t-1), theta)  # the lecture's first example", functions=["f"])
@@ -45,8 +60,8 @@ from typing import Any, NoReturn
 import sympy as sp
 
 from . import functions as fn
-from .errors import LimitError, ParseError, SymrnnError
-from .matrices import is_matrix
+from .errors import LimitError, ParseError, ShapeError, SymrnnError
+from .matrices import TimeVector, is_matrix
 from .notation import t, time_function
 
 __all__ = [
@@ -197,6 +212,8 @@ def parse_expression(
         The text is not an allowed expression; the one-line message says why and what to write.
     LimitError
         The text exceeds one of the module's limits.
+    ShapeError
+        Vectors or matrices from ``names`` are combined with shapes that do not agree.
 
     Examples
     --------
@@ -241,8 +258,16 @@ def parse_equation(
         raise ParseError(f"empty equation; write e.g. {_EXAMPLE_EQUATION}")
     lhs, rhs = _split_equation(text)
     known = _check_functions(functions)
-    left = _Reader(lhs, names, known, side="left-hand side").read()
-    right = _Reader(rhs, names, known, side="right-hand side").read()
+    left = _Reader(lhs, names, known, side="left-hand side", equation=text).read()
+    right = _Reader(rhs, names, known, side="right-hand side", equation=text).read()
+    if is_matrix(left) or is_matrix(right):
+        shapes = [_shape(side.shape) if is_matrix(side) else "scalar" for side in (left, right)]
+        if shapes[0] != shapes[1]:
+            raise ShapeError(
+                f"in the equation {_quote(text)}: the left side {_quote(lhs)} has shape "
+                f"{shapes[0]} but the right side {_quote(rhs)} has shape {shapes[1]}; make the "
+                "shapes agree (check the sizes in vectors and matrices)"
+            )
     try:
         return sp.Eq(left, right, evaluate=False)
     except SymrnnError:
@@ -335,8 +360,11 @@ class _Reader:
         names: Mapping[str, Any] | None,
         functions: Iterable[str],
         side: str = "",
+        equation: str = "",
     ) -> None:
         self.text = text
+        self.source = text.strip()
+        self.equation = equation
         self.names: Mapping[str, Any] = {} if names is None else names
         if not isinstance(self.names, Mapping):
             raise ParseError(
@@ -400,6 +428,14 @@ class _Reader:
         remedy = remedy or "simplify it or introduce intermediate quantities"
         raise LimitError(f"{self._where()}: {problem}; {remedy}")
 
+    def _shape_error(self, problem: str, remedy: str) -> NoReturn:
+        where = f"in the equation {_quote(self.equation)}" if self.equation else self._where()
+        raise ShapeError(f"{where}: {problem}; {remedy}")
+
+    def _segment(self, node: ast.AST) -> str:
+        """The source text of ``node``, quoted and shortened, to name a term in messages."""
+        return _quote(ast.get_source_segment(self.source, node) or type(node).__name__)
+
     # -- the tree ----------------------------------------------------------------------------
 
     def _build(self, node: ast.AST, depth: int) -> Any:
@@ -412,7 +448,9 @@ class _Reader:
                 return self._product(node, depth)
             if isinstance(node.op, ast.Pow):
                 base = self._build(node.left, depth + 1)
-                return self._power(base, self._build(node.right, depth + 1))
+                return self._power(base, self._build(node.right, depth + 1), node)
+            if isinstance(node.op, ast.MatMult):
+                return self._matmul(node, depth)
             self._refuse_operator(node.op)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
@@ -426,6 +464,8 @@ class _Reader:
             return self._name(node.id)
         if isinstance(node, ast.Call):
             return self._call(node, depth)
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            return self._transpose(node, depth)
         self._fail(_CONSTRUCTS.get(type(node), f"{type(node).__name__} is not allowed"))
 
     def _refuse_operator(self, op: ast.AST) -> NoReturn:
@@ -449,28 +489,48 @@ class _Reader:
         return chain
 
     def _sum(self, node: ast.BinOp, depth: int) -> Any:
-        terms = []
+        terms, nodes = [], []
         for negate, operand in self._chain(node, _SUM):
             term = self._build(operand, depth + 1)
             terms.append(operator.neg(term) if negate else term)
+            nodes.append(operand)
         if any(is_matrix(term) for term in terms):
-            return reduce(operator.add, terms)
+            return self._matrix_sum(terms, nodes)
         self._check_sum(terms)
         return sp.Add(*terms)
 
+    def _matrix_sum(self, terms: list[Any], nodes: list[ast.AST]) -> Any:
+        """A sum with vectors or matrices: shapes must agree; scalars are broadcast."""
+        first = next(i for i, term in enumerate(terms) if is_matrix(term))
+        shape = terms[first].shape
+        for term, operand in zip(terms, nodes, strict=True):
+            if is_matrix(term) and term.shape != shape:
+                self._shape_error(
+                    f"the terms {self._segment(nodes[first])} (shape {_shape(shape)}) and "
+                    f"{self._segment(operand)} (shape {_shape(term.shape)}) of a sum have "
+                    "different shapes",
+                    "make the shapes agree (check the sizes in vectors and matrices)",
+                )
+        # A scalar added to a vector stands for the scalar in every entry: 1 - z is 1 - z_i.
+        ones = sp.OneMatrix(*shape)
+        parts = [
+            term if is_matrix(term) else ones if term == 1 else term * ones
+            for term in terms
+            if is_matrix(term) or not _is_zero(term)
+        ]
+        return reduce(operator.add, parts)
+
     def _product(self, node: ast.BinOp, depth: int) -> Any:
-        factors, inverse = [], []
+        factors, inverse, nodes = [], [], []
         for invert, operand in self._chain(node, _PRODUCT):
             factor = self._build(operand, depth + 1)
             if invert and _is_zero(factor):
                 self._fail("it divides by zero", "remove the division or change the divisor")
             factors.append(factor)
             inverse.append(invert)
+            nodes.append(operand)
         if any(is_matrix(factor) for factor in factors):
-            result = factors[0]
-            for factor, invert in zip(factors[1:], inverse[1:], strict=True):
-                result = result / factor if invert else result * factor
-            return result
+            return self._matrix_product(factors, inverse, nodes)
         self._check_product(factors)
         factors = [
             self._power(factor, sp.S.NegativeOne) if invert else factor
@@ -480,9 +540,80 @@ class _Reader:
         self._check_exponents(result)
         return result
 
-    def _power(self, base: Any, exponent: Any) -> Any:
-        if is_matrix(base) or is_matrix(exponent):
-            return base**exponent
+    def _matrix_product(self, factors: list[Any], inverse: list[bool], nodes: list[Any]) -> Any:
+        """``*`` and ``/`` with vectors or matrices: scalar multiples and Hadamard products."""
+        result, left = factors[0], nodes[0]
+        for factor, invert, operand in zip(factors[1:], inverse[1:], nodes[1:], strict=True):
+            if invert and is_matrix(factor):
+                self._fail(
+                    f"it divides by the vector or matrix {self._segment(operand)}",
+                    "divide by scalars only; multiply elementwise by a reciprocal you define",
+                )
+            if invert:
+                result = result / factor
+            elif is_matrix(result) and is_matrix(factor) and not _is_column(result, factor):
+                # A matrix times a vector or matrix is SymPy's product, as it prints: W*h(t-1).
+                self._check_inner(result, factor, left, operand, "*")
+                result = result * factor
+            elif is_matrix(result) and is_matrix(factor):
+                if result.shape != factor.shape:
+                    self._shape_error(
+                        f"the elementwise product * of {self._segment(left)} (shape "
+                        f"{_shape(result.shape)}) and {self._segment(operand)} (shape "
+                        f"{_shape(factor.shape)}) needs equal shapes",
+                        "make the shapes agree, or write @ for the matrix product",
+                    )
+                result = _hadamard(result, factor)
+            else:
+                result = factor * result if is_matrix(factor) else result * factor
+            left = operand
+        return result
+
+    def _matmul(self, node: ast.BinOp, depth: int) -> Any:
+        """``A @ B``: the matrix product of two vectors or matrices whose inner sizes agree."""
+        left = self._build(node.left, depth + 1)
+        right = self._build(node.right, depth + 1)
+        for value, operand in ((left, node.left), (right, node.right)):
+            if not is_matrix(value):
+                self._fail(
+                    f"{self._segment(operand)} in {self._segment(node)} is a scalar, but @ is "
+                    "the matrix product of vectors and matrices",
+                    "write * to multiply by a scalar, or declare the name in vectors or matrices",
+                )
+        self._check_inner(left, right, node.left, node.right, "@")
+        return left * right
+
+    def _check_inner(self, left: Any, right: Any, a: ast.AST, b: ast.AST, op: str) -> None:
+        if left.shape[1] != right.shape[0]:
+            self._shape_error(
+                f"the matrix product {op} multiplies {self._segment(a)} (shape "
+                f"{_shape(left.shape)}) by {self._segment(b)} (shape {_shape(right.shape)}): "
+                f"the columns on the left ({left.shape[1]}) must equal the rows on the right "
+                f"({right.shape[0]})",
+                "check the sizes in vectors and matrices, or transpose with .T",
+            )
+
+    def _transpose(self, node: ast.Attribute, depth: int) -> Any:
+        value = self._build(node.value, depth + 1)
+        if not is_matrix(value):
+            self._fail(
+                f"{self._segment(node.value)} is a scalar, and .T transposes only vectors and "
+                "matrices",
+                "drop .T, or declare the name in vectors or matrices",
+            )
+        return value.T
+
+    def _power(self, base: Any, exponent: Any, node: ast.AST | None = None) -> Any:
+        if is_matrix(exponent):
+            self._fail("an exponent is a vector or matrix", "use a scalar exponent")
+        if is_matrix(base):
+            if node is not None and not isinstance(exponent, sp.Number):
+                self._fail(
+                    f"the elementwise power {self._segment(node)} has a non-numeric exponent",
+                    "use a number as the exponent of a vector, e.g. h(t)**2",
+                )
+            # ** on a vector is elementwise, as in NumPy: h**2 squares each entry.
+            return fn.elementwise(lambda entry: self._power(entry, exponent))(base)
         if base == sp.E:  # E**x is exp(x), which has its own guard
             return self._exp(exponent)
         self._check_power(base, exponent)
@@ -622,6 +753,12 @@ class _Reader:
             self._limit(f"{name} has {len(node.args)} arguments, more than the limit {MAX_ARGS}")
         args = [self._build(arg, depth + 1) for arg in node.args]
         value: Any = self.names.get(name)
+        if isinstance(value, TimeVector) and not (len(args) == 1 and _is_time(args[0])):
+            self._fail(
+                f"the vector {name} takes one time argument such as t - 1, got "
+                f"{self._segment(node)}",
+                f"write e.g. {name}(t) or {name}(t-1)",
+            )
         if _is_function(value):
             try:
                 return value(*args)
@@ -668,6 +805,8 @@ class _Reader:
             self._check_argument(name, args[0])
         if name == "sqrt" and not is_matrix(args[0]):
             return self._power(args[0], sp.S.Half)
+        if name in ("Max", "Min") and any(is_matrix(arg) for arg in args):
+            self._fail(f"{name} takes scalars, not vectors", f"apply {name} to scalar quantities")
         if name in ("Max", "Min") and not all(arg.is_number for arg in args):
             # Evaluating compares every pair of arguments through the assumptions system:
             # 0.1 s for 8 symbols, 1.5 s for 32.  Left unevaluated, the value is the same.
@@ -890,6 +1029,21 @@ def _is_function(value: Any) -> bool:
     """True for what a caller may pass in names to be called: not a symbol (which SymPy lets
     one call), but an undefined function, a Lambda, a vector or any Python callable."""
     return callable(value) and (not isinstance(value, sp.Basic) or isinstance(value, sp.Lambda))
+
+
+def _shape(shape: tuple[Any, Any]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _is_column(a: Any, b: Any) -> bool:
+    """True when both are column vectors, which ``*`` multiplies elementwise."""
+    return bool(a.shape[1] == 1 and b.shape[1] == 1)
+
+
+def _hadamard(a: Any, b: Any) -> Any:
+    if isinstance(a, sp.MatrixBase) and isinstance(b, sp.MatrixBase):
+        return sp.ImmutableMatrix(a.multiply_elementwise(b))
+    return sp.HadamardProduct(a, b)
 
 
 def _is_zero(value: Any) -> bool:

@@ -837,9 +837,7 @@ class _Setup:
         }
         extra |= self.loss.free_symbols - {t}
         for p in [*rec.params, *sorted(extra - set(rec.params), key=sp.default_sort_key)]:
-            self.leaves[p] = rng.uniform(
-                *_range_of(ranges, "params", _group_of(rec, p), default), trials
-            )
+            self.leaves[p] = rng.uniform(*_param_range(ranges, rec, p, default), trials)
         for a in U.initial:
             self.leaves[a] = rng.uniform(
                 *_range_of(ranges, "init", _vector_of(rec, a.func), default), trials
@@ -882,6 +880,15 @@ def _group_of(rec: Recurrence, p: Any) -> str:
         if value == p or (isinstance(value, sp.MatrixBase) and p in value):
             return name
     return str(p)
+
+
+def _param_range(
+    ranges: Any, rec: Recurrence, p: Any, default: tuple[float, float]
+) -> tuple[float, float]:
+    """The range of parameter ``p``: by its own name (one matrix entry, W_12) first."""
+    if isinstance(ranges, Mapping) and str(p) in ranges:
+        return _check_range(ranges[str(p)], f"ranges[{str(p)!r}]")
+    return _range_of(ranges, "params", _group_of(rec, p), default)
 
 
 def _vector_of(rec: Recurrence, f: Any) -> str:
@@ -2024,7 +2031,8 @@ def verify(
         A subset of :data:`CHECKS` to run (default: all).  User rows run whenever given.
     ranges : (low, high) or dict, optional
         Where random values are drawn: one pair for everything, or a dict keyed by ``"params"``,
-        ``"inputs"``, ``"init"``, ``"targets"`` or by the name of a parameter, input or state.
+        ``"inputs"``, ``"init"``, ``"targets"`` or by the name of a parameter (a matrix, or one
+        entry such as ``"W_12"``), input or state.
         Default [-1, 1], or [0.5, 1.5] when a log, a square root or a fractional power appears.
 
     Returns

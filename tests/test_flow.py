@@ -244,15 +244,18 @@ def first_order_fd(rec, params, xs, h0):
 
 
 GRU_PARAMS = {
-    "w_z": 0.7,
-    "u_z": -0.9,
+    "u_z": 0.7,
+    "w_z": -0.9,
     "b_z": 0.1,
-    "w_r": 0.4,
-    "u_r": 1.1,
+    "b_hz": -0.2,
+    "u_r": 0.4,
+    "w_r": 1.1,
     "b_r": -0.3,
-    "w_h": 1.2,
-    "u_h": 0.8,
-    "b_h": 0.2,
+    "b_hr": 0.5,
+    "u_g": 1.2,
+    "w_g": 0.8,
+    "b_g": 0.2,
+    "b_hg": -0.1,
 }
 
 
@@ -267,9 +270,9 @@ def test_gru_matches_finite_differences(rng):
 def test_vector_gru_matches_finite_differences(rng):
     rec = sr.cells.gru(2)
     params = {
-        **{f"W_{g}": rng.standard_normal((2, 1)) for g in "zrh"},
-        **{f"U_{g}": rng.standard_normal((2, 2)) for g in "zrh"},
-        **{f"b_{g}": rng.standard_normal(2) for g in "zrh"},
+        **{f"U_{g}": rng.standard_normal((2, 1)) for g in "zrg"},
+        **{f"W_{g}": rng.standard_normal((2, 2)) for g in "zrg"},
+        **{f"b_{g}": rng.standard_normal(2) for g in ("z", "r", "g", "hz", "hr", "hg")},
     }
     xs, h0 = rng.standard_normal((6, 1)), np.array([0.2, -0.4])
     flow = gradient_flow(rec, params=params, inputs={"x": xs}, init={"h": h0})

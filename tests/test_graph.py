@@ -554,7 +554,7 @@ def test_failing_dot_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.
 
 def test_example_fig_6_8_runs_and_writes_the_golden_graphs(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "fig_6_8.py"), str(tmp_path)],
+        [sys.executable, str(ROOT / "examples" / "02_fig_6_8_graphs.py"), str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -787,7 +787,7 @@ def test_initial_states_given_values_are_not_drawn() -> None:
         ),
         (
             "gru_vector",
-            {("h", "z", 1): "U_z", ("x", "h", 0): "W_h", ("r", "h", 0): "tanh", ("z", "h", 0): ""},
+            {("h", "z", 1): "W_z", ("x", "g", 0): "U_g", ("r", "g", 0): "tanh", ("z", "h", 0): ""},
         ),
         ("fibonacci", {("s", "s", 1): "", ("s", "s", 2): ""}),
     ],
@@ -1111,7 +1111,7 @@ def test_render_every_book_figure_to_png_and_svg(tmp_path: Path, key: str) -> No
     ("script", "goldens"),
     [
         (
-            "fig_10_2.py",
+            "07_fig_10_2_graphs.py",
             {
                 "fig_10_2_folded": "fig_10_2_folded",
                 "fig_10_2_unfolded": "fig_10_2_unfolded",
@@ -1121,7 +1121,7 @@ def test_render_every_book_figure_to_png_and_svg(tmp_path: Path, key: str) -> No
             },
         ),
         (
-            "fig_10_3.py",
+            "08_fig_10_3_graphs.py",
             {
                 "fig_10_3_folded": "fig_10_3_folded",
                 "fig_10_3_unfolded": "fig_10_3_unfolded",

@@ -263,3 +263,147 @@ def test_environment_is_not_consulted(tmp_path):
         env=env,
     )
     assert done.returncode == 0 and b"w*h(0)" in done.stdout
+
+
+# ---------------------------------------------------------------------------- vector models
+VECTOR_HEAD = 'sizes = { n = 3, m = 2 }\nvectors = { h = "n", x = "m" }\n'
+VECTOR_MATRICES = 'matrices = { W = ["n", "n"], U = ["n", "m"] }\n'
+VECTOR_FILES: dict[str, bytes] = {
+    "sizes huge": b'sizes = { n = 1000000000 }\nequations = "h(t) = h(t-1)"\n',
+    "sizes product": (
+        b'sizes = { n = 1024 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        b'equations = "h(t) = W @ h(t-1)"\n'
+    ),
+    "sizes 5000 digits": b"sizes = { n = " + b"9" * 5000 + b' }\nequations = "h(t) = h(t-1)"\n',
+    "sizes import": (b'sizes = { n = "__import__(\'os\')" }\nequations = "h(t) = h(t-1)"\n'),
+    "sizes dunder name": b'sizes = { __class__ = 3 }\nequations = "h(t) = h(t-1)"\n',
+    "vectors dunder": (
+        b'sizes = { n = 3 }\nvectors = { __builtins__ = "n" }\nequations = "h(t) = h(t-1)"\n'
+    ),
+    "vectors size import": (
+        b'sizes = { n = 3 }\nvectors = { h = "__import__" }\nequations = "h(t) = h(t-1)"\n'
+    ),
+    "matrices nested": (
+        VECTOR_HEAD.encode() + b'matrices = { W = [["n"]] }\nequations = "h(t) = W @ h(t-1)"\n'
+    ),
+    "matmul of an import": (
+        VECTOR_HEAD.encode()
+        + VECTOR_MATRICES.encode()
+        + f'equations = "h(t) = W @ {TOUCH}"\n'.replace("'", "\\'").encode()
+    ),
+    "transpose dunder": (
+        VECTOR_HEAD.encode()
+        + VECTOR_MATRICES.encode()
+        + b'equations = "h(t) = W.__class__ @ h(t-1)"\n'
+    ),
+    "transpose of a call result": (
+        VECTOR_HEAD.encode() + VECTOR_MATRICES.encode() + b'equations = "h(t) = W.T.mro()"\n'
+    ),
+    "shape mismatch": (
+        VECTOR_HEAD.encode() + VECTOR_MATRICES.encode() + b'equations = "h(t) = W @ x(t)"\n'
+    ),
+    "hadamard mismatch": (
+        VECTOR_HEAD.encode()
+        + VECTOR_MATRICES.encode()
+        + b'equations = "h(t) = W @ h(t-1) + x(t) * h(t-1)"\n'
+    ),
+    "deep matmul": (
+        VECTOR_HEAD.encode()
+        + VECTOR_MATRICES.encode()
+        + b'equations = "h(t) = '
+        + b"W @ (" * 5000
+        + b"h(t-1)"
+        + b")" * 5000
+        + b'"\n'
+    ),
+    "cell import": b"cell = \"__import__('os')\"\n",
+    "cell from_torch": b'cell = "from_torch"\n',
+    "cell huge": b'cell = "lstm"\nsizes = { n = 1024, m = 1024 }\n',
+    "cell and equations": b'cell = "lstm"\nequations = "h(t) = h(t-1)"\n',
+    "params_file pickle name": b'equations = "h(t) = w*h(t-1)"\nparams_file = "evil.pkl"\n',
+    "params_file missing": b'equations = "h(t) = w*h(t-1)"\nparams_file = "missing.npz"\n',
+    "params_file a device": b'equations = "h(t) = w*h(t-1)"\nparams_file = "/dev/zero.npz"\n',
+    "params_file a number": b'equations = "h(t) = w*h(t-1)"\nparams_file = 3\n',
+}
+
+
+@pytest.mark.parametrize("content", list(VECTOR_FILES.values()), ids=list(VECTOR_FILES))
+def test_hostile_vector_model_file(tmp_path, content):
+    (tmp_path / "model.toml").write_bytes(content)
+    done = run_cli(tmp_path, "codegen", "model.toml", "--steps", "3", "-o", "out.py")
+    assert_refused(tmp_path, done, keep={"model.toml"})
+
+
+@pytest.mark.parametrize("content", list(VECTOR_FILES.values()), ids=list(VECTOR_FILES))
+def test_loader_refuses_hostile_vector_files(tmp_path, monkeypatch, no_string_evaluation, content):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SymrnnError) as exc:
+        load_model(content)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / SENTINEL).exists()
+
+
+VECTOR_EQ = "h(t) = tanh(W @ h(t-1) + U @ x(t))"
+DECLARED = ["--size", "n=3,m=2", "--vectors", "h=n,x=m", "--matrices", "W=n:n,U=n:m"]
+VECTOR_OPTIONS = {
+    "size huge": ["unfold", VECTOR_EQ, "--size", "n=99999999999999,m=2", "--steps", "1"],
+    "size import": ["unfold", VECTOR_EQ, "--size", f"n={TOUCH}", "--steps", "1"],
+    "size no value": ["unfold", VECTOR_EQ, "--size", "n", "--steps", "1"],
+    "vectors dunder": ["unfold", VECTOR_EQ, "--size", "n=3", "--vectors", "__class__=n"],
+    "matrices import": ["unfold", VECTOR_EQ, *DECLARED[:4], "--matrices", f"W={TOUCH}"],
+    "matmul import": ["codegen", f"h(t) = W @ {TOUCH}", *DECLARED, "-o", "out.py"],
+    "transpose attribute": ["codegen", "h(t) = W.T.T.__class__", *DECLARED, "-o", "out.py"],
+    "shape mismatch": ["codegen", "h(t) = W @ x(t)", *DECLARED, "-o", "out.py"],
+    "cell import": ["unfold", "--cell", TOUCH, "--steps", "1"],
+    "cell dunder": ["unfold", "--cell", "__class__", "--steps", "1"],
+    "cell with equations": ["unfold", VECTOR_EQ, "--cell", "lstm", "--steps", "1"],
+    "cell huge": ["check", "--cell", "gru", "--size", "n=1024,m=1024"],
+    "cell size dunder": ["check", "--cell", "gru", "--size", "__class__=3"],
+    "cell loss import": ["check", "--cell", "gru", "--size", "n=2", "--loss", TOUCH],
+    "with-params wrong option": ["codegen", "--cell", "gru", "--with-params=1", "-o", "out.py"],
+}
+
+
+@pytest.mark.parametrize("argv", list(VECTOR_OPTIONS.values()), ids=list(VECTOR_OPTIONS))
+def test_hostile_vector_options(tmp_path, argv):
+    assert_refused(tmp_path, run_cli(tmp_path, *argv), keep=set())
+
+
+def test_pickled_params_file_is_never_loaded(tmp_path):
+    # An object array in an .npz is a pickle; loading it would run __reduce__ (os.system here).
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / SENTINEL}",))
+
+    payload = pickle.dumps(Evil())
+    assert b"system" in payload
+    import numpy as np
+
+    np.savez(tmp_path / "weights.npz", W=np.array([Evil()], dtype=object))
+    (tmp_path / "model.toml").write_text(
+        'sizes = { n = 2 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        'equations = "h(t) = W @ h(t-1)"\nparams_file = "weights.npz"\n'
+    )
+    done = run_cli(tmp_path, "codegen", "model.toml", "--with-params", "-o", "out.py")
+    line = assert_refused(tmp_path, done, keep={"model.toml", "weights.npz"})
+    assert "pickled" in line
+
+
+def test_params_file_that_inflates(tmp_path):
+    # 200 MB of zeros compress to ~200 kB: the sizes in the archive are checked before unpacking.
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "weights.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("W.npy", "w", force_zip64=True) as member:
+            chunk = b"\0" * 1_000_000
+            for _ in range(200):
+                member.write(chunk)
+    (tmp_path / "model.toml").write_text(
+        'sizes = { n = 2 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        'equations = "h(t) = W @ h(t-1)"\nparams_file = "weights.npz"\n'
+    )
+    done = run_cli(tmp_path, "check", "model.toml")
+    line = assert_refused(tmp_path, done, keep={"model.toml", "weights.npz"})
+    assert "unpacks to more than" in line

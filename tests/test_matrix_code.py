@@ -52,8 +52,32 @@ CASES = {
     "linear": (lambda: sr.cells.linear(3, inputs=2), "h", 3, "sq"),
     "gru": (lambda: sr.cells.gru(3, inputs=2), "h", 3, "sq"),
     "lstm": (lambda: sr.cells.lstm(2, inputs=3), "h", 2, "sq"),
-    "leaky": (lambda: leaky(3, 2), "h", 3, "sq"),
+    "leaky_scalar_rate": (lambda: leaky(3, 2), "h", 3, "sq"),
+    "leaky": (lambda: sr.cells.leaky(3, inputs=2), "h", 3, "sq"),
+    "output_recurrent": (lambda: sr.cells.output_recurrent(2, inputs=2, outputs=2), "o", 2, "sq"),
+    "gru_cho": (lambda: sr.cells.gru(3, inputs=2, variant="cho"), "h", 3, "sq"),
+    "lstm_peepholes": (lambda: sr.cells.lstm(2, inputs=2, peepholes=True), "h", 2, "sq"),
+    "mgu": (lambda: sr.cells.mgu(3, inputs=2), "h", 3, "sq"),
+    "elman_relu": (lambda: sr.cells.elman(3, inputs=2, nonlinearity="relu"), "h", 3, "sq"),
+    "stacked": (
+        lambda: sr.cells.stacked(sr.cells.gru(3, inputs=2), sr.cells.elman(2, inputs=3)),
+        "h2",
+        2,
+        "sq",
+    ),
 }
+
+
+def test_every_vector_cell_has_a_matrix_case():
+    # Each cell of the library that takes a size is among the cases above (by its name).
+    import inspect
+
+    sized = {
+        name
+        for name in sr.cells.__all__
+        if "n" in getattr(inspect.signature(getattr(sr.cells, name)), "parameters", {})
+    }
+    assert sized <= {make().name for make, *_ in CASES.values()}
 
 
 def _loss(on, k, kind):
@@ -333,3 +357,93 @@ def test_verify_compares_matrix_and_component_code(monkeypatch):
     wrong = rules.Elementwise(rules.ELEMENTWISE["tanh"].forward, lambda a, y: f"(1.0 - {y})")
     monkeypatch.setitem(rules.ELEMENTWISE, "tanh", wrong)
     assert row().status == "fail"
+
+
+# ------------------------------------------------------------ random vector recurrences
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_N = 2
+
+
+def _leaves():
+    h, x = sr.vector("h", _N), sr.vector("x", _N)
+    W, U, V = (sr.matrix(name, _N, _N) for name in "WUV")
+    b, a = sr.matrix("b", _N), sp.Symbol("a", real=True)
+    return [
+        W * h(t - 1),
+        U * x(t),
+        V.T * h(t - 1),
+        b,
+        h(t - 1),
+        x(t),
+        a * h(t - 1),
+        sp.OneMatrix(_N, 1),
+    ]
+
+
+@st.composite
+def vector_expressions(draw, depth=3):
+    if depth == 0 or draw(st.booleans()):
+        return draw(st.sampled_from(_leaves()))
+    op = draw(st.sampled_from(["add", "sub", "hadamard", "tanh", "sigmoid", "matvec"]))
+    a = draw(vector_expressions(depth=depth - 1))
+    if op in ("tanh", "sigmoid"):
+        return getattr(sr, op)(a)
+    if op == "matvec":
+        return sr.matrix("W", _N, _N) * a
+    b = draw(vector_expressions(depth=depth - 1))
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    return sp.HadamardProduct(a, b)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vector_expressions(), st.integers(0, 2**16))
+def test_random_vector_recurrences_matrix_vs_components(rhs, seed):
+    h = sr.vector("h", _N)
+    update = sr.tanh(rhs + sr.matrix("W", _N, _N) * h(t - 1))
+    try:
+        rec = sr.Recurrence(sp.Eq(h(t), update))
+    except sr.RecurrenceError:
+        assume(False)  # the terms cancelled (W h - W h): no state left
+    loss = sr.squared_error(h(t), _vec("y", _N))
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    C = sr.lambdify(rec, loss=loss, level="components")
+    params, inputs, init = _problem(M, np.random.default_rng(seed), 3, 2)
+    vm, gm = M.value_and_grad(params, inputs, init, init_grad=True)
+    vc, gc = C.value_and_grad(params, inputs, init, init_grad=True)
+    assert vm == pytest.approx(vc, rel=1e-10, abs=1e-12)
+    for name in params:
+        np.testing.assert_allclose(gm[name], gc[name], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(gm["init"]["h"], gc["init"]["h"], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: sr.cells.elman(2, inputs=3), lambda: sr.cells.gru(2, inputs=2)]
+)
+def test_matrix_jacobians_equal_the_component_derivatives(make):
+    from symrnn.matrix_form import components, matrix_jacobians
+
+    rec = make()
+    rng = np.random.default_rng(4)
+    update = {eq.lhs: eq.rhs for eq in rec.equations}
+    jacobians = matrix_jacobians(rec)
+    assert jacobians
+    for (q, v), J in jacobians.items():
+        rows, cols = q.components(), v.components()
+        want = sp.Matrix([[sp.diff(update[r], c) for c in cols] for r in rows])
+        got = components(J)
+        for _ in update:  # quantities at t written through their updates, on both sides
+            got, want = got.xreplace(update), want.xreplace(update)
+        leaves = (got.free_symbols | want.free_symbols) - {t}
+        atoms = {a for a in (*got.atoms(sp.Function), *want.atoms(sp.Function)) if a.args == (t,)}
+        atoms |= {a for e in (got, want) for a in e.atoms(sp.core.function.AppliedUndef)}
+        point = {s: rng.uniform(-0.8, 0.8) for s in (*leaves, *atoms)}
+        np.testing.assert_allclose(
+            np.array(got.xreplace(point), dtype=float),
+            np.array(want.xreplace(point), dtype=float),
+            rtol=1e-12,
+        )

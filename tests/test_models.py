@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 
 import symrnn as sr
-from symrnn.errors import LimitError, ParseError, SymrnnError
-from symrnn.models import MAX_MODEL_BYTES, MODEL_KEYS, Model, load_model, parse_loss
-from symrnn.notation import time_function
+from symrnn import models
+from symrnn.errors import LimitError, ParseError, ShapeError, SymrnnError
+from symrnn.losses import expand_losses
+from symrnn.models import (
+    MAX_MODEL_BYTES,
+    MAX_SIZE,
+    MODEL_KEYS,
+    Model,
+    cell_names,
+    load_model,
+    parse_loss,
+)
+from symrnn.notation import time_atoms, time_function
 from symrnn.unfold import MAX_STEPS
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -205,3 +216,382 @@ def test_parse_loss_needs_a_string():
 def test_repr_is_short():
     text = repr(load_model(ELMAN))
     assert text.startswith("<Model name='elman'") and "steps=4" in text
+
+
+# ============================================================================ vector models
+VECTOR_ELMAN = """
+name = "elman"
+sizes = { n = 3, m = 2, k = 3 }
+vectors = { h = "n", x = "m", o = "k", y = "k" }
+matrices = { W = ["n", "n"], U = ["n", "m"], b = ["n"], V = ["k", "n"], c = ["k"] }
+equations = [
+    "h(t) = tanh(b + W @ h(t-1) + U @ x(t))",
+    "o(t) = c + V @ h(t)",
+]
+loss = "softmax_cross_entropy(o(t), y(t))"
+steps = 3
+"""
+
+
+def _values(exprs, point):
+    return np.array([float(sp.sympify(e).xreplace(point)) for e in exprs])
+
+
+def _random_point(exprs, seed=0):
+    """Random values for every symbol and time atom of ``exprs`` (two routes get the same)."""
+    rng = np.random.default_rng(seed)
+    leaves = set()
+    for e in exprs:
+        leaves |= e.free_symbols | set(time_atoms(e))
+    leaves.discard(sr.t)
+    return {a: sp.Float(rng.uniform(-1, 1)) for a in sorted(leaves, key=sp.default_sort_key)}
+
+
+def test_vector_elman_file_is_the_elman_cell():
+    model = load_model(VECTOR_ELMAN)
+    assert model.is_vector and dict(model.sizes) == {"n": 3, "m": 2, "k": 3}
+    assert model.declared["h"] == sr.vector("h", 3)
+    assert model.declared["W"] == sr.matrix("W", 3, 3)
+    cell = sr.cells.elman(3, inputs=2, outputs=3)
+    # the same scalar updates as the cell, compared at a random point (not structurally)
+    mine = [model.recurrence.update[f] for f in cell.defined]
+    theirs = [cell.update[f] for f in cell.defined]
+    point = _random_point(theirs)
+    np.testing.assert_allclose(_values(mine, point), _values(theirs, point), rtol=1e-12)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    expected = sr.softmax_cross_entropy(o(sr.t), y(sr.t))
+    point = _random_point([expand_losses(expected)])
+    assert model.loss == expected  # the loss object, kept whole
+    assert float(expand_losses(model.loss).xreplace(point)) == pytest.approx(
+        float(expand_losses(expected).xreplace(point))
+    )
+
+
+def test_symbolic_sizes_keep_the_matrix_form():
+    # the loss is left out: softmax_cross_entropy lists components, which need numbers
+    text = VECTOR_ELMAN.replace("n = 3", 'n = "symbolic"').replace("loss =", "# loss =")
+    model = load_model(text)
+    n = sr.matrices.size("n")
+    assert model.sizes["n"] == n
+    assert model.declared["W"].shape == (n, n)
+    assert not model.recurrence.has_explicit_size
+    eq = model.recurrence.display[0]
+    assert eq.lhs.shape == (n, 1) and eq.rhs.shape == (n, 1)
+
+
+GRU_BY_HAND = """
+sizes = { n = 2, m = 1 }
+vectors = { h = "n", x = "m", z = "n", r = "n" }
+equations = [
+    "z(t) = sigmoid(W_z @ x(t) + U_z @ h(t-1) + b_z)",
+    "r(t) = sigmoid(W_r @ x(t) + U_r @ h(t-1) + b_r)",
+    "h(t) = (1 - z(t)) * h(t-1) + z(t) * tanh(W_h @ x(t) + U_h @ (r(t) * h(t-1)) + b_h)",
+]
+[matrices]
+W_z = ["n", "m"]
+U_z = ["n", "n"]
+b_z = ["n"]
+W_r = ["n", "m"]
+U_r = ["n", "n"]
+b_r = ["n"]
+W_h = ["n", "m"]
+U_h = ["n", "n"]
+b_h = ["n"]
+"""
+
+
+def test_matmul_hadamard_and_broadcasting_give_the_gru_cell():
+    model = load_model(GRU_BY_HAND)
+    cell = sr.cells.gru(2, inputs=1)
+    assert {f.__name__ for f in model.recurrence.defined} == {f.__name__ for f in cell.defined}
+    by_name = {f.__name__: f for f in model.recurrence.defined}
+    mine = [model.recurrence.update[by_name[f.__name__]] for f in cell.defined]
+    theirs = [cell.update[f] for f in cell.defined]
+    point = _random_point(theirs, seed=1)
+    np.testing.assert_allclose(_values(mine, point), _values(theirs, point), rtol=1e-12)
+    h_rhs = model.recurrence.display[2].rhs
+    assert h_rhs.has(sp.OneMatrix(2, 1))  # 1 - z(t) is the ones vector minus z
+    assert h_rhs.has(sp.HadamardProduct)
+
+
+def test_transpose_and_elementwise_power():
+    model = load_model(
+        'sizes = { n = 2 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        'equations = "h(t) = tanh(W.T @ h(t-1)) + 0.5 * h(t-1)**2"\n'
+    )
+    W, hv = sr.matrix("W", 2, 2), sr.vector("h", 2)
+    Wx, hx = sr.matrices.explicit(W), sr.matrices.explicit(hv(sr.t - 1))
+    expected = (Wx.T * hx).applyfunc(sp.tanh) + hx.applyfunc(lambda v: v**2 / 2)
+    mine = [model.recurrence.update[f] for f in model.recurrence.defined]
+    point = _random_point(list(expected))
+    np.testing.assert_allclose(_values(mine, point), _values(expected, point), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("equations", "words"),
+    [
+        (
+            "h(t) = tanh(b + W @ h(t-1) + U @ h(t-1))",
+            ["h(t) = tanh(b + W @ h(t-1) + U @ h(t-1))", "'U'", "3x2", "'h(t-1)'", "3x1"],
+        ),
+        ("h(t) = tanh(W @ x(t))", ["'W'", "3x3", "'x(t)'", "2x1", "columns"]),
+        ("h(t) = tanh(b + U)", ["'b'", "3x1", "'U'", "3x2", "sum"]),
+        ("h(t) = x(t) * h(t-1)", ["'x(t)'", "2x1", "'h(t-1)'", "3x1", "elementwise"]),
+        ("h(t) = U @ x(t) + x(t)", ["'U @ x(t)'", "3x1", "'x(t)'", "2x1"]),
+        ("h(t) = W", ["left side", "3x1", "right side", "3x3"]),
+        ("h(t) = tanh(w*h(t-1)) + 1; o(t) = V @ x(t)", ["'V'", "3x3", "'x(t)'", "2x1"]),
+    ],
+)
+def test_shape_errors_name_the_equation_the_terms_and_both_shapes(equations, words):
+    text = (
+        'sizes = { n = 3, m = 2 }\nvectors = { h = "n", x = "m", o = "n" }\n'
+        'matrices = { W = ["n", "n"], U = ["n", "m"], b = ["n"], V = ["n", "n"] }\n'
+        f'equations = "{equations}"\n'
+    )
+    with pytest.raises(ShapeError) as exc:
+        load_model(text)
+    message = _one_line(exc)
+    for word in words:
+        assert word in message, (word, message)
+
+
+BAD_VECTOR_FILES = [
+    ('sizes = 3\nequations = "h(t) = h(t-1)"\n', ParseError, ["sizes must be a table"]),
+    ('sizes = { n = 0 }\nequations = "h(t) = h(t-1)"\n', ParseError, ["sizes.n", "positive"]),
+    ('sizes = { n = 2.5 }\nequations = "h(t) = h(t-1)"\n', ParseError, ["sizes.n"]),
+    ('sizes = { n = true }\nequations = "h(t) = h(t-1)"\n', ParseError, ["sizes.n"]),
+    ('sizes = { n = "big" }\nequations = "h(t) = h(t-1)"\n', ParseError, ["symbolic"]),
+    (f'sizes = {{ n = {MAX_SIZE + 1} }}\nequations = "h(t) = h(t-1)"\n', LimitError, ["1,024"]),
+    (
+        "sizes = { "
+        + ", ".join(f"n{i} = 1" for i in range(40))
+        + ' }\nequations = "h(t) = h(t-1)"\n',
+        LimitError,
+        ["40 names"],
+    ),
+    (
+        'sizes = { n = 300 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        'equations = "h(t) = W @ h(t-1)"\n',
+        LimitError,
+        ["65,536 entries"],
+    ),
+    ('sizes = { "__class__" = 3 }\nequations = "h(t) = h(t-1)"\n', ParseError, ["usable name"]),
+    (
+        'sizes = { n = 3 }\nvectors = { tanh = "n" }\nequations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["'tanh'", "usable name"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { "h h" = "n" }\nequations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["usable name"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "q" }\nequations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["vectors.h", "sizes (n)"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = ["h"]\nequations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["vectors must be a table"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n", "n"] }\n'
+        'equations = "h(t) = W @ h(t-1)"\n',
+        ParseError,
+        ["matrices.W", "one or two"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nmatrices = { h = ["n"] }\n'
+        'equations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["both in vectors and in matrices"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nmatrices = { Q = ["n"] }\n'
+        'equations = "h(t) = h(t-1)"\n',
+        ParseError,
+        ["'Q'", "no equation uses"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nmatrices = { W = ["n", "n"] }\n'
+        'equations = "h(t) = W.__class__ @ h(t-1)"\n',
+        ParseError,
+        ["attribute access"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nequations = "h(t) = w.T * h(t-1)"\n',
+        ParseError,
+        ["'w' is a scalar", ".T"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nequations = "h(t) = w @ h(t-1)"\n',
+        ParseError,
+        ["'w'", "scalar", "@"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nequations = "h(t) = h(t-1)"\nloss = "h(t)"\n',
+        ParseError,
+        ["loss must be a scalar"],
+    ),
+    (
+        'sizes = { n = 3 }\nvectors = { h = "n" }\nequations = "h(t) = h(t-1)"\n'
+        'loss = "squared_error(h(t), y(t))"\n',
+        SymrnnError,
+        ["squared_error", "shape"],
+    ),
+    ('cell = "lstm"\nequations = "h(t) = h(t-1)"\n', ParseError, ["'cell' and 'equations'"]),
+    ('cell = "lstm"\nmatrices = { W = ["n"] }\n', ParseError, ["'cell' and 'matrices'"]),
+    ('cell = "transformer"\n', ParseError, ["cell must be", "lstm"]),
+    ('cell = "from_torch"\n', ParseError, ["cell must be"]),
+    ('cell = "__import__"\n', ParseError, ["cell must be"]),
+    ("cell = 3\n", ParseError, ["cell must be"]),
+    ('cell = "lstm"\nsizes = { q = 3 }\n', ParseError, ["sizes.q", "n (units)"]),
+    ('cell = "lstm"\nsizes = { m = 3 }\n', ParseError, ["needs sizes.n"]),
+    ('cell = "rnn"\nsizes = { n = 3 }\n', ParseError, ["takes no n"]),
+    (
+        'cell = "lstm"\nsizes = { n = 3 }\nvectors = { h = "n" }\n',
+        ParseError,
+        ["quantity of the cell"],
+    ),
+    ('cell = "elman"\nsizes = { n = 1000, m = 1000 }\n', LimitError, ["65,536"]),
+]
+
+
+@pytest.mark.parametrize(("text", "error", "words"), BAD_VECTOR_FILES)
+def test_bad_vector_model_text(text, error, words):
+    with pytest.raises(error) as exc:
+        load_model(text)
+    message = _one_line(exc)
+    for word in words:
+        assert word in message, (word, message)
+
+
+@pytest.mark.parametrize("name", ["elman", "gru", "lstm", "linear", "jordan"])
+def test_cells_by_name(name):
+    sizes = {"n": 3, "m": 2}
+    model = load_model(f'cell = "{name}"\nsizes = {{ n = 3, m = 2 }}\n')
+    assert model.cell == name
+    assert model.recurrence == getattr(sr.cells, name)(3, inputs=2)
+    assert Model.from_cell(name, sizes=sizes).recurrence == model.recurrence
+
+
+def test_cell_outputs_and_scalar_cells():
+    model = load_model('cell = "elman"\nsizes = { n = 3, m = 2, k = 4 }\n')
+    assert model.recurrence == sr.cells.elman(3, inputs=2, outputs=4)
+    assert load_model('cell = "rnn"\n').recurrence == sr.cells.rnn()
+    assert set(cell_names()) >= {"elman", "gru", "lstm", "rnn"}
+    assert "from_torch" not in cell_names()
+
+
+def test_cell_loss_reads_declared_targets():
+    model = load_model(
+        'cell = "lstm"\nsizes = { n = 2, m = 1 }\nvectors = { y = "n" }\n'
+        'loss = "squared_error(h(t), y(t))"\n'
+    )
+    h, y = sr.vector("h", 2), sr.vector("y", 2)
+    assert model.loss == sr.squared_error(h(sr.t), y(sr.t))
+    again = model.with_options(loss="(h(t) - y(t)).T @ (h(t) - y(t)) / 2")
+    assert sp.expand(again.loss - expand_losses(model.loss)) == 0
+
+
+# ---------------------------------------------------------------------------- params_file
+WEIGHTS_MODEL = VECTOR_ELMAN + 'params_file = "w.npz"\n'
+
+
+def _save(folder: Path, **arrays):
+    np.savez(folder / "w.npz", **arrays)
+    path = folder / "model.toml"
+    path.write_text(WEIGHTS_MODEL)
+    return path
+
+
+def test_params_file_gives_values_by_name(tmp_path):
+    rng = np.random.default_rng(3)
+    W, b = rng.normal(size=(3, 3)), rng.normal(size=3)
+    model = load_model(_save(tmp_path, W=W, b=b))
+    assert set(model.weights) == {"W", "b"}
+    np.testing.assert_array_equal(model.weights["W"], W)
+    np.testing.assert_array_equal(model.weights["b"], b.reshape(3, 1))
+    given = model.given_values()
+    assert given["W_23"] == W[1, 2] and given["b_3"] == b[2] and len(given) == 12
+    values = model.parameter_values(seed=1)
+    np.testing.assert_array_equal(values["W"], W)
+    # missing ones are drawn at random, in their shape, and differ between seeds
+    assert values["V"].shape == (3, 3) and values["c"].shape == (3, 1)
+    assert not np.array_equal(values["V"], model.parameter_values(seed=2)["V"])
+    assert np.all(np.abs(values["V"]) <= 1)
+
+
+def test_params_file_is_relative_to_the_model_file(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = _save(folder, W=np.eye(3))
+    monkeypatch.chdir(tmp_path)
+    assert load_model(Path("models") / path.name).weights["W"][0, 0] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("arrays", "error", "words"),
+    [
+        ({"W": np.zeros((3, 2))}, ShapeError, ["'W'", "(3, 2)", "(3, 3)"]),
+        ({"b": np.zeros((1, 3))}, ShapeError, ["'b'", "(1, 3)", "(3, 1)"]),
+        ({"Q": np.zeros(3)}, ParseError, ["'Q'", "not a parameter", "W"]),
+        ({"W": np.full((3, 3), np.inf)}, ParseError, ["finite"]),
+        ({"W": np.array([["a"] * 3] * 3)}, ParseError, ["dtype", "numbers"]),
+        ({"W": np.zeros((3, 3), dtype=complex)}, ParseError, ["dtype"]),
+    ],
+)
+def test_params_file_refuses_bad_arrays(tmp_path, arrays, error, words):
+    with pytest.raises(error) as exc:
+        load_model(_save(tmp_path, **arrays))
+    message = _one_line(exc)
+    for word in words:
+        assert word in message, (word, message)
+
+
+class _Touch:
+    """Unpickling this would create a file: proof that a pickle was executed."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_params_file_never_unpickles(tmp_path):
+    sentinel = tmp_path / "SENTINEL"
+    np.savez(tmp_path / "w.npz", W=np.array([_Touch(sentinel)], dtype=object))
+    (tmp_path / "model.toml").write_text(WEIGHTS_MODEL)
+    with pytest.raises(ParseError) as exc:
+        load_model(tmp_path / "model.toml")
+    assert "pickled" in _one_line(exc)
+    assert not sentinel.exists()
+
+
+def test_params_file_limits_and_files(tmp_path, monkeypatch):
+    path = _save(tmp_path, W=np.eye(3))
+    monkeypatch.setattr(models, "MAX_WEIGHT_ARRAYS", 0)
+    with pytest.raises(LimitError, match="more than the limit of 0"):
+        load_model(path)
+    monkeypatch.setattr(models, "MAX_WEIGHT_ARRAYS", 256)
+    monkeypatch.setattr(models, "MAX_WEIGHTS_BYTES", 100)
+    with pytest.raises(LimitError, match="limit of 100 bytes"):
+        load_model(path)
+    monkeypatch.undo()
+    (tmp_path / "w.npz").write_bytes(b"not a zip")
+    with pytest.raises(ParseError, match="not a .npz archive"):
+        load_model(path)
+    (tmp_path / "w.npz").unlink()
+    with pytest.raises(SymrnnError, match="does not exist"):
+        load_model(path)
+    with pytest.raises(ParseError, match="not a .npz file"):
+        load_model(VECTOR_ELMAN + 'params_file = "w.pkl"\n')
+    with pytest.raises(ParseError, match="needs integer sizes"):
+        load_model(WEIGHTS_MODEL.replace("n = 3", 'n = "symbolic"').replace("loss =", "# loss ="))
+    _save(tmp_path, W=np.eye(3))
+    monkeypatch.chdir(tmp_path)  # model text finds params_file in the working folder
+    with pytest.raises(ParseError, match="both give W"):
+        load_model(WEIGHTS_MODEL + "[params]\nW_11 = 1.0\n")

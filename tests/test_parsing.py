@@ -7,6 +7,7 @@ import builtins
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings
@@ -14,8 +15,8 @@ from hypothesis import strategies as st
 
 import symrnn.parsing as parsing
 from symrnn import functions as fn
-from symrnn.errors import LimitError, ParseError, SymrnnError
-from symrnn.matrices import matrix, vector
+from symrnn.errors import LimitError, ParseError, ShapeError, SymrnnError
+from symrnn.matrices import explicit, matrix, vector
 from symrnn.notation import t, time_function
 from symrnn.parsing import (
     MAX_ARGS,
@@ -567,3 +568,106 @@ def test_random_text_raises_only_symrnn_errors(text: str) -> None:
             call(text, functions=["f"])
         except SymrnnError as error:
             assert len(str(error).splitlines()) == 1, str(error)
+
+
+# -- vectors and matrices: @, elementwise *, .T, broadcasting --------------------------------
+
+VECTORS = {
+    "h": vector("h", 3),
+    "x": vector("x", 2),
+    "z": vector("z", 3),
+    "W": matrix("W", 3, 3),
+    "U": matrix("U", 3, 2),
+    "b": matrix("b", 3),
+}
+
+
+def _same(a: sp.Basic, b: sp.Basic) -> None:
+    """Equal component by component at a random point (a second route to the same numbers)."""
+    ea, eb = explicit(a), explicit(b)
+    assert ea.shape == eb.shape
+    rng = np.random.default_rng(0)
+    leaves = sorted(
+        set().union(*(e.free_symbols | e.atoms(sp.core.function.AppliedUndef) for e in (ea, eb)))
+        - {t},
+        key=sp.default_sort_key,
+    )
+    point = {leaf: sp.Float(rng.uniform(-1, 1)) for leaf in leaves}
+    for u, v in zip(ea.xreplace(point), eb.xreplace(point), strict=True):
+        assert float(u) == pytest.approx(float(v), rel=1e-12)
+
+
+def test_matmul_transpose_and_hadamard():
+    h, x, z, W, U, b = (VECTORS[k] for k in "hxzWUb")
+    got = parse_expression("tanh(b + W @ h(t-1) + U @ x(t))", names=VECTORS)
+    _same(got, fn.tanh(b + W * h(t - 1) + U * x(t)))
+    _same(parse_expression("W.T @ h(t)", names=VECTORS), W.T * h(t))
+    _same(parse_expression("h(t).T @ W @ h(t)", names=VECTORS), h(t).T * W * h(t))
+    got = parse_expression("z(t) * h(t-1)", names=VECTORS)
+    assert isinstance(got, sp.HadamardProduct)
+    _same(got, sp.HadamardProduct(z(t), h(t - 1)))
+    # a matrix times a vector with * is SymPy's product, as recurrences print
+    _same(parse_expression("W*h(t-1)", names=VECTORS), W * h(t - 1))
+
+
+def test_scalars_broadcast_over_vectors():
+    h, z = VECTORS["h"], VECTORS["z"]
+    got = parse_expression("1 - z(t)", names=VECTORS)
+    assert got == sp.OneMatrix(3, 1) - z(t)
+    _same(parse_expression("2 + h(t) - 0.5", names=VECTORS), 1.5 * sp.OneMatrix(3, 1) + h(t))
+    _same(
+        parse_expression("(1 - z(t)) * h(t-1) / 2", names=VECTORS),
+        sp.HadamardProduct(sp.OneMatrix(3, 1) - z(t), h(t - 1)) / 2,
+    )
+    _same(parse_expression("h(t)**2", names=VECTORS), sp.HadamardPower(h(t), 2))
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "fragments"),
+    [
+        ("W @ x(t)", ShapeError, ["'W'", "3x3", "'x(t)'", "2x1", "columns on the left (3)"]),
+        ("U @ W", ShapeError, ["'U'", "3x2", "'W'", "3x3"]),
+        ("h(t) + x(t)", ShapeError, ["'h(t)'", "3x1", "'x(t)'", "2x1", "sum"]),
+        ("z(t) * x(t)", ShapeError, ["'z(t)'", "'x(t)'", "elementwise"]),
+        ("w @ h(t)", ParseError, ["'w'", "scalar", "@"]),
+        ("h(t) @ 2", ParseError, ["'2'", "scalar"]),
+        ("w.T", ParseError, ["'w' is a scalar", ".T"]),
+        ("W.shape", ParseError, ["attribute access is not allowed"]),
+        ("W.T.__class__", ParseError, ["attribute access is not allowed"]),
+        ("h(t) / z(t)", ParseError, ["divides by the vector"]),
+        ("2 ** h(t)", ParseError, ["exponent is a vector"]),
+        ("h(t) ** w", ParseError, ["non-numeric exponent"]),
+        ("h(t) ** 100000", LimitError, ["exponent"]),
+        ("Max(h(t), 0)", ParseError, ["Max takes scalars"]),
+        ("h(W)", ParseError, ["vector h takes one time argument"]),
+        ("h(t, t)", ParseError, ["vector h takes one time argument"]),
+    ],
+)
+def test_vector_errors(text, error, fragments):
+    with pytest.raises(error) as info:
+        parse_expression(text, names=VECTORS)
+    message = one_line(info)
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_equation_sides_must_have_one_shape():
+    with pytest.raises(ShapeError) as info:
+        parse_equation("h(t) = U", names=VECTORS)
+    message = one_line(info)
+    for fragment in ["in the equation 'h(t) = U'", "left side 'h(t)'", "3x1", "3x2"]:
+        assert fragment in message, (fragment, message)
+    with pytest.raises(ShapeError, match="shape scalar"):
+        parse_equation("h(t) = w", names=VECTORS)
+    with pytest.raises(ShapeError) as info:
+        parse_equation("h(t) = tanh(b + W @ h(t-1) + U @ h(t-1))", names=VECTORS)
+    message = one_line(info)
+    assert "in the equation 'h(t) = tanh(b + W @ h(t-1) + U @ h(t-1))'" in message
+    assert "'U' (shape 3x2) by 'h(t-1)' (shape 3x1)" in message
+
+
+def test_matmul_without_vectors_is_refused_as_before():
+    with pytest.raises(ParseError, match="scalar, but @ is the matrix product"):
+        parse_expression("a @ b")
+    with pytest.raises(ParseError, match="attribute access is not allowed"):
+        parse_expression("a.b")

@@ -7,7 +7,10 @@ the forms are polynomial, else numerically at random points), or a NumPy simulat
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -103,7 +106,7 @@ def with_matrix(rec: sr.Recurrence, name: str, value: list) -> sr.Recurrence:
 )
 def test_integer_sequences_exact_up_to_60(rec, first, coeffs):
     sol = solve(rec)
-    assert sol.method == "rsolve"
+    assert sol.method == "characteristic"
     (s,) = sol.of
     init = {s(0): first[0], s(-1): first[1]}
     want = sequence(first, coeffs, 60)
@@ -192,7 +195,12 @@ def test_symbolic_order2_driven_matches_unfold():
 
 @pytest.mark.parametrize(
     ("drive", "method"),
-    [(3**t, "rsolve"), (t, "rsolve"), (t**2 + 1, "rsolve"), (sp.sin(t), "linear-driven")],
+    [
+        (3**t, "characteristic"),
+        (t, "characteristic"),
+        (t**2 + 1, "characteristic"),
+        (sp.sin(t), "linear-driven"),
+    ],
     ids=["3^t", "t", "t^2+1", "sin"],
 )
 def test_known_drive(drive, method):
@@ -213,7 +221,7 @@ def test_known_drive_is_closed():
 def test_homogeneous_symbolic_second_order():
     rec = sr.Recurrence(sp.Eq(h(t), b * h(t - 1) + c * h(t - 2)))
     sol = solve(rec)
-    assert sol.method == "rsolve"
+    assert sol.method == "characteristic"
     assert_agrees_with_unfold(rec, sol)
 
 
@@ -349,8 +357,8 @@ def test_index_avoids_parameter_names():
             ["depends on t", "constant coefficients"],
         ),
         (
-            sr.Recurrence(sp.Eq(h(t), h(t - 4) - h(t - 5) + x(t))),
-            ["no roots in radicals", "lambda**5 - lambda + 1"],
+            sr.Recurrence(sp.Eq(h(t), a * h(t - 1) + h(t - 3) + x(t))),
+            ["factor -a*λ**2 + λ**3 - 1 of degree 3 with symbolic coefficients", "with_params"],
         ),
     ],
     ids=[
@@ -365,7 +373,7 @@ def test_index_avoids_parameter_names():
         "power",
         "input-coeff",
         "t-system",
-        "quintic",
+        "symbolic-cubic",
     ],
 )
 def test_no_closed_form(rec, words):
@@ -376,6 +384,15 @@ def test_no_closed_form(rec, words):
     assert "\n" not in message
     for word in words:
         assert word in message
+
+
+def test_quintic_without_radicals_is_solved_with_crootof():
+    rec = sr.Recurrence(sp.Eq(h(t), h(t - 4) - h(t - 5) + x(t)))
+    sol = solve(rec)
+    assert sol.method == "linear-driven"
+    assert "where r1, r2, r3, r4, r5 are the roots of λ**5 - λ + 1" in str(sol)
+    for k in range(1, 9):
+        assert sp.expand(sol.at(k) - sr.unfold(rec, k).closed_form(k)) == 0, k
 
 
 def test_no_closed_form_message_for_rnn():
@@ -547,3 +564,154 @@ def test_kernel_errors():
         kernel(sr.cells.linear(), MAX_KERNEL_LENGTH + 1)
     with pytest.raises(ShapeError, match="columns"):
         kernel(sr.cells.linear(), 2, output=sp.Matrix([[1, 2]]))
+
+
+# ------------------------------------------------ high orders, budget, special parameter values
+def iterate_exact(coeffs: list, first: list, n: int, drive=lambda k: 0) -> list:
+    """s(t) = Σ coeffs[i] s(t-1-i) + drive(t) in exact rationals; first = [s(1-order) … s(0)]."""
+    values = [sp.Rational(v) for v in first]
+    for k in range(1, n + 1):
+        values.append(sum(sp.Rational(c) * values[-1 - i] for i, c in enumerate(coeffs)) + drive(k))
+    return values
+
+
+HIGH_ORDER = {
+    "tribonacci": ([1, 1, 1], [0, 0, 1]),
+    "padovan": ([0, 1, 1], [1, 1, 1]),
+    "perrin": ([0, 1, 1], [3, 0, 2]),
+    "order4": ([1, -1, -1, 1], [2, -1, 3, 5]),
+    "issue17990": ([sp.Rational(-6, 46), sp.Rational(-4, 46), sp.Rational(10, 46)], [1, -2, 3]),
+}
+
+
+def high_order(name: str, drive=0) -> sr.Recurrence:
+    coeffs, _ = HIGH_ORDER[name]
+    rhs = sum(c * h(t - 1 - i) for i, c in enumerate(coeffs)) + drive
+    return sr.Recurrence(sp.Eq(h(t), rhs), name=name)
+
+
+def initial(first: list) -> dict:
+    return {h(k): v for k, v in zip(range(1 - len(first), 1), first, strict=True)}
+
+
+@pytest.mark.parametrize("name", list(HIGH_ORDER))
+def test_high_order_exact_to_40_within_2s(name):
+    coeffs, first = HIGH_ORDER[name]
+    start = time.perf_counter()
+    sol = solve(high_order(name))
+    values = [sol.at(k).subs(initial(first)) for k in range(1, 41)]
+    elapsed = time.perf_counter() - start
+    want = iterate_exact(coeffs, first, 40)[len(first) :]
+    assert values == want
+    assert all(v.is_Rational for v in values)
+    assert elapsed < 2.0, f"{name}: {elapsed:.2f} s"
+    assert sol.check.ok
+
+
+@pytest.mark.parametrize("name", list(HIGH_ORDER))
+def test_high_order_with_input_exact_within_2s(name):
+    coeffs, first = HIGH_ORDER[name]
+    start = time.perf_counter()
+    sol = solve(high_order(name, drive=x(t)))
+    inputs = {x(k): (-1) ** k * k for k in range(1, 41)}
+    values = [sol.at(k).xreplace(inputs).subs(initial(first)) for k in (1, 2, 7, 25, 40)]
+    elapsed = time.perf_counter() - start
+    want = iterate_exact(coeffs, first, 40, drive=lambda k: (-1) ** k * k)
+    assert values == [want[len(first) - 1 + k] for k in (1, 2, 7, 25, 40)]
+    assert elapsed < 2.0, f"{name} + x(t): {elapsed:.2f} s"
+    assert sol.expr.has(sp.Sum) and sol.check.ok
+
+
+def test_high_order_with_constant_drive_is_closed():
+    sol = solve(high_order("tribonacci", drive=1))
+    assert not sol.expr.has(sp.Sum)
+    want = iterate_exact([1, 1, 1], [0, 0, 1], 30, drive=lambda k: 1)
+    assert [sol.at(k).subs(initial([0, 0, 1])) for k in range(1, 31)] == want[3:]
+
+
+def test_tribonacci_names_its_roots():
+    sol = solve(high_order("tribonacci"))
+    assert sol.expr.atoms(sp.CRootOf)
+    text = str(sol)
+    assert "where r1, r2, r3 are the roots of λ**3 - λ**2 - λ - 1" in text
+    assert "CRootOf" not in text
+    assert "r_{1}" in sol._repr_latex_() and "CRootOf" not in sol._repr_latex_()
+
+
+def test_quadratic_roots_stay_radicals():
+    sol = solve(sr.cells.fibonacci())
+    assert not sol.expr.atoms(sp.CRootOf)
+    assert sol.expr.has(sp.sqrt(5))
+
+
+def test_budget_is_named_when_exceeded():
+    with pytest.raises(NoClosedForm, match=r"budget of 1e-06 s"):
+        solve(high_order("order4", drive=x(t)), budget=1e-6)
+
+
+def test_budget_must_be_positive():
+    with pytest.raises(ValueError, match="budget"):
+        solve(sr.cells.linear(), budget=0)
+
+
+def test_generic_form_divides_and_subs_resolves():
+    rec = sr.Recurrence(sp.Eq(h(t), a * h(t - 1) + 2))
+    sol = solve(rec)
+    assert sp.nan in {sp.simplify(sol.expr.subs(a, 1))} or sol.expr.subs(a, 1).has(sp.zoo, sp.nan)
+    at_one = sol.subs({a: 1})
+    assert sp.expand(at_one.expr - (h(0) + 2 * t)) == 0
+    assert at_one.check.ok and at_one.recurrence.params == ()
+    at_two = sol.subs({a: 2})
+    assert sp.expand(at_two.expr - sol.expr.subs(a, 2)) == 0
+
+
+def test_subs_at_a_double_root():
+    c1, c2 = sp.symbols("c1 c2")
+    rec = sr.Recurrence(sp.Eq(h(t), c1 * h(t - 1) + c2 * h(t - 2) + 1))
+    sol = solve(rec).subs({c1: 2, c2: -1})
+    want = sr.Recurrence(sp.Eq(h(t), 2 * h(t - 1) - h(t - 2) + 1))
+    for k in range(1, 9):
+        assert sp.expand(sol.at(k) - sr.unfold(want, k).closed_form(k)) == 0
+
+
+def test_subs_symbolic_matrix_at_a_jordan_block():
+    rec = sr.cells.linear(2)
+    A = sr.matrix("A", 2, 2)
+    sol = solve(rec).subs({A: sp.Matrix([[1, 1], [0, 1]])})
+    want = rec.with_params({A: sp.Matrix([[1, 1], [0, 1]])})
+    for k in range(1, 7):
+        U = sr.unfold(want, k)
+        got = sol.at(k) - sp.Matrix([U.closed_form(k, of=f) for f in sol.of])
+        assert got.applyfunc(sp.expand) == sp.zeros(2, 1)
+
+
+def test_subs_refuses_what_is_not_a_parameter():
+    sol = solve(sr.cells.linear())
+    with pytest.raises(SymrnnError, match="not a parameter"):
+        sol.subs({h(0): 1})
+
+
+def test_rsolve_is_interrupted_by_the_budget():
+    n2 = sr.Recurrence(sp.Eq(h(t), (2 * t - 3) * h(t - 1) - ((t - 2) ** 2 - 2) * h(t - 2)))
+    start = time.perf_counter()
+    with pytest.raises(NoClosedForm, match="within the time budget of 0.2 s"):
+        solve(n2, budget=0.2)
+    assert time.perf_counter() - start < 1.5
+
+
+def test_alarm_is_left_as_it_was():
+    before = signal.getsignal(signal.SIGALRM)
+    solve(sr.Recurrence(sp.Eq(h(t), t * h(t - 1))))
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_off_the_main_thread_calls_that_cannot_be_interrupted_are_not_made():
+    factorial = sr.Recurrence(sp.Eq(h(t), t * h(t - 1)))
+    assert solve(factorial).method == "rsolve"  # main thread: under the alarm
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        sol = pool.submit(solve, factorial).result()
+        trib = pool.submit(solve, high_order("tribonacci", drive=x(t))).result()
+    assert sol.method == "product" and sol.check.ok  # rsolve not tried
+    assert sp.expand(sol.at(6) - 720 * h(0)) == 0
+    assert trib.method == "linear-driven" and trib.check.ok

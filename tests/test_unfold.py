@@ -490,7 +490,7 @@ def test_repr_and_str():
     assert repr(U) == "<Unfolded 'rnn': 3 steps, 3 equations>"
     assert str(U).splitlines() == [f"{eq.lhs} = {eq.rhs}" for eq in U.equations]
     gru = sr.unfold(sr.cells.gru(), 2)
-    assert repr(gru) == "<Unfolded 'gru': 2 steps, 6 equations>"
+    assert repr(gru) == "<Unfolded 'gru': 2 steps, 8 equations>"
 
 
 def test_str_of_a_long_chain_is_shortened():

@@ -4,7 +4,7 @@
 H = relu(X W + b); (d) linear regression yhat = x^T w with the weight-decay penalty
 lambda * sum_i w_i^2, two outputs that share w.
 
-Usage: python examples/fig_6_8.py [OUTPUT_DIR]   (default: a new temporary directory)
+Usage: python examples/02_fig_6_8_graphs.py [OUTPUT_DIR]   (default: a new temporary directory)
 
 Writes fig_6_8_a.dot ... fig_6_8_d.dot, and .svg drawings when Graphviz ``dot`` is installed.
 """

@@ -11,7 +11,7 @@ them with numbers three ways at random parameters, inputs and labels: the book's
 into NumPy, symrnn's matrix-form equations evaluated step by step, and the component BPTT of
 ``sr.bptt`` (whose gradient ``sr.lambdify`` turns into NumPy code).
 
-Usage: python examples/bptt_vanilla_rnn.py [OUTPUT_DIR]
+Usage: python examples/09_bptt_goodfellow.py [OUTPUT_DIR]
 (with OUTPUT_DIR, the equations are also written to OUTPUT_DIR/bptt_vanilla_rnn.tex)
 """
 

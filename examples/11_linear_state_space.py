@@ -1,6 +1,6 @@
 """The linear RNN in closed form, and its convolution kernel.
 
-    python examples/linear_rnn.py [OUTPUT_DIR]
+    python examples/11_linear_state_space.py [OUTPUT_DIR]
 
 1. The one-unit linear RNN h(t) = a h(t-1) + u x(t) + b solved for symbolic t: the impulse
    response a^(t-k) convolved with the drive.  Checked against the unfolded chain.

@@ -8,7 +8,7 @@ step through the same f. The lecture's RNN (f = tanh(w h^{(t-1)} + u x^{(t)} + b
 the same way, its edges named by the parameters w and u; a long unfolding keeps the first and
 last two steps and one column of h^{(...)} nodes for the rest.
 
-Usage: python examples/fig_10_2.py [OUTPUT_DIR]   (default: a new temporary directory)
+Usage: python examples/07_fig_10_2_graphs.py [OUTPUT_DIR]   (default: a new temporary directory)
 
 Writes fig_10_2_folded.dot, fig_10_2_unfolded.dot, rnn_folded.dot, rnn_unfolded.dot and
 rnn_unfolded_20.dot, and .svg and .png drawings when Graphviz ``dot`` is installed.

@@ -8,7 +8,7 @@ loss L = L^{(1)} + L^{(2)} + L^{(3)} at the top. Then back-propagation through t
 10.17-10.22) drawn on the same graph: the adjoints dL/do^{(t)} and dL/dh^{(t)} flow back,
 dashed, from step 3 to step 1, and into the gradients dL/dU, dL/dV, dL/dW, dL/db, dL/dc.
 
-Usage: python examples/fig_10_3.py [OUTPUT_DIR]   (default: a new temporary directory)
+Usage: python examples/08_fig_10_3_graphs.py [OUTPUT_DIR]   (default: a new temporary directory)
 
 Writes fig_10_3_folded.dot, fig_10_3_unfolded.dot and fig_10_3_bptt.dot, and .svg and .png
 drawings when Graphviz ``dot`` is installed.

@@ -7,7 +7,7 @@ mode and the complex-step derivative.  Then the same derivation with a classic s
 recurrent term w \, \partial L/\partial h^{(t+1)} forgotten in the adjoint) is shown failing,
 with both values at the place where they differ.
 
-Run ``python examples/check_my_gradient.py [OUTDIR]``; with OUTDIR both reports are also
+Run ``python examples/10_check_my_gradient.py [OUTDIR]``; with OUTDIR both reports are also
 written there as text and JSON.
 """
 

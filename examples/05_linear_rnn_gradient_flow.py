@@ -7,8 +7,8 @@ For :math:`h^{(t)} = A h^{(t-1)} + B x^{(t)}` the gradient reaching d steps back
 The same power appears in the closed form :math:`h^{(t)} = A^{t} h^{(0)} + \sum_k A^{t-k} B x^{(k)}`
 and in the convolution kernel :math:`(B, AB, A^2B, \dots)`.
 
-Run ``python examples/gradient_flow.py [OUTDIR]``; with matplotlib installed the plot is written
-to ``OUTDIR/gradient_flow.png`` (default OUTDIR: a new temporary directory).
+Run ``python examples/05_linear_rnn_gradient_flow.py [OUTDIR]``; with matplotlib installed the
+plot is written to ``OUTDIR/gradient_flow.png`` (default OUTDIR: a new temporary directory).
 """
 
 import sys
