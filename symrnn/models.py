@@ -862,7 +862,9 @@ def _declare(
     vectors = _check_table(vectors, "vectors", 'vectors = { h = "n", x = "m" }', where)
     matrices = _check_table(matrices, "matrices", 'matrices = { W = ["n", "n"] }', where)
     declared = _declare_targets(sizes, vectors, {}, where)
-    total = sum(int(v.size) for v in declared.values() if sp.sympify(v.size, strict=True).is_Integer)
+    total = sum(
+        int(v.size) for v in declared.values() if sp.sympify(v.size, strict=True).is_Integer
+    )
     for name, spec in matrices.items():
         _check_declared_name(name, "matrices", where)
         if name in declared:
