@@ -31,6 +31,7 @@ def step(U, W, x__t, h__tm1):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -643,9 +644,14 @@ class _Sources:
                 target = g.nodes[a]
                 contributions.setdefault(a, []).append(_reduce(contrib, shape, target))
         grads = []
+        pairs: list[tuple[int, str, str]] = []  # Σ g aᵀ terms, summed by the runtime
         for k, pid in enumerate(self.param_nodes):
             for c in contributions.pop(pid, []):
-                grads.append(f"    _G[{k}] += {c}")
+                match = _OUTER.fullmatch(c)
+                if match:
+                    pairs.append((k, match[1], match[2]))
+                else:
+                    grads.append(f"    _G[{k}] += {c}")
         adj_out: list[tuple[str, int]] = []
         outs = []
         for key, nid in sorted(g.leaves.items(), key=lambda kv: kv[1]):
@@ -661,7 +667,7 @@ class _Sources:
             for i in loss_nodes
             if not _is_leaf(g.nodes[i])
         ]
-        used_text = "\n".join(loss_lines + body + outs)
+        used_text = "\n".join(loss_lines + body + outs + [f"{a} {b}" for _, a, b in pairs])
         # Arguments: leaves the loss and the backward pass read; saved step values; carries.
         leaf_ids = {g.leaves[k] for k in g.leaves if k == "time" or k[0] == "q"}
         wanted = {i for i in leaf_ids if _mentions(used_text, g.nodes[i].name)} | {
@@ -684,7 +690,12 @@ class _Sources:
         adj_args = ", ".join(
             ["_G", "_one", *params, *_arg_names(g, specs), *saved_names, *carries.values()]
         )
-        ret = f"    return {value}, ({', '.join(outs)}{',' if len(outs) == 1 else ''})"
+        flat = [name for _, a, b in pairs for name in (a, b)]
+        ret = (
+            f"    return {value}, ({', '.join(outs)}{',' if len(outs) == 1 else ''}), "
+            f"({', '.join(flat)}{',' if len(flat) == 1 else ''})"
+        )
+        self.outer_params = [k for k, _, _ in pairs]
         adj_src = (
             f"def adjoint_step({adj_args}):\n" + "\n".join(loss_lines + body) + "\n" + ret + "\n"
         )
@@ -711,6 +722,11 @@ class _Sources:
         ]
 
 
+# A matrix parameter's gradient term Σ_b g_b a_bᵀ of two step values: returned to the runtime,
+# which sums it per step or, for small batches, once over all steps (one large product).
+_OUTER = re.compile(r"outer\(([A-Za-z_][A-Za-z0-9_]*), ([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
 def _join(terms: list[str]) -> str:
     """A sum of terms, ``a - b`` rather than ``a + -b``."""
     text = terms[0]
@@ -728,8 +744,6 @@ def _gradient_name(n: Node) -> str:
 
 
 def _mentions(text: str, name: str) -> bool:
-    import re
-
     return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
 
 
@@ -752,10 +766,10 @@ def generate_matrix_source(
     if loss is not None:
         loss_src, adj_src, loss_specs, adj_out = src.adjoint()
         parts += [loss_src, adj_src]
-        tables.update(LOSS_ARGS=loss_specs, ADJ_OUT=adj_out)
+        tables.update(LOSS_ARGS=loss_specs, ADJ_OUT=adj_out, OUTER=src.outer_params)
     else:
         parts.append("loss_step = adjoint_step = None\n")
-        tables.update(LOSS_ARGS=[], ADJ_OUT=[])
+        tables.update(LOSS_ARGS=[], ADJ_OUT=[], OUTER=[])
     layout = src.layout(targets)
     tables.update(
         SIZES=layout.sizes,

@@ -16,9 +16,13 @@
 #   STEP_ARGS    ("state", name, lag) / ("input", name, lag) / ("time", "t", 0) after the params
 #   LOSS_ARGS    the same for the loss and the adjoint step (targets are inputs here)
 #   ADJ_OUT      (state, lag) that each adjoint-step contribution goes to
+#   OUTER        the parameter of each (g, a) pair adjoint_step returns: its gradient gets Σ g aᵀ
 #   step(*P, *args) -> saved values (quantities at t first), loss_step, adjoint_step
 # ---------------------------------------------------------------------------------------------
 import numpy
+
+#: Batches up to this size sum matrix gradients once over all steps (see value_and_grad).
+DEFER_BATCH = 64
 
 
 class ArgumentError(ValueError):
@@ -264,14 +268,28 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     ones = numpy.ones(B, dtype=dt)
     zeros = {name: numpy.zeros(H[(name, 0)].shape, dtype=dt) for name, _, _ in STATES}
     pending = {}
+    # Matrix gradients Σ_t Σ_b g aᵀ: for a small batch one product over all steps at the end
+    # (T·B rows) beats T thin ones; for a large batch each step's product is already large.
+    defer = B <= DEFER_BATCH
+    terms = [([], []) for _ in OUTER]
     for k in range(T, 0, -1):
         args = [_read(X, H, saved, a, k) for a in LOSS_ARGS]
         carries = [pending.pop((name, k), zeros[name]) for name, _, _ in STATES]
-        loss_k, outs = adjoint_step(G, ones, *P, *args, *saved[k - 1], *carries)
+        loss_k, outs, pairs = adjoint_step(G, ones, *P, *args, *saved[k - 1], *carries)
         value += loss_k
         for (name, lag), v in zip(ADJ_OUT, outs, strict=False):
             key = (name, k - lag)
             pending[key] = pending[key] + v if key in pending else v
+        for j, index in enumerate(OUTER):
+            g, a = pairs[2 * j], pairs[2 * j + 1]
+            if defer and g.ndim == 2 and a.ndim == 2:
+                terms[j][0].append(g)
+                terms[j][1].append(a)
+            else:
+                G[index] += outer(g, a)
+    for (gs, as_), index in zip(terms, OUTER, strict=True):
+        if gs:
+            G[index] += numpy.concatenate(gs).T @ numpy.concatenate(as_)
     grads = {name: g.reshape(given[name]) for (name, _), g in zip(PARAMS, G, strict=False)}
     if init_grad:
         grads["init"] = _init_grads(pending, zeros, single)

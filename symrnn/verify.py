@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .diff import classify_loss, grad, loss_only_symbols, total_loss
 from .diff import jacobian as chain_jacobian
@@ -58,6 +59,7 @@ from .functions import relu, sigmoid, softplus
 from .matrices import TimeVector, VectorAt, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
+from .ops import dot
 from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
@@ -74,8 +76,9 @@ MAX_VERIFY_STEPS = 100
 #: Closed forms g(k) are built while g(k - 1) has at most this many nodes as a tree (building
 #: them costs SymPy time that grows with the tree, not with the shared graph).
 CLOSED_FORM_MAX_NODES = 10_000
-#: Largest number of scalar quantities (state, output and gate components) :func:`verify`
-#: checks: every comparison works component by component (100 coupled states take minutes).
+#: Largest number of scalar quantities (states, outputs, intermediates) of a recurrence written
+#: without vectors that :func:`verify` checks: every comparison works quantity by quantity (100
+#: coupled states take minutes).
 MAX_VERIFY_QUANTITIES = 64
 #: Largest number of random trials.
 MAX_TRIALS = 100
@@ -1978,6 +1981,262 @@ def _check_user_jacobian(setup: _Setup, jacobian: Any) -> list[Row]:
 
 
 # ------------------------------------------------------------------------------- verify
+# ------------------------------------------------------------------ large vector recurrences
+#: Vector recurrences with more scalar parameters than this are verified at matrix level: the
+#: component forms (closed forms, unrolled code, scalar BPTT and RTRL) grow with the square of
+#: the hidden size; the matrix-level code is checked against its own independent routes instead.
+MAX_COMPONENT_PARAMETERS = 200
+#: Up to this many scalar parameters the matrix-level code is also compared with component code.
+MAX_COMPARED_PARAMETERS = 600
+#: The size at which a recurrence of symbolic size is verified.
+VERIFY_SIZE = 3
+
+
+def scalar_parameters(rec: Recurrence) -> int | None:
+    """The number of scalar parameters (entries of every parameter matrix), None if symbolic."""
+    if not rec.has_explicit_size:
+        return None
+    return sum(int(sp.Mul(*getattr(p, "shape", (1, 1)))) for p in rec.blocks.params)
+
+
+def _numpy_value(expr: Any, values: Mapping[Any, Any]) -> Any:
+    """A matrix-level expression evaluated with NumPy, vectors as columns (one sequence).
+
+    An evaluator independent of the generated code: SymPy's expression tree walked directly,
+    elementwise functions through ``sympy.lambdify`` of their scalar body.
+    """
+    if expr in values:
+        return values[expr]
+    if isinstance(expr, (sp.OneMatrix, sp.ZeroMatrix, sp.Identity)) or isinstance(
+        expr, sp.MatrixBase
+    ):
+        return np.array(expr.as_explicit().tolist(), dtype=float)
+    if expr.is_Number:
+        return float(expr)
+    if isinstance(expr, ElementwiseApplyFunction):
+        (var,) = expr.function.variables
+        f = sp.lambdify(var, expr.function.expr, modules=[_NUMPY_FUNCTIONS, "numpy"])
+        return f(_numpy_value(expr.expr, values))
+    args = [_numpy_value(a, values) for a in expr.args] if expr.args else []
+    if isinstance(expr, (sp.MatAdd, sp.Add)):
+        return sum(args[1:], args[0])
+    if isinstance(expr, sp.MatMul):
+        scale, product = 1.0, None
+        for a, arg in zip(args, expr.args, strict=True):
+            if getattr(arg, "is_Matrix", False):
+                product = a if product is None else product @ a
+            else:
+                scale = scale * a
+        return scale * product
+    if isinstance(expr, sp.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if isinstance(expr, sp.HadamardProduct):
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if isinstance(expr, (sp.Pow, sp.HadamardPower)):
+        return args[0] ** args[1]
+    if isinstance(expr, sp.MatPow):
+        return np.linalg.matrix_power(args[0], int(expr.exp))
+    if isinstance(expr, sp.Transpose):
+        return args[0].T
+    if isinstance(expr, sp.Function):
+        f = sp.lambdify(_SLOT, type(expr)(_SLOT), modules=[_NUMPY_FUNCTIONS, "numpy"])
+        return f(*args)
+    raise SymrnnError(f"cannot evaluate {type(expr).__name__} {expr} with NumPy")
+
+
+_SLOT = sp.Symbol("slot", real=True)
+_NUMPY_FUNCTIONS = {
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "relu": lambda x: np.maximum(x, 0.0),
+    "softplus": lambda x: np.log1p(np.exp(x)),
+}
+
+
+def _verify_matrix_level(
+    U: Unfolded,
+    loss: Any,
+    wanted: Iterable[str],
+    seed: int,
+    trials: int,
+    ranges: Any,
+    rtol: float,
+    atol: float,
+) -> list[Row]:
+    """Rows for a vector recurrence too large for the component view (see
+    :data:`MAX_COMPONENT_PARAMETERS`): its matrix-level code against a NumPy evaluation of the
+    equations (forward), complex-step derivatives (gradient), itself on a batch, and, while
+    small enough, the component code."""
+    rec, T = U.recurrence, U.steps
+    count = scalar_parameters(rec)
+    reason = (
+        f"the recurrence has {count:,} scalar parameters (component forms are checked up to "
+        f"{MAX_COMPONENT_PARAMETERS}); its matrix-level code is checked instead"
+    )
+    wanted = list(wanted)
+    skipped = {
+        "closed_form": "closed forms vs iteration",
+        "solve": "sr.solve vs iteration",
+        "jacobian": "sr.jacobian vs complex step",
+    }
+    rows = [_skip(c, what, reason) for c, what in skipped.items()]
+    rows = [r for r in rows if r.check in wanted]
+    if not {"codegen", "gradient"} & set(wanted):
+        return rows
+    if loss is None:
+        loss = sp.Add(
+            *[
+                dot(v, v) / 2 if (v := rec.blocks.vector(f)) is not None else f(t) ** 2 / 2
+                for f in (*rec.blocks.states, *rec.blocks.outputs)
+            ]
+        )
+    compared_fwd = "matrix code forward vs NumPy evaluation of the equations"
+    try:
+        M = lambdify(rec, loss=loss, level="matrix")
+        Mc = lambdify(rec, loss=loss, level="matrix", dtype="complex128")
+    except Exception as exc:  # a crash in code generation is a finding
+        return [*rows, _error("codegen", compared_fwd, "sr.lambdify(level='matrix')", exc)]
+    rng = np.random.default_rng(seed)
+    low_high = _range_of(ranges, "params", "", (-1.0, 1.0))
+
+    def draw(shape: tuple[Any, ...], lead: tuple[int, ...] = ()) -> Any:
+        return rng.uniform(*low_high, (*lead, *shape))
+
+    problems = []
+    for _ in range(trials):
+        params = {k: draw(s) for k, s in M.param_shapes.items()}
+        inputs = {k: draw(s, (T + M.input_lag,)) for k, s in M.input_shapes.items()}
+        init = {k: draw(s, (o,) if o > 1 else ()) for k, (o, s) in M.state_shapes.items()}
+        problems.append((params, inputs, init))
+    fwd = _Comparison(("matrix code", "NumPy"))
+    grd = _Comparison(("matrix code", "complex step"))
+    bat = _Comparison(("batch", "one at a time"))
+    try:
+        with _watch():
+            for i, (params, inputs, init) in enumerate(problems):
+                _compare_forward(rec, M, params, inputs, init, T, fwd, i)
+                _compare_complex_step(M, Mc, params, inputs, init, rng, grd, i)
+            _compare_batch(M, problems, bat)
+    except Exception as exc:
+        if not _is_arithmetic(exc):
+            return [*rows, _error("codegen", compared_fwd, "matrix code", exc)]
+        fwd.problem((("trial", 0),), f"{type(exc).__name__}: {exc}")
+    directions = f"{2 * trials} random directions over {count:,} coordinates"
+    if "codegen" in wanted:
+        rows.append(_judge("codegen", compared_fwd, fwd, rtol, atol))
+        rows.append(
+            _judge("codegen", f"matrix code, batch of {trials} vs one at a time", bat, rtol, atol)
+        )
+        if count is not None and count <= MAX_COMPARED_PARAMETERS:
+            rows.append(_matrix_vs_components(rec, loss, problems, rtol, atol))
+        else:
+            rows.append(
+                _skip(
+                    "codegen",
+                    "matrix code vs component code",
+                    f"{count:,} scalar parameters: component code is compiled up to "
+                    f"{MAX_COMPARED_PARAMETERS}",
+                )
+            )
+    if "gradient" in wanted:
+        rows.append(
+            _judge("gradient", f"matrix code vs complex step ({directions})", grd, rtol, atol)
+        )
+    return rows
+
+
+def _compare_forward(rec, M, params, inputs, init, T, comparison, trial):
+    out = M.forward(params, inputs, init)
+    values: dict[Any, Any] = {}
+    for p in rec.blocks.params:
+        arr = np.asarray(params[identifier(p.name)], dtype=float)
+        values[p] = arr.reshape(tuple(int(d) for d in p.shape)) if hasattr(p, "shape") else arr
+    blocks = rec.blocks
+
+    def column(name: str, value: Any) -> Any:
+        v = blocks.vector(sp.Function(name))
+        return np.asarray(value, dtype=float).reshape(-1, 1) if v is not None else float(value)
+
+    def atom(name: str, time: int) -> Any:
+        v = dict(blocks.vectors).get(name)
+        return (
+            VectorAt(name, time, v.shape[0])
+            if v is not None
+            else sp.Function(name, real=True)(time)
+        )
+
+    lag = M.input_lag
+    for name in M.input_shapes:
+        if name in {f.__name__ for f in blocks.inputs}:
+            for k in range(1 - lag, T + 1):
+                values[atom(name, k)] = column(name, inputs[name][k - 1 + lag])
+    for name, (order, _) in M.state_shapes.items():
+        for j in range(order):
+            part = init[name][j] if order > 1 else init[name]
+            values[atom(name, -j)] = column(name, part)
+    for k in range(1, T + 1):
+        for eq in blocks.equations:
+            lhs = eq.lhs
+            name = lhs.name if isinstance(lhs, VectorAt) else lhs.func.__name__
+            rhs = eq.rhs.xreplace({t: k})
+            values[atom(name, k)] = _numpy_value(rhs, values)
+            got = np.asarray(out[name][k - 1]).reshape(-1)
+            want = np.asarray(values[atom(name, k)]).reshape(-1)
+            for c, (a, b) in enumerate(zip(got, want, strict=True)):
+                comparison.add((("step", k), ("component", f"{name}[{c}]"), ("trial", trial)), a, b)
+
+
+def _compare_complex_step(M, Mc, params, inputs, init, rng, comparison, trial):
+    _, grads = M.value_and_grad(params, inputs, init)
+    h = 1e-30
+    for j in range(2):
+        d = {k: rng.standard_normal(np.shape(v)) for k, v in params.items()}
+        exact = sum(float(np.vdot(grads[k], d[k])) for k in params)
+        shifted = {k: params[k] + 1j * h * d[k] for k in params}
+        cs = float(np.sum(Mc.loss(shifted, inputs, init)).imag / h)
+        comparison.add((("component", f"direction {j}"), ("trial", trial)), exact, cs)
+
+
+def _compare_batch(M, problems, comparison):
+    params = problems[0][0]
+    inputs = [p[1] for p in problems]
+    inits = [p[2] for p in problems]
+    batch_inputs = {k: np.stack([x[k] for x in inputs], axis=1) for k in inputs[0]}
+    orders = {k: o for k, (o, _) in M.state_shapes.items()}
+    batch_init = {k: np.stack([x[k] for x in inits], axis=int(orders[k] > 1)) for k in inits[0]}
+    value, grads = M.value_and_grad(params, batch_inputs, batch_init)
+    singles = [M.value_and_grad(params, inputs[i], inits[i]) for i in range(len(problems))]
+    comparison.add((("component", "L"),), value, sum(v for v, _ in singles))
+    for name, g in grads.items():
+        total = sum(s[1][name] for s in singles)
+        for index in np.ndindex(np.shape(g)):
+            comparison.add((("component", f"dL/d{name}{list(index)}"),), g[index], total[index])
+
+
+def _matrix_vs_components(rec, loss, problems, rtol, atol) -> Row:
+    compared = "matrix code vs component code"
+    try:
+        M = lambdify(rec, loss=loss, level="matrix")
+        C = lambdify(rec, loss=loss, level="components")
+    except SymrnnError as exc:
+        return _skip("codegen", compared, f"no component code: {exc}")
+    comparison = _Comparison(("matrix code", "component code"))
+    for i, (params, inputs, init) in enumerate(problems):
+        vm, gm = M.value_and_grad(params, inputs, init)
+        vc, gc = C.value_and_grad(params, inputs, init)
+        comparison.add((("component", "L"), ("trial", i)), vm, vc)
+        for name in gc:
+            for index in np.ndindex(np.shape(gc[name])):
+                loc = (("component", f"dL/d{name}{list(index)}"), ("trial", i))
+                comparison.add(loc, np.asarray(gm[name])[index], np.asarray(gc[name])[index])
+    return _judge("codegen", compared, comparison, rtol, atol)
+
+
 def verify(
     rec: Recurrence | Unfolded,
     steps: int | None = None,
@@ -2060,7 +2319,9 @@ def verify(
     >>> report.ok, [row.status for row in report.by_check("user")]
     (False, ['fail', 'fail'])
     """
-    quantities = len(getattr(getattr(rec, "recurrence", rec), "equations", ()))
+    scalar = getattr(rec, "recurrence", rec)
+    # Vector recurrences too large for components are checked at matrix level (below).
+    quantities = 0 if getattr(scalar, "is_vector", True) else len(scalar.equations)
     if quantities > MAX_VERIFY_QUANTITIES:
         raise LimitError(
             f"verify checks at most {MAX_VERIFY_QUANTITIES} scalar quantities, this recurrence "
@@ -2078,6 +2339,39 @@ def verify(
             raise SymrnnError(f"{name} must be a finite non-negative number, got {value!r}")
     r = U.recurrence
     name = r.name or "recurrence"
+    if r.is_vector and not r.has_explicit_size:
+        # Numbers need sizes: a symbolic size is checked at 3 (the code runs at any size).
+        sizes = {str(s): VERIFY_SIZE for s in r.blocks.sizes}
+        mapping = {s: sp.Integer(VERIFY_SIZE) for s in r.blocks.sizes}
+        explicit_loss = loss.xreplace(mapping) if isinstance(loss, sp.Basic) else loss
+        return verify(
+            r.at_sizes(**sizes),
+            U.steps,
+            explicit_loss,
+            seed=seed,
+            trials=trials,
+            rtol=rtol,
+            atol=atol,
+            fd_rtol=fd_rtol,
+            gradient=gradient,
+            jacobian=jacobian,
+            checks=checks,
+            ranges=ranges,
+        )
+    count = scalar_parameters(r)
+    if r.is_vector and count is not None and count > MAX_COMPONENT_PARAMETERS:
+        rows = _verify_matrix_level(U, loss, wanted, seed, trials, ranges, rtol, atol)
+        for given, what in ((gradient, "user gradient"), (jacobian, "user Jacobian")):
+            if given is not None:
+                rows.append(
+                    _skip(
+                        "user",
+                        what,
+                        f"{count:,} scalar parameters: too many for "
+                        "the component forms a user gradient is compared with",
+                    )
+                )
+        return Report(tuple(rows), name, U.steps, seed, trials)
     abstract = _abstract_calls([*r.update.values(), *(v for _, v in U.init)])
     if abstract:
         reason = (

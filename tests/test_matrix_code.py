@@ -447,3 +447,33 @@ def test_matrix_jacobians_equal_the_component_derivatives(make):
             np.array(want.xreplace(point), dtype=float),
             rtol=1e-12,
         )
+
+
+def test_verify_checks_a_large_cell_at_matrix_level(monkeypatch):
+    n = 16
+    rec = sr.cells.gru(n, inputs=n)
+    loss = sr.squared_error(_vec("h", n), _vec("y", n))
+    report = sr.verify(rec, steps=4, loss=loss)
+    assert report.ok
+    passed = {row.compared for row in report.rows if row.status == "pass"}
+    assert "matrix code forward vs NumPy evaluation of the equations" in passed
+    assert any(c.startswith("matrix code vs complex step") for c in passed)
+    assert "matrix code, batch of 3 vs one at a time" in passed
+    # A wrong derivative rule makes the complex-step row fail.
+    import symrnn.rules as rules
+
+    wrong = rules.Elementwise(rules.ELEMENTWISE["sigmoid"].forward, lambda a, y: y)
+    monkeypatch.setitem(rules.ELEMENTWISE, "sigmoid", wrong)
+    bad = sr.verify(rec, steps=4, loss=loss)
+    assert not bad.ok
+    assert [r.status for r in bad.rows if r.compared.startswith("matrix code vs complex")] == [
+        "fail"
+    ]
+
+
+def test_verify_at_a_symbolic_size_checks_size_three():
+    n = sr.size("n")
+    report = sr.verify(sr.cells.elman(n, inputs=n), steps=2)
+    explicit = sr.verify(sr.cells.elman(3, inputs=3), steps=2)
+    assert report.ok
+    assert [r.compared for r in report.rows] == [r.compared for r in explicit.rows]

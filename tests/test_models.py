@@ -281,22 +281,26 @@ def test_symbolic_sizes_keep_the_matrix_form():
 
 GRU_BY_HAND = """
 sizes = { n = 2, m = 1 }
-vectors = { h = "n", x = "m", z = "n", r = "n" }
+vectors = { h = "n", x = "m", z = "n", r = "n", g = "n" }
 equations = [
-    "z(t) = sigmoid(W_z @ x(t) + U_z @ h(t-1) + b_z)",
-    "r(t) = sigmoid(W_r @ x(t) + U_r @ h(t-1) + b_r)",
-    "h(t) = (1 - z(t)) * h(t-1) + z(t) * tanh(W_h @ x(t) + U_h @ (r(t) * h(t-1)) + b_h)",
+    "r(t) = sigmoid(U_r @ x(t) + b_r + W_r @ h(t-1) + b_hr)",
+    "z(t) = sigmoid(U_z @ x(t) + b_z + W_z @ h(t-1) + b_hz)",
+    "g(t) = tanh(U_g @ x(t) + b_g + r(t) * (W_g @ h(t-1) + b_hg))",
+    "h(t) = (1 - z(t)) * g(t) + z(t) * h(t-1)",
 ]
 [matrices]
-W_z = ["n", "m"]
-U_z = ["n", "n"]
-b_z = ["n"]
-W_r = ["n", "m"]
-U_r = ["n", "n"]
+U_r = ["n", "m"]
+W_r = ["n", "n"]
 b_r = ["n"]
-W_h = ["n", "m"]
-U_h = ["n", "n"]
-b_h = ["n"]
+b_hr = ["n"]
+U_z = ["n", "m"]
+W_z = ["n", "n"]
+b_z = ["n"]
+b_hz = ["n"]
+U_g = ["n", "m"]
+W_g = ["n", "n"]
+b_g = ["n"]
+b_hg = ["n"]
 """
 
 
@@ -309,7 +313,7 @@ def test_matmul_hadamard_and_broadcasting_give_the_gru_cell():
     theirs = [cell.update[f] for f in cell.defined]
     point = _random_point(theirs, seed=1)
     np.testing.assert_allclose(_values(mine, point), _values(theirs, point), rtol=1e-12)
-    h_rhs = model.recurrence.display[2].rhs
+    h_rhs = model.recurrence.display[3].rhs
     assert h_rhs.has(sp.OneMatrix(2, 1))  # 1 - z(t) is the ones vector minus z
     assert h_rhs.has(sp.HadamardProduct)
 
