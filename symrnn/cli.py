@@ -25,9 +25,11 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 import types
 from collections.abc import Callable, Sequence
@@ -37,9 +39,16 @@ from typing import Any, NoReturn
 import sympy as sp
 
 from .errors import LimitError, NoClosedForm, ParseError, SymrnnError, ToolMissing
-from .files import write_atomic
+from .files import check_output, write_all, write_atomic
 from .models import Model, check_steps, load_model
-from .notation import is_time_atom, latex_expr, lecture_text, str_expr, t
+from .notation import (
+    identifier,
+    is_time_atom,
+    latex_expr,
+    lecture_text,
+    str_expr,
+    t,
+)
 from .parsing import MAX_TEXT
 from .unfold import MAX_STEPS
 
@@ -47,6 +56,7 @@ __all__ = [
     "main",
     "MAX_UNFOLD_STEPS",
     "MAX_CLOSED_FORM_STEPS",
+    "MAX_PRINTED_CLOSED_FORM_NODES",
     "MAX_GRAD_STEPS",
     "MAX_RESOLVED_STEPS",
     "MAX_CHECK_STEPS",
@@ -64,6 +74,9 @@ MAX_UNFOLD_STEPS = 10_000
 #: ``unfold --closed-form``: closed forms nest one level per step; deeper ones exceed SymPy's
 #: recursion when printed.
 MAX_CLOSED_FORM_STEPS = 50
+#: ``unfold --closed-form``: nodes of the last closed form as a tree, estimated before any is
+#: built (printing takes about 30 µs a node; a state used twice in its update doubles them).
+MAX_PRINTED_CLOSED_FORM_NODES = 20_000
 #: ``grad``: steps of the adjoint (BPTT) chain printed.
 MAX_GRAD_STEPS = 1_000
 #: ``grad --resolved``: gradients written in forward quantities only grow quadratically.
@@ -102,8 +115,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ==================================================================================== main
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that clean-up runs as it does for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)  # signal handlers can only be set in the main thread
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     for stream in (sys.stdout, sys.stderr):
@@ -153,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return _report("interrupted", 130, debug)
+    except _Terminated:
+        return _report("terminated", 128 + signal.SIGTERM, debug)
     except Exception as exc:
         return _report(
             f"internal error ({type(exc).__name__}: {exc}); this is a bug in symrnn: rerun with "
@@ -711,7 +744,24 @@ def _write(path: str | Path, data: str | bytes) -> Path:
     return write_atomic(target, data)
 
 
+_LATEX_SUFFIXES = (".tex", ".md")
+
+
+def _output(text: str | None, suffixes: tuple[str, ...] | None, command: str) -> Path | None:
+    """The -o path, or None for stdout; an empty name or a suffix of another format is refused."""
+    if text is None:
+        return None
+    path = check_output(text)
+    if suffixes is not None and path.suffix and path.suffix.lower() not in suffixes:
+        raise ParseError(
+            f"-o {_quote(text)}: {command} writes {' or '.join(suffixes)} files, not "
+            f"{path.suffix}; give a name such as out{suffixes[0]}"
+        )
+    return path
+
+
 def _check_target(target: Path) -> None:
+    check_output(target)
     if target.is_dir():
         raise SymrnnError(f"{_quote(str(target))} is a folder; give a file name such as out.py")
     folder = target.parent if str(target.parent) else Path(".")
@@ -759,6 +809,13 @@ def _cmd_unfold(args: Any) -> int:
     if args.nested:
         return _print_nested(U, args.latex)
     if args.closed_form:
+        size = max(U.closed_form_size(steps, of=f) for f in model.recurrence.defined)
+        if size > MAX_PRINTED_CLOSED_FORM_NODES:
+            raise LimitError(
+                f"the closed form at step {steps} would have about {size:,} nodes, more than "
+                f"the limit of {MAX_PRINTED_CLOSED_FORM_NODES:,} for printing; use fewer steps, "
+                "or drop --closed-form to print the chain"
+            )
         pairs = [
             (f(k), U.closed_form(k, of=f))
             for k in range(1, steps + 1)
@@ -949,6 +1006,9 @@ def _cmd_check(args: Any) -> int:
     report = verify(rec, steps=steps, loss=model.loss, seed=args.seed, ranges=ranges)
     if args.json:
         _out(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    elif not report.compared:
+        why = report.rows[0].detail if report.rows else "no check applies"
+        _out(f"NOTHING COMPARED: every check was skipped ({why})")
     else:
         _out(str(report))
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -957,7 +1017,7 @@ def _cmd_check(args: Any) -> int:
 def _cmd_latex(args: Any) -> int:
     model = _model(args)
     steps = _steps(args, model, MAX_LATEX_STEPS, "latex")
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, _LATEX_SUFFIXES, "latex")
     markdown = output is not None and output.suffix.lower() == ".md"
     if args.pdf and (output is None or markdown):
         raise ParseError(
@@ -965,6 +1025,8 @@ def _cmd_latex(args: Any) -> int:
         )
     if output is not None:
         _check_target(output)
+        if args.pdf:
+            _check_target(output.with_suffix(".pdf"))
     pdflatex = _pdflatex() if args.pdf else None
     derivation = _api("derivation", "latex")
     D = derivation(model.recurrence, steps=steps, loss=model.loss)
@@ -976,12 +1038,13 @@ def _cmd_latex(args: Any) -> int:
         sys.stdout.write(text)
         return EXIT_OK
     pdf = _compile_pdf(pdflatex, text, output.stem) if pdflatex else None
-    _write(output, text)
     if pdf is not None:
         target = output.with_suffix(".pdf")
-        _write(target, pdf)
+        _check_target(target)
+        write_all([(output, text), (target, pdf)])  # both or neither
         _out(f"wrote {output} and {target}")
     else:
+        _write(output, text)
         _out(f"wrote {output}")
     return EXIT_OK
 
@@ -1031,7 +1094,7 @@ def _compile_pdf(pdflatex: str, tex: str, stem: str) -> bytes:
 
 def _cmd_graph(args: Any) -> int:
     model = _model(args)
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, None, "graph")
     suffix = output.suffix.lower() if output is not None else ".dot"
     if suffix not in _GRAPH_SUFFIXES:
         raise ParseError(
@@ -1092,7 +1155,7 @@ def _cmd_codegen(args: Any) -> int:
         steps = _steps(args, model, MAX_UNROLLED_STEPS, "codegen --mode unrolled")
     elif args.steps is not None:
         steps = _steps(args, model, MAX_STEPS, "codegen")
-    output = Path(args.output) if args.output else None
+    output = _output(args.output, (".py",), "codegen")
     if output is not None:
         _check_target(output)
     generate_source = _api("generate_source", "numeric")
@@ -1100,7 +1163,7 @@ def _cmd_codegen(args: Any) -> int:
     if model.params:
         source += (
             "\n\n# Parameter values from the model file: an example to call the functions with.\n"
-            f"EXAMPLE_PARAMS = {dict(model.params)!r}\n"
+            f"EXAMPLE_PARAMS = { {identifier(str(k)): v for k, v in model.params.items()}!r}\n"
         )
     if args.with_params:
         source += _params_source(model, args.seed)
@@ -1136,8 +1199,18 @@ def _cmd_demo(args: Any) -> int:
     if folder.exists() and not folder.is_dir():
         raise SymrnnError(f"{_quote(str(folder))} is a file, not a folder; give a folder with -o")
     folder.mkdir(parents=True, exist_ok=True)
+    try:  # every part of the demo writes here: find out now, not as a list of skipped parts
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SymrnnError(
+            f"cannot write into the folder {_quote(str(folder))} ({exc.strerror}); give a "
+            "writable folder with -o"
+        ) from None
     demo = _Demo(folder, debug=bool(getattr(args, "debug", False)))
     demo.run()
+    if not demo.written:
+        raise SymrnnError(f"the demo wrote nothing to {_quote(str(folder))}: {demo.skipped[0]}")
     return EXIT_OK
 
 

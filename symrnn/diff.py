@@ -40,7 +40,8 @@ from .errors import SymrnnError, UnfoldError
 from .losses import expand_losses, softmax_cross_entropy, squared_error
 from .matrices import explicit, is_matrix
 from .notation import Gradients, is_time_atom, latex_expr, t, time_atoms, time_of
-from .recurrence import Recurrence
+from .parsing import parse_in_scope
+from .recurrence import Recurrence, near_miss
 from .unfold import Unfolded, _rename
 
 __all__ = [
@@ -206,7 +207,8 @@ def total_loss(U: Unfolded, per_step: Any, start: int = 1) -> sp.Expr:
     >>> sr.total_loss(U, (h(sr.t) - y(sr.t))**2 / 2)
     (h(1) - y(1))**2/2 + (h(2) - y(2))**2/2
     """
-    template = expand_losses(per_step if is_matrix(per_step) else sp.sympify(per_step))
+    per_step = parse_in_scope(per_step, U, "the loss")
+    template = expand_losses(per_step if is_matrix(per_step) else _expression(per_step, "the loss"))
     if is_matrix(template):
         template = sp.Add(*template)
     if not 1 <= start <= U.steps:
@@ -220,7 +222,7 @@ def classify_loss(loss: Any) -> tuple[sp.Expr, bool]:
     A vector or matrix loss is summed over its entries.  A loss with no time atoms counts as a
     template (it is the same at every step).
     """
-    expr = expand_losses(loss if is_matrix(loss) else sp.sympify(loss))
+    expr = expand_losses(loss if is_matrix(loss) else _expression(loss, "the loss"))
     atoms = time_atoms(expr)
     symbolic = [a for a in atoms if not time_of(a).is_Integer]
     if symbolic and len(symbolic) != len(atoms):
@@ -320,6 +322,7 @@ def _resolve_wrt(U: Unfolded, wrt: Any) -> tuple[list[Any], list[tuple[Any, Any]
     groups: list[tuple[Any, Any]] = []
     chain = U.definitions
     for item in wrt:
+        item = parse_in_scope(item, U, "wrt")
         if is_matrix(item):
             entries = explicit(item)
             groups.append((item, entries))
@@ -336,6 +339,66 @@ def _resolve_wrt(U: Unfolded, wrt: Any) -> tuple[list[Any], list[tuple[Any, Any]
         if not (isinstance(v, sp.Symbol) or is_time_atom(v)):
             raise SymrnnError(f"cannot differentiate with respect to {v}; use a symbol or x(k)")
     return flat, groups
+
+
+def _times(U: Unfolded, func: Any) -> str:
+    """The times at which the chain has ``func``, as ``h(0), h(1)…h(3)``."""
+    have = sorted(
+        int(time_of(a)) for a in (*U.definitions, *U.initial, *U.inputs) if a.func == func
+    )
+    if not have:
+        return "none"
+    if len(have) > 2 and have == list(range(have[0], have[-1] + 1)):
+        return f"{func(have[0])}…{func(have[-1])}"
+    return ", ".join(str(func(k)) for k in have)
+
+
+def _check_reached(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> None:
+    """Refuse a derivative that would be zero only because its variable is not in the chain.
+
+    A symbol that is neither a parameter nor in the loss (often one of the same name with other
+    assumptions), a time that the chain does not have, and a loss that uses no quantity of the
+    chain all give 0 for every variable: a wrong answer, not a result.
+    """
+    rec = U.recurrence
+    atoms = time_atoms(loss)
+    chain = set(U.definitions) | set(U.initial) | set(U.inputs)
+    for a in sorted(atoms, key=sp.default_sort_key):
+        if a.func in rec.defined and a not in chain:
+            given = "; it was given a value in init" if a in dict(U.init) else ""
+            raise SymrnnError(
+                f"the loss uses {a}, which the chain does not have (it has "
+                f"{_times(U, a.func)}){given}; unfold more steps or use an existing time"
+            )
+    if not atoms & chain and not set(flat) & (atoms | loss.free_symbols):
+        names = ", ".join(_times(U, f) for f in rec.defined[:2])
+        raise SymrnnError(
+            f"the loss {_short(loss)} uses no quantity of the chain ({names}), so no parameter "
+            "or state reaches it; write it in the recurrence's quantities, e.g. h(t)**2"
+        )
+    for v in flat:
+        if isinstance(v, sp.Symbol):
+            if v in rec.params or v in loss.free_symbols:
+                continue
+            twin = near_miss(v, (*rec.params, *loss.free_symbols))
+            if twin:
+                raise SymrnnError(f"cannot differentiate with respect to {v}: {twin}")
+            params = ", ".join(map(str, rec.params)) or "none"
+            raise SymrnnError(
+                f"cannot differentiate with respect to {v}: it is neither a parameter of the "
+                f"recurrence ({params}) nor in the loss"
+            )
+        if v not in chain and v not in atoms:
+            given = " (it was given a value in init)" if v in dict(U.init) else ""
+            raise SymrnnError(
+                f"cannot differentiate with respect to {v}: the chain does not have it{given}; "
+                f"it has {_times(U, v.func)}"
+            )
+
+
+def _short(expr: Any) -> str:
+    text = str(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _regroup(groups: list[tuple[Any, Any]], values: dict[Any, Any]) -> dict[Any, Any]:
@@ -463,8 +526,9 @@ def bptt(U: Unfolded, loss: Any, wrt: Any = None) -> BPTT:
         raise SymrnnError(
             f"bptt needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
         )
-    loss = _as_scalar_loss(loss)
+    loss = _as_scalar_loss(parse_in_scope(loss, U, "the loss"))
     flat, _ = _resolve_wrt(U, wrt)
+    _check_reached(U, loss, flat)
     chain = U.definitions
     wanted = set(flat)
     variables = set(chain) | wanted
@@ -501,7 +565,17 @@ def _as_scalar_loss(loss: Any) -> sp.Expr:
                 "sum it or use sr.jacobian for vector quantities"
             )
         loss = m[0, 0]
-    return expand_losses(sp.sympify(loss))
+    return expand_losses(_expression(loss, "the loss"))
+
+
+def _expression(value: Any, what: str) -> sp.Expr:
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        raise TypeError(
+            f"{what} must be a SymPy expression or a string, got {type(value).__name__}; "
+            "pass e.g. h(3)**2 or 'h(3)**2'"
+        ) from None
 
 
 def _forward(U: Unfolded, loss: sp.Expr, flat: list[Any]) -> dict[Any, sp.Expr]:
@@ -572,10 +646,12 @@ def grad(
         raise SymrnnError(
             f"grad needs an Unfolded chain (sr.unfold(rec, steps)), got {type(U).__name__}"
         )
+    loss = parse_in_scope(loss, U, "the loss")
     flat, groups = _resolve_wrt(U, wrt)
     if mode == "reverse":
         values = bptt(U, loss, flat).gradient()
     elif mode == "forward":
+        _check_reached(U, _as_scalar_loss(loss), flat)
         values = _forward(U, _as_scalar_loss(loss), flat)
     else:
         raise SymrnnError(f"mode must be 'reverse' or 'forward', got {mode!r}")
@@ -611,11 +687,15 @@ def jacobian(U: Unfolded, of: Any, wrt: Any, expand: bool = False) -> Any:
     >>> sr.jacobian(U, h(3), h(1))
     w**2*(1 - h(2)**2)*(1 - h(3)**2)
     """
+    of, wrt = parse_in_scope(of, U, "of"), parse_in_scope(wrt, U, "wrt")
     rows = list(explicit(of)) if is_matrix(of) else [of]
     cols = list(explicit(wrt)) if is_matrix(wrt) else [wrt]
     for r in rows:
         if r not in U.definitions:
             raise SymrnnError(f"{r} is not a quantity of the chain; use e.g. h({U.steps})")
+    _check_reached(
+        U, sp.Add(*rows), _resolve_wrt(U, [c for c in cols if c not in U.definitions])[0]
+    )
     entries = [[None] * len(cols) for _ in rows]
     for i, r in enumerate(rows):
         sub = _truncated(U, int(time_of(r)))
@@ -623,7 +703,11 @@ def jacobian(U: Unfolded, of: Any, wrt: Any, expand: bool = False) -> Any:
         values: dict[Any, Any] = {}
         if internal:
             values.update(_internal_derivatives(sub, r, internal))
-        external = [c for c in cols if c not in sub.definitions]
+        # Inputs after step k cannot reach ``r``: their derivative is 0 by causality.
+        earlier = {*sub.initial, *sub.inputs}
+        external = [
+            c for c in cols if c not in sub.definitions and (not is_time_atom(c) or c in earlier)
+        ]
         if external:
             flat, _ = _resolve_wrt(sub, external)
             values.update(bptt(sub, r, flat).gradient())

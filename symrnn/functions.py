@@ -45,6 +45,15 @@ __all__ = [
 _SLOT = sp.Dummy("d", real=True)
 
 
+def _no_text(name: str, arg: Any) -> None:
+    """Refuse a string: SymPy would evaluate it as Python, and it has no recurrence in scope."""
+    if isinstance(arg, str):
+        raise TypeError(
+            f"{name} got the string {arg[:40]!r}; pass a SymPy expression such as h(t), or "
+            "write the whole update as text with sr.Recurrence.parse"
+        )
+
+
 def _map(function: Any, arg: Any) -> Any:
     """``function`` applied to each entry of a matrix or matrix expression."""
     if isinstance(arg, MatrixExpr):
@@ -58,7 +67,8 @@ def elementwise(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Wrap a scalar SymPy function so that it maps over vectors and matrix expressions."""
 
     def apply(arg: Any) -> Any:
-        return _map(function, arg) if is_matrix(arg) else function(sp.sympify(arg))
+        _no_text(apply.__name__, arg)
+        return _map(function, arg) if is_matrix(arg) else function(sp.sympify(arg, strict=True))
 
     apply.__name__ = getattr(function, "__name__", "elementwise")
     apply.__doc__ = f"Elementwise ``{apply.__name__}``: scalars as SymPy does, vectors per entry."
@@ -71,6 +81,7 @@ class _Elementwise(sp.Function):
     is_real = True
 
     def __new__(cls, arg: Any, **options: Any) -> Any:
+        _no_text(cls.__name__, arg)
         if is_matrix(arg):
             return _map(cls, arg)
         return super().__new__(cls, arg, **options)
@@ -166,12 +177,14 @@ sqrt = elementwise(sp.sqrt)
 
 def softmax(v: Any) -> sp.ImmutableMatrix:
     r"""Softmax of a vector, :math:`\operatorname{softmax}(v)_i = e^{v_i} / \sum_j e^{v_j}`."""
-    entries = list(explicit(v)) if is_matrix(v) else [sp.sympify(v)]
+    _no_text("softmax", v)
+    entries = list(explicit(v)) if is_matrix(v) else [sp.sympify(v, strict=True)]
     total = sp.Add(*[sp.exp(e) for e in entries])
     return sp.ImmutableMatrix([sp.exp(e) / total for e in entries])
 
 
 def logsumexp(v: Any) -> sp.Expr:
     r""":math:`\log \sum_j e^{v_j}` of a vector."""
-    entries = list(explicit(v)) if is_matrix(v) else [sp.sympify(v)]
+    _no_text("logsumexp", v)
+    entries = list(explicit(v)) if is_matrix(v) else [sp.sympify(v, strict=True)]
     return sp.log(sp.Add(*[sp.exp(e) for e in entries]))

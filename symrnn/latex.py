@@ -45,6 +45,7 @@ from .notation import (
     time_atoms,
     time_of,
 )
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded
 
@@ -588,7 +589,7 @@ def _input_list(items: list[str]) -> str:
 
 
 def _g(label: str, k: Any, inputs: list[str]) -> str:
-    head = f"g{label}^{{({latex_time(sp.sympify(k))})}}"
+    head = f"g{label}^{{({latex_time(sp.sympify(k, strict=True))})}}"
     return f"{head}({_input_list(inputs)})" if inputs else head
 
 
@@ -655,14 +656,14 @@ def _system_call(
     def call(now: Any, level: int) -> str:
         parts = []
         for gname, comps, vector, lag in args:
-            then = sp.sympify(now - lag)
+            then = sp.sympify(now - lag, strict=True)
             if level > 1 and gname == group[0] and lag == 1 and not (then.is_Integer and then < 1):
                 parts.append(call(then, level - 1))
             else:
                 parts.append(_group_at(gname, comps, vector, then))
         return f"{name}({', '.join(parts)}{params})"
 
-    return call(sp.sympify(time), levels)
+    return call(sp.sympify(time, strict=True), levels)
 
 
 def _initial_arguments(rec: Recurrence) -> list[str]:
@@ -1578,7 +1579,7 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
                 "e.g. with sr.squared_error(o(t), y(t))"
             )
         loss = m[0, 0]
-    loss = expand_losses(sp.sympify(loss))
+    loss = expand_losses(sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True))
     symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
     if symbolic:
         from .diff import total_loss

@@ -24,6 +24,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import SymrnnError
+from .functions import _no_text
 from .matrices import explicit, has_explicit_size, is_matrix
 
 __all__ = [
@@ -121,9 +122,11 @@ def squared_error(prediction: Any, target: Any) -> Any:
     Of two scalars it is the SymPy expression :math:`(o - y)^2/2`; of two vectors the whole
     :class:`SquaredError`.
     """
+    for value in (prediction, target):
+        _no_text("squared_error", value)
     if is_matrix(prediction) or is_matrix(target):
         return SquaredError(prediction, target)
-    return (sp.sympify(prediction) - sp.sympify(target)) ** 2 / 2
+    return (sp.sympify(prediction, strict=True) - sp.sympify(target, strict=True)) ** 2 / 2
 
 
 def softmax_cross_entropy(logits: Any, target: Any) -> Any:
@@ -135,9 +138,11 @@ def softmax_cross_entropy(logits: Any, target: Any) -> Any:
     Of two vectors it is the whole :class:`SoftmaxCrossEntropy`; of two scalars (one logit)
     the expression.
     """
+    for value in (logits, target):
+        _no_text("softmax_cross_entropy", value)
     if is_matrix(logits) or is_matrix(target):
         return SoftmaxCrossEntropy(logits, target)
-    o, y = sp.sympify(logits), sp.sympify(target)
+    o, y = sp.sympify(logits, strict=True), sp.sympify(target, strict=True)
     return y * (sp.log(sp.exp(o)) - o)
 
 

@@ -114,7 +114,7 @@ def _check_size(name: str, rows: Any, cols: Any) -> tuple[Any, Any]:
 
 
 def _explicit_sizes(what: str, shape: Any) -> tuple[int, ...]:
-    shape = tuple(sp.sympify(d) for d in shape)
+    shape = tuple(sp.sympify(d, strict=True) for d in shape)
     if not all(d.is_Integer for d in shape):
         raise ShapeError(
             f"{what} has symbolic size {tuple(shape)}; its components exist only for explicit "
@@ -129,7 +129,9 @@ class VectorAt(MatrixExpr):  # type: ignore[misc]
     def __new__(cls, name: Any, time: Any, size: Any) -> VectorAt:
         # The name is a Str, not a Symbol: a vector's name is not a free symbol (a parameter).
         name = name if isinstance(name, Str) else Str(str(getattr(name, "name", name)))
-        return sp.Basic.__new__(cls, name, sp.sympify(time), sp.sympify(size))  # type: ignore
+        return sp.Basic.__new__(  # type: ignore[no-any-return]
+            cls, name, sp.sympify(time, strict=True), sp.sympify(size, strict=True)
+        )
 
     @property
     def name(self) -> str:

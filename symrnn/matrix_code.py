@@ -139,7 +139,7 @@ def _negated(e: Any) -> Any:
 
 
 def _rank_of(shape: Any) -> int:
-    rows, cols = (sp.sympify(d) for d in shape)
+    rows, cols = (sp.sympify(d, strict=True) for d in shape)
     if rows == 1 and cols == 1:
         return 0
     return 1 if cols == 1 or rows == 1 else 2
@@ -485,7 +485,7 @@ class _Layout:
 
 def _spec(shape: Any, rank: int = 1) -> tuple[Any, ...]:
     """The array shape of a value of ``rank`` (1: a vector of ``shape[0]``; 0: a scalar)."""
-    rows, cols = (sp.sympify(d) for d in shape)
+    rows, cols = (sp.sympify(d, strict=True) for d in shape)
     dims = {0: [], 1: [rows if cols == 1 else cols], 2: [rows, cols]}[rank]
     return tuple(int(d) if d.is_Integer else str(d) for d in dims)
 

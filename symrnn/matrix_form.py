@@ -92,7 +92,7 @@ class Nabla(MatrixExpr):  # type: ignore[misc]
             raise SymrnnError(
                 f"Nabla needs a time-indexed vector h(t) or a parameter matrix, got {arg}"
             )
-        return sp.Basic.__new__(cls, arg, sp.sympify(of))  # type: ignore[no-any-return]
+        return sp.Basic.__new__(cls, arg, sp.sympify(of, strict=True))  # type: ignore[no-any-return]
 
     @property
     def arg(self) -> Any:

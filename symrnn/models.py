@@ -728,13 +728,18 @@ def _check_params(
                 f"{where}: params.{key} must be a number, got {_describe_value(number)}; "
                 f"write e.g. {key} = 0.5"
             )
-        if not math.isfinite(number) or abs(number) > 1e300:
+        if abs(number) > 1e300 or not math.isfinite(number):  # an int may not fit a float
             raise ParseError(
-                f"{where}: params.{key} = {number} is not a finite number of moderate size; "
+                f"{where}: params.{key} = {_shorten(str(number))} is not a finite number of "
+                "moderate size (at most 1e300); "
                 f"write e.g. {key} = 0.5"
             )
         out[key] = number
     return out
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def _is_template(loss: sp.Expr) -> bool:
@@ -857,7 +862,9 @@ def _declare(
     vectors = _check_table(vectors, "vectors", 'vectors = { h = "n", x = "m" }', where)
     matrices = _check_table(matrices, "matrices", 'matrices = { W = ["n", "n"] }', where)
     declared = _declare_targets(sizes, vectors, {}, where)
-    total = sum(int(v.size) for v in declared.values() if sp.sympify(v.size).is_Integer)
+    total = sum(
+        int(v.size) for v in declared.values() if sp.sympify(v.size, strict=True).is_Integer
+    )
     for name, spec in matrices.items():
         _check_declared_name(name, "matrices", where)
         if name in declared:

@@ -354,6 +354,12 @@ class NotationLatexPrinter(LatexPrinter):
 
     _default_settings = {**LatexPrinter._default_settings, "mat_symbol_style": "bold"}
 
+    def _deal_with_super_sub(self, string: str, style: str = "plain") -> str:
+        # SymPy reads a name ending in "scr" (wscr) as \mathscr{w}, which needs the mathrsfs
+        # package that notes do not load (nor does TeX Live's base); print the name as written.
+        text = super()._deal_with_super_sub(string, style)
+        return re.sub(r"\\mathscr\{([^{}]*)\}", r"{\1}scr", text)  # type: ignore[no-any-return]
+
     def _print_Function(self, expr: Any, exp: Any = None) -> str:  # noqa: N802 (SymPy hook)
         if isinstance(expr, AppliedUndef):
             if is_time_atom(expr):

@@ -36,6 +36,7 @@ Two evaluation strategies share one interface:
 
 from __future__ import annotations
 
+import ast
 import re
 import types
 from collections.abc import Iterable, Sequence
@@ -58,7 +59,7 @@ from .diff import (
     step_derivatives,
     total_loss,
 )
-from .errors import ShapeError, SymrnnError
+from .errors import LimitError, ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
 from .matrices import VectorAt
 from .matrix_code import Unsupported, _spec, generate_matrix_source
@@ -71,6 +72,7 @@ from .notation import (
     time_atoms,
     time_of,
 )
+from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -161,7 +163,59 @@ def _print(printer: Any, expr: sp.Expr) -> str:
         if isinstance(e, relu):
             name = "max" if module == "math" else "numpy.maximum"
             return f"{name}({go(e.args[0])[0]}, 0.0)", _ATOM
+        if isinstance(e, sp.Heaviside):
+            # SymPy's NumPy printer rewrites Heaviside(Min(...)) as a Piecewise that stacks
+            # parameters with batch arrays; numpy.heaviside broadcasts them.
+            x = go(e.args[0])[0]
+            at0 = go(e.args[1])[0] if len(e.args) > 1 else "0.5"
+            if module == "math":
+                return f"(1.0 if ({x}) > 0 else ({at0} if ({x}) == 0 else 0.0))", _ATOM
+            return f"numpy.heaviside({x}, {at0})", _ATOM
+        if isinstance(e, sp.Piecewise):
+            return piecewise(e), _ATOM
+        if isinstance(e, (sp.Max, sp.Min)):
+            args = [go(a)[0] for a in e.args]
+            if module == "math":
+                return f"{type(e).__name__.lower()}({', '.join(args)})", _ATOM
+            # numpy.maximum takes two arrays; nest for more (numpy.amax would stack them).
+            name = "numpy.maximum" if isinstance(e, sp.Max) else "numpy.minimum"
+            text = args[-1]
+            for a in reversed(args[:-1]):
+                text = f"{name}({a}, {text})"
+            return text, _ATOM
         return _fallback(printer, e), _ATOM if not e.is_Add else _ADD
+
+    def condition(c: Any) -> str:
+        # Elementwise for NumPy (a parameter compared with a batch broadcasts), plain for math.
+        if c is sp.true or c is sp.false:
+            return str(bool(c))
+        if isinstance(c, sp.core.relational.Relational):
+            return f"({go(c.lhs)[0]} {c.rel_op} {go(c.rhs)[0]})"
+        parts = [condition(a) for a in c.args]
+        if isinstance(c, sp.Not):
+            return f"(not {parts[0]})" if module == "math" else f"numpy.logical_not({parts[0]})"
+        if not isinstance(c, (sp.And, sp.Or)):
+            raise _Unprintable(f"cannot print the condition {c} as Python code")
+        if module == "math":
+            return "(" + (" and " if isinstance(c, sp.And) else " or ").join(parts) + ")"
+        name = "numpy.logical_and" if isinstance(c, sp.And) else "numpy.logical_or"
+        text = parts[-1]
+        for part in reversed(parts[:-1]):
+            text = f"{name}({part}, {text})"
+        return text
+
+    def piecewise(e: Any) -> str:
+        pieces = list(e.args)
+        last_value, last_cond = pieces[-1]
+        text = go(last_value)[0] if last_cond is sp.true else "float('nan')"
+        if last_cond is sp.true:
+            pieces = pieces[:-1]
+        for value, cond in reversed(pieces):
+            if module == "math":
+                text = f"({go(value)[0]} if {condition(cond)} else {text})"
+            else:
+                text = f"numpy.where({condition(cond)}, {go(value)[0]}, {text})"
+        return text
 
     def wrap(e: Any, level: int) -> str:
         text, prec = go(e)
@@ -196,7 +250,7 @@ def _print(printer: Any, expr: sp.Expr) -> str:
 
 def _rebuild(expr: Any, args: list[Any]) -> Any:
     """``expr`` with new arguments, unevaluated: the parts are already in canonical form."""
-    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or (
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow, sp.Max, sp.Min)) or (
         isinstance(expr, sp.Function) and not isinstance(expr, AppliedUndef)
     ):
         return expr.func(*args, evaluate=False)
@@ -458,6 +512,33 @@ def _symbol(atom: Any) -> sp.Symbol:
     return sp.Symbol(code_name(atom), real=True)
 
 
+class _CodeVar(sp.Symbol):
+    """A variable symrnn names in generated code (an adjoint carry), never a user's symbol."""
+
+
+#: Terms a ``Sum`` in an update or loss may expand to in generated code.
+MAX_SUM_TERMS = 1_000
+
+
+def _expand_sum(e: sp.Sum) -> sp.Expr:
+    """A ``Sum`` with integer limits written out term by term (generated code has no loops)."""
+    body, count = e.function, 1
+    for k, a, b in e.limits:
+        if not (a.is_Integer and b.is_Integer):
+            raise SymrnnError(
+                f"cannot generate code for {e}: the limits of {k} are not integers; "
+                "give numeric limits or write the terms out"
+            )
+        count *= max(int(b) - int(a) + 1, 0)
+        if count > MAX_SUM_TERMS:
+            raise LimitError(
+                f"cannot generate code for {e}: it has more than {MAX_SUM_TERMS:,} terms; "
+                "write it in closed form"
+            )
+        body = sp.Add(*[body.xreplace({k: sp.Integer(i)}) for i in range(int(a), int(b) + 1)])
+    return body
+
+
 def _to_code(expr: Any, memo: dict[Any, Any] | None = None) -> Any:
     """``expr`` with time atoms, adjoints and parameters renamed to code variables.
 
@@ -471,10 +552,12 @@ def _to_code(expr: Any, memo: dict[Any, Any] | None = None) -> Any:
             return memo[e]
         if isinstance(e, Adjoint) or (isinstance(e, AppliedUndef) and is_time_atom(e)):
             out = _symbol(e)
+        elif isinstance(e, sp.Sum):
+            out = rename(_expand_sum(e))
         elif isinstance(e, sp.Symbol):
             # Symbols symrnn made for the code (``dL_dh__t_later``) are already identifiers;
             # user symbols go through code_name, which keeps them off those names.
-            out = e if e.name.startswith("dL_d") else _symbol(e)
+            out = e if isinstance(e, _CodeVar) else _symbol(e)
         elif not e.args:
             out = e
         else:
@@ -535,6 +618,8 @@ def _groups(
 def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
     """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector."""
     by_base: dict[str, dict[int, Any]] = {}
+    funcs = list(funcs)
+    taken = {f.__name__ for f in funcs}
     for f in funcs:
         base, _, index = f.__name__.rpartition("_")
         if base and index.isdigit():
@@ -542,7 +627,7 @@ def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
     return {
         base: tuple(comps[i] for i in range(1, len(comps) + 1))
         for base, comps in by_base.items()
-        if len(comps) >= 2 and set(comps) == set(range(1, len(comps) + 1))
+        if len(comps) >= 2 and set(comps) == set(range(1, len(comps) + 1)) and base not in taken
     }
 
 
@@ -685,8 +770,8 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     rec, loss = tables.rec, tables.loss
     assert loss is not None
     D = step_derivatives(rec)
-    carry = {s: sp.Symbol(f"dL_d{code_name(s(t))}_later", real=True) for s in rec.states}
-    adj = {f: sp.Symbol(f"dL_d{code_name(f(t))}", real=True) for f in rec.defined}
+    carry = {s: _CodeVar(f"dL_d{code_name(s(t))}_later", real=True) for s in rec.states}
+    adj = {f: _CodeVar(f"dL_d{code_name(f(t))}", real=True) for f in rec.defined}
     statements: list[tuple[sp.Symbol, sp.Expr]] = []
     for eq in reversed(rec.equations):
         q = eq.lhs.func
@@ -818,6 +903,7 @@ def generate_source(
         )
     if mode not in ("scan", "unrolled"):
         raise SymrnnError(f"mode must be 'scan' or 'unrolled', got {mode!r}")
+    loss = parse_in_scope(loss, rec, "the loss")
     expr: Any = None
     is_template = True
     matrix = rec.is_vector and mode == "scan" and level != "components"
@@ -849,6 +935,7 @@ def generate_source(
             "(code for any size) or rec.at_sizes(...)"
         )
     _check_concrete(rec, [expr] if expr is not None else [])
+    check_magnitudes([expr], "the loss")
     if expr is not None:
         _check_loss_symbols(rec, expr)
     targets: tuple[Any, ...] = ()
@@ -889,10 +976,72 @@ def generate_source(
     doc = _module_doc(rec, tables, mode, steps)
     table_text = "".join(f"{k} = {v!r}\n" for k, v in head.items())
     code = f"{body}\n\n{scalar_body}"
-    imports = "import math\n\nimport numpy" if "math." in code else "import numpy"
-    return (
+    imports = _imports(code)
+    source = (
         f'"""{doc}"""\n\n{imports}\n\n{table_text}\n\n{code}\n\n{_placeholders(code)}\n\n{_RUNTIME}'
     )
+    _check_identifiers(rec, targets, source)
+    return source
+
+
+_STANDARD_MODULES = ("builtins", "functools", "math")
+_MODULE_USE = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\.[A-Za-z_]")
+
+
+def _imports(code: str) -> str:
+    """Import lines for every module the printed code uses; only NumPy and the standard library.
+
+    SymPy's printers may name ``functools``, ``builtins`` or ``math`` (all standard), or a
+    library the generated module must not need (``scipy``, ``mpmath``): refused here, at
+    generation, rather than as a NameError at the first call.
+    """
+    used = set(_MODULE_USE.findall(code))
+    foreign = sorted(used & {"scipy", "mpmath", "sympy", "cmath", "torch"})
+    if foreign:
+        raise SymrnnError(
+            f"cannot generate NumPy-only code: printing the recurrence needs {foreign[0]}; "
+            "replace the function that needs it (e.g. by its definition)"
+        )
+    standard = [f"import {m}" for m in _STANDARD_MODULES if m in used]
+    return "\n".join(standard) + ("\n\n" if standard else "") + "import numpy"
+
+
+def _check_identifiers(rec: Recurrence, targets: Sequence[Any], source: str) -> None:
+    """Refuse user names whose identifiers collide with each other or with generated names.
+
+    Time-indexed quantities become ``h__tm1``, ``x__3``; parameters keep their identifier.
+    A parameter whose identifier contains ``__`` or is the time index ``t`` could equal a
+    quantity's variable, and one named like a module-level name of the generated module
+    (``unrolled_forward``, ``forward``, ``numpy``) would shadow it.
+    """
+    tree = ast.parse(source)
+    module_names = {"t", "numpy", *_STANDARD_MODULES}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            module_names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets_ = node.targets if isinstance(node, ast.Assign) else [node.target]
+            module_names |= {
+                n.id for tg in targets_ for n in ast.walk(tg) if isinstance(n, ast.Name)
+            }
+    seen: dict[str, str] = {}
+    items = [(code_name(p), f"parameter {p}", True) for p in rec.params]
+    funcs = [*rec.defined, *rec.inputs, *targets]
+    items += [(identifier(f.__name__), f"quantity {f.__name__}", False) for f in funcs]
+    for ident, what, is_param in items:
+        other = seen.get(("p" if is_param else "f") + ident)
+        if other is not None:
+            raise SymrnnError(
+                f"cannot generate code: {other} and {what} both become the identifier "
+                f"{ident!r}; rename one of them"
+            )
+        seen[("p" if is_param else "f") + ident] = what
+        if "__" in ident or (is_param and ident in module_names):
+            raise SymrnnError(
+                f"cannot generate code: {what} becomes the identifier {ident!r}, which the "
+                "generated code uses for its own variables (names with '__' are time-indexed "
+                "quantities such as h__tm1); rename it"
+            )
 
 
 _RUNTIME_FUNCTIONS = (
@@ -1032,6 +1181,8 @@ class Compiled:
     Parameters are given by name (matrix parameters as arrays of their shape), inputs as arrays
     shaped ``(T, …)`` or ``(T, batch, …)`` (vector inputs have their components last), initial
     states shaped ``(…)`` or ``(batch, …)`` (default zero).  ``source`` is the generated module.
+    Values must be real numbers (complex ones with a complex ``dtype``); an overflow gives inf or
+    nan with NumPy's ``RuntimeWarning``, for one sequence and a batch alike.
     """
 
     recurrence: Recurrence

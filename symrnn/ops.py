@@ -34,7 +34,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import ShapeError
-from .functions import _Elementwise
+from .functions import _Elementwise, _no_text
 from .matrices import is_matrix
 
 __all__ = ["dot", "matmul", "sqr", "reduce_sum"]
@@ -53,6 +53,11 @@ class dot(sp.Function):  # noqa: N801 (the book's operation names are lower case
     nargs = 2
     is_commutative = True
     is_real = True
+
+    def __new__(cls, *args: Any, **options: Any) -> Any:
+        for arg in args:
+            _no_text(cls.__name__, arg)
+        return super().__new__(cls, *args, **options)
 
     @classmethod
     def eval(cls, x: Any, w: Any) -> Any:
@@ -82,6 +87,11 @@ class reduce_sum(sp.Function):  # noqa: N801
     nargs = 1
     is_commutative = True
     is_real = True
+
+    def __new__(cls, *args: Any, **options: Any) -> Any:
+        for arg in args:
+            _no_text(cls.__name__, arg)
+        return super().__new__(cls, *args, **options)
 
     @classmethod
     def eval(cls, u: Any) -> Any:

@@ -6,8 +6,8 @@ unary ``-``/``+``), numbers, names and calls of plain names are turned into SymP
 other construct is refused with a one-line :class:`~symrnn.errors.ParseError`.  Sizes have
 stated limits (:data:`MAX_TEXT`, :data:`MAX_DEPTH`, :data:`MAX_TERMS`, :data:`MAX_ARGS`,
 :data:`MAX_NUMBER_DIGITS`, :data:`MAX_EXPONENT`, :data:`MAX_EXPONENT_DIGITS`,
-:data:`MAX_ARGUMENT_DIGITS`); an input beyond one raises :class:`~symrnn.errors.LimitError` before
-any expensive work is done.
+:data:`MAX_ARGUMENT_DIGITS`); an input beyond one raises :class:`~symrnn.errors.LimitError`
+before any expensive work is done.
 
 What a name means:
 
@@ -68,6 +68,9 @@ __all__ = [
     "parse_expression",
     "parse_equation",
     "parse_equations",
+    "parse_in_scope",
+    "check_magnitudes",
+    "MAX_MAGNITUDE",
     "KNOWN_FUNCTIONS",
     "MAX_TEXT",
     "MAX_DEPTH",
@@ -95,6 +98,11 @@ MAX_EXPONENT = 10_000
 #: Below Python's default limit of 4,300 digits for printing an int (see
 #: :func:`sys.set_int_max_str_digits`), so that every result can be printed and turned into code.
 MAX_EXPONENT_DIGITS = 4_000
+#: Largest absolute value of a number in a recurrence or a loss to compute with (checked by
+#: :func:`check_magnitudes` where a recurrence is built and where code is generated, not while
+#: reading: a formula may hold larger numbers).  symrnn computes in float64 (largest about
+#: 1.8e308); a larger constant would overflow at the first evaluation.
+MAX_MAGNITUDE = 10**300
 #: Digits of a number inside a call of a known function (``tanh``, ``exp``, ``sqrt`` …) or under
 #: a root (``x**0.5``): SymPy's simplification (it factors numbers under roots) and printing (it
 #: evaluates ``exp(-n)`` to sort terms) of such numbers slow down steeply with their length.
@@ -1167,3 +1175,91 @@ def _short(expr: Any) -> str:
 
 def _estimate(digits: float) -> str:
     return f"{digits:,.0f}" if digits < 1e15 else f"{digits:.1e}"
+
+
+def parse_in_scope(value: Any, scope: Any, what: str = "the expression") -> Any:
+    """Read ``value`` with a recurrence's own quantities in scope when it is a string.
+
+    The Python API accepts strings wherever it takes an expression (``sr.grad(U, "h(2)**2")``);
+    they go through the whitelist parser, never ``sympify``, and a name means what it means in
+    the recurrence: ``h`` is its state function and ``w`` its parameter, with the same SymPy
+    assumptions, so that derivatives and sums see one quantity, not two of the same name.
+    Anything that is not a string is returned unchanged.
+
+    Parameters
+    ----------
+    value : str or any
+        The text to read, or an object to pass through.
+    scope : Recurrence or Unfolded
+        Whose states, inputs, outputs, parameters and abstract functions the names refer to.
+    what : str
+        How messages call the value, e.g. ``"the loss"``.
+
+    Returns
+    -------
+    sympy.Expr or the value unchanged
+
+    Raises
+    ------
+    ParseError, LimitError
+        The text is not an allowed expression (the message starts with ``what``).
+
+    Examples
+    --------
+    >>> import symrnn as sr
+    >>> rec = sr.Recurrence.parse("h(t) = tanh(w*h(t-1) + x(t))")
+    >>> loss = parse_in_scope("h(2)**2", rec, "the loss")
+    >>> loss.atoms(sp.Function) == {rec.states[0](2)}
+    True
+    """
+    if not isinstance(value, str):
+        return value
+    rec = getattr(scope, "recurrence", scope)
+    names: dict[str, Any] = {str(p): p for p in rec.params}
+    names.update((f.__name__, f) for f in (*rec.defined, *rec.inputs))
+    abstract = {
+        call.func.__name__
+        for eq in rec.equations
+        for call in eq.rhs.atoms(sp.core.function.AppliedUndef)
+        if call.func not in (*rec.defined, *rec.inputs)
+    }
+    try:
+        return parse_expression(value, names=names, functions=sorted(abstract - names.keys()))
+    except SymrnnError as exc:
+        raise type(exc)(f"in {what}: {exc}") from exc
+
+
+def check_magnitudes(exprs: Iterable[Any], where: str) -> None:
+    """Refuse a number whose absolute value exceeds :data:`MAX_MAGNITUDE` (or is not finite).
+
+    Each largest subexpression without symbols (``10**999``, ``exp(exp(exp(exp(10))))``) is
+    compared: rationals exactly, others by their float value (an overflow counts as too large).
+
+    >>> try:
+    ...     check_magnitudes([sp.Integer(10) ** 400 * sp.Symbol("w")], "the update")
+    ... except LimitError as exc:
+    ...     print(str(exc)[:68])
+    the update has the number (a number of about 400 digits), beyond the
+    """
+    stack = [e for e in exprs if isinstance(e, sp.Basic)]
+    while stack:
+        node = stack.pop()
+        if not getattr(node, "is_number", False):  # matrices and booleans have no is_number
+            stack.extend(a for a in node.args if isinstance(a, sp.Basic))
+            continue
+        if node.is_Rational:
+            big = abs(node.p) > MAX_MAGNITUDE * node.q
+        else:
+            try:
+                value = float(node)
+            except OverflowError:
+                big = True
+            except (TypeError, ValueError):  # complex or not a plain number: not ours to bound
+                continue
+            else:
+                big = not math.isfinite(value) or abs(value) > MAX_MAGNITUDE
+        if big:
+            raise LimitError(
+                f"{where} has the number {_short(node)}, beyond the limit of 10**300 (symrnn "
+                "computes in float64); rescale the equation"
+            )

@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .errors import RecurrenceError
+from .errors import LimitError, RecurrenceError
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     is_time_atom,
@@ -41,9 +41,58 @@ from .notation import (
     time_function,
     time_of,
 )
-from .parsing import parse_equations
+from .parsing import check_magnitudes, parse_equations, parse_in_scope
 
-__all__ = ["Recurrence"]
+__all__ = ["Recurrence", "MAX_LAG"]
+
+#: Largest lag ``k`` in ``h(t-k)`` or ``x(t-k)``.  Each lag of a state is an initial value to
+#: carry through unfolding, code and checks, so ``h(t-100000)`` would mean 100,000 of them.
+MAX_LAG = 1_000
+
+
+def near_miss(symbol: Any, candidates: Iterable[Any]) -> str | None:
+    """Say why ``symbol`` is not one of ``candidates`` when one has its name (other assumptions).
+
+    ``sp.Symbol("w")`` and the ``w`` of a parsed recurrence (real) are different symbols to
+    SymPy: a derivative by one is 0 where the other appears.  Returns ``None`` for no twin.
+
+    >>> message = near_miss(sp.Symbol("w"), [sp.Symbol("w", real=True)])
+    >>> message[:59]
+    'w has the name of the parameter w but other assumptions (no'
+    >>> "(none vs real=True)" in message
+    True
+    """
+    twins = [c for c in candidates if str(c) == str(symbol) and c != symbol]
+    if not twins:
+        return None
+
+    def given(s: Any) -> str:
+        orig = getattr(s, "_assumptions_orig", {})
+        return ", ".join(f"{k}={v}" for k, v in sorted(orig.items())) or "none"
+
+    return (
+        f"{symbol} has the name of the parameter {twins[0]} but other assumptions "
+        f"({given(symbol)} vs {given(twins[0])}); take the symbol from rec.params or pass its "
+        "name as a string"
+    )
+
+
+def _not_a_param(key: Any, params: Sequence[Any]) -> str:
+    names = ", ".join(map(str, params)) or "none"
+    return near_miss(key, params) or (
+        f"{key} is not a parameter of the recurrence (its parameters: {names})"
+    )
+
+
+def _value(key: Any, value: Any) -> sp.Expr:
+    """A value for a parameter: a number or SymPy expression (text is read by the parser)."""
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        raise RecurrenceError(
+            f"the value for {key} must be a number or a SymPy expression, got "
+            f"{type(value).__name__}"
+        ) from None
 
 
 def _describe(eq: Any) -> str:
@@ -111,6 +160,11 @@ def _scalarize(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
     return pairs  # type: ignore[return-value]
 
 
+def _head(lhs: Any) -> str:
+    """The left side of an equation as text, without printing anything SymPy must evaluate."""
+    return f"{lhs.name}(t)" if isinstance(lhs, VectorAt) else str(lhs)
+
+
 def _check_time_arguments(eq: Any, rhs: sp.Expr) -> None:
     for atom in sorted(time_atoms(rhs), key=sp.default_sort_key):
         k = shift_of(atom) if not time_of(atom).is_Integer else None
@@ -118,6 +172,11 @@ def _check_time_arguments(eq: Any, rhs: sp.Expr) -> None:
             raise RecurrenceError(
                 f"in {_describe(eq)}: {atom} has time argument {time_of(atom)}, not t - k for a "
                 "constant integer k; write lags as t - 1, t - 2, ..."
+            )
+        if -k > MAX_LAG:
+            raise LimitError(
+                f"in {_describe(eq)}: {atom} has a lag of {-k:,}, more than the limit of "
+                f"{MAX_LAG:,}; write the recurrence with shorter lags"
             )
         if k > 0:
             raise RecurrenceError(
@@ -171,7 +230,7 @@ def _pairs_of(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
     """Split one equation into (lhs atom, rhs) pairs: components for matrix equations."""
     pairs = []
     for lhs, rhs in _scalarize(eq):
-        rhs = sp.sympify(rhs)
+        rhs = sp.sympify(rhs, strict=True)
         leaves = rhs.atoms(VectorAt, sp.MatrixSymbol)
         if leaves:  # a scalar of vectors, such as dot(v, h(t-1)): its components
             rhs = rhs.xreplace({a: explicit(a) for a in leaves})
@@ -191,7 +250,7 @@ def _block_pairs(eq: sp.Equality) -> list[tuple[AppliedUndef, sp.Expr]]:
         ((atom, _),) = _scalarize(eq)  # checks the left side
         if isinstance(rhs, sp.Basic) and rhs.atoms(VectorAt, sp.MatrixSymbol):
             return [(atom, _surrogate(rhs))]  # a scalar of vectors, such as dot(v, h(t-1))
-        return [(atom, sp.sympify(rhs))]
+        return [(atom, sp.sympify(rhs, strict=True))]
     if not (isinstance(lhs, VectorAt) and isinstance(rhs, MatrixExpr)):
         if isinstance(lhs, VectorAt) and isinstance(rhs, sp.MatrixBase):
             return [(_block_atom(lhs), _surrogate(rhs))]
@@ -230,7 +289,7 @@ def _size_symbols(expr: Any) -> set[Any]:
     out: set[Any] = set()
     for m in expr.atoms(sp.MatrixSymbol, VectorAt) if isinstance(expr, sp.Basic) else ():
         for d in m.shape:
-            out |= sp.sympify(d).free_symbols
+            out |= sp.sympify(d, strict=True).free_symbols
     return out
 
 
@@ -414,6 +473,8 @@ class Recurrence:
     ) -> None:
         display = _as_equations(equations)
         label = f"Recurrence {name!r}" if name else "Recurrence"
+        for eq in display:  # before anything prints them: printing evaluates numbers
+            check_magnitudes([eq.rhs], f"{label}: the equation of {_head(eq.lhs)}")
         pairs = [(lhs, rhs, eq) for eq in display for lhs, rhs in _block_pairs(eq)]
         vectors: dict[str, Any] = {}
         matrices: dict[str, Any] = {}
@@ -595,7 +656,9 @@ class Recurrence:
         mapping = {known[k]: sp.Integer(v) for k, v in sizes.items()}
         display = [sp.Eq(e.lhs.xreplace(mapping), e.rhs.xreplace(mapping)) for e in self.display]
         given = (
-            None if self._given is None else [sp.sympify(p).xreplace(mapping) for p in self._given]
+            None
+            if self._given is None
+            else [sp.sympify(p, strict=True).xreplace(mapping) for p in self._given]
         )
         return Recurrence(display, params=given, name=self.name)
 
@@ -603,10 +666,14 @@ class Recurrence:
         """A new recurrence with some parameters replaced by values or expressions."""
         mapping = {}
         for key, val in values.items():
+            key = parse_in_scope(key, self, "a with_params key")
+            val = parse_in_scope(val, self, f"the value of {key}")
             if is_matrix(key):
                 mapping.update(dict(zip(explicit(key), explicit(val), strict=True)))
+            elif key not in self.params:
+                raise RecurrenceError(_not_a_param(key, self.params))
             else:
-                mapping[key] = sp.sympify(val)
+                mapping[key] = _value(key, val)
         # Substitute into the equations as written, so matrix form and vectors survive: a
         # parameter matrix with any entry replaced becomes its explicit matrix of values.
         whole: dict[Any, Any] = {}

@@ -35,10 +35,17 @@ class ArgumentError(ValueError):
 
 
 def _as_array(name, value, dtype):
+    # Only numbers: numpy would read None as nan, "0.5" as 0.5 and drop an imaginary part.
+    kinds = "iuf" + ("c" if numpy.dtype(dtype).kind == "c" else "")
     try:
-        return numpy.asarray(value, dtype=dtype)
+        arr = numpy.asarray(value)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(f"{name}: cannot convert to a {dtype} array ({exc})") from None
+    if arr.dtype.kind not in kinds:
+        what = "complex numbers" if arr.dtype.kind == "c" else f"{type(value).__name__}"
+        hint = "; pass dtype='complex128' for complex values" if arr.dtype.kind == "c" else ""
+        raise ArgumentError(f"{name}: expected real numbers, got {what}{hint}")
+    return arr.astype(dtype, copy=False)
 
 
 def _params(params, dtype):
@@ -117,6 +124,10 @@ def _prepare(params, inputs, init, steps, dtype, targets=True):
         X.update(_split(f"input {name!r}", arr, comps, is_vector, 1))
     if inputs:
         raise ArgumentError(f"unknown input(s) {', '.join(sorted(inputs))}")
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, (int, numpy.integer)) or steps < 1
+    ):
+        raise ArgumentError(f"steps must be a positive integer, got {steps!r}")
     if length is not None:
         T = length - INPUT_LAG
         if steps is not None and steps != T:
@@ -173,8 +184,21 @@ def _read(X, H, values, spec, k, scalar):
     return float(v) if scalar else v
 
 
+# The math module raises where NumPy returns inf or nan with a RuntimeWarning; the one-sequence
+# path then reruns with NumPy, so that overflow behaves the same for one sequence and a batch.
+_MATH_ERRORS = (ArithmeticError, ValueError)
+
+
 def _run_forward(P, X, H, T, batch, dtype):
-    scalar = _scalar_path(batch, dtype)
+    if _scalar_path(batch, dtype):
+        try:
+            return _forward_loop(P, X, H, T, True)
+        except _MATH_ERRORS:
+            pass
+    return _forward_loop(P, X, H, T, False)
+
+
+def _forward_loop(P, X, H, T, scalar):
     fn = step_scalar if scalar else step
     pvals = tuple(float(P[c]) if scalar else P[c] for c in PARAM_ORDER)
     values = {c: [None] * T for c in QUANTITIES}
@@ -301,8 +325,16 @@ def _init_grads(pending, batch, dt):
 
 
 def _scan_value_and_grad(P, X, H, T, batch, dt):
-    scalar = _scalar_path(batch, dt) and adjoint_step_scalar is not None
-    values = _run_forward(P, X, H, T, batch, dt)
+    if _scalar_path(batch, dt) and adjoint_step_scalar is not None:
+        try:
+            return _adjoint_loop(P, X, H, T, batch, dt, True)
+        except _MATH_ERRORS:
+            pass
+    return _adjoint_loop(P, X, H, T, batch, dt, False)
+
+
+def _adjoint_loop(P, X, H, T, batch, dt, scalar):
+    values = _forward_loop(P, X, H, T, True) if scalar else _forward_loop(P, X, H, T, False)
     fn = adjoint_step_scalar if scalar else adjoint_step
     pvals = tuple(float(P[c]) if scalar else P[c] for c in PARAM_ORDER)
     value = 0.0

@@ -30,7 +30,7 @@ f(f(f(s(0), theta), theta), theta)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -52,14 +52,20 @@ from .notation import (
     time_atoms,
     time_of,
 )
+from .parsing import parse_in_scope
 from .recurrence import Recurrence
 
-__all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS"]
+__all__ = ["unfold", "Unfolded", "MAX_STEPS", "MAX_CLOSED_FORM_STEPS", "MAX_CLOSED_FORM_NODES"]
 
 #: Largest number of steps :func:`unfold` accepts (a chain this long holds millions of nodes).
 MAX_STEPS = 1_000_000
 #: Closed forms nest one level per step; beyond this they are unreadable and slow to build.
 MAX_CLOSED_FORM_STEPS = 200
+#: Nodes of one closed form counted as a tree, the way printing and numeric evaluation walk it
+#: (a subexpression used twice counts twice; see :meth:`Unfolded.closed_form_size`).  It is
+#: estimated on the chain before substituting: ``h(t) = h(t-1)**2 + h(t-1)`` doubles at every
+#: step, so at 30 steps it would have a billion nodes.
+MAX_CLOSED_FORM_NODES = 1_000_000
 
 THETA = sp.Symbol("theta")
 
@@ -83,7 +89,10 @@ def _rename(expr: Any, mapping: dict[Any, Any]) -> Any:
         rest = [a for a in args if not a.is_Number]
         (_addsort if isinstance(expr, sp.Add) else _mulsort)(rest)
         out = expr.func(*numbers, *rest, evaluate=False)
-    elif isinstance(expr, (sp.Function, sp.Pow)) and not isinstance(expr, AppliedUndef):
+    elif isinstance(expr, (sp.Function, sp.Pow, sp.Max, sp.Min)) and not isinstance(
+        expr, AppliedUndef
+    ):
+        # Max/Min compare every pair of arguments when evaluated: seconds for eight of them.
         out = expr.func(*args, evaluate=False)
     else:
         out = expr.func(*args)
@@ -294,6 +303,13 @@ class Unfolded:
                 "closed forms are a view for small t: use the chain U.equations or sr.lambdify"
             )
         funcs, vec = self._components(of)
+        nodes = self._closed_form_nodes(k, funcs)
+        if nodes > MAX_CLOSED_FORM_NODES:
+            raise LimitError(
+                f"closed_form({k}) would have about {nodes:,} nodes, more than the limit of "
+                f"{MAX_CLOSED_FORM_NODES:,} (it grows with every step); use a smaller step, the "
+                "chain U.equations or sr.lambdify"
+            )
         try:
             values = [self._substituted(f(k), 0, self._closed) for f in funcs]
         except RecursionError:
@@ -301,6 +317,38 @@ class Unfolded:
                 f"closed_form({k}) is too deeply nested for SymPy; use a smaller step"
             ) from None
         return sp.ImmutableMatrix(values) if vec else values[0]
+
+    def closed_form_size(self, k: int, of: Any = None) -> int:
+        """Nodes of ``closed_form(k, of)`` as a tree, counted on the chain (no substitution).
+
+        Printing a closed form walks this many nodes (about 30 µs each); it grows exponentially
+        with k when a state is used twice in its update.
+
+        >>> import symrnn as sr
+        >>> U = sr.unfold(sr.Recurrence.parse("h(t) = h(t-1)**2 + h(t-1)"), 30)
+        >>> U.closed_form_size(2), U.closed_form_size(30) > 10**9
+        (17, True)
+        """
+        self._check_step(k)
+        funcs, _ = self._components(of)
+        return self._closed_form_nodes(k, funcs)
+
+    def _closed_form_nodes(self, k: int, funcs: Sequence[Any]) -> int:
+        """The largest tree size of the closed forms of ``funcs`` at step k, from the chain."""
+        sizes: dict[Any, int] = {}
+        for eq in self.equations:
+            if int(time_of(eq.lhs)) > k:
+                break
+            total, stack = 0, [eq.rhs]
+            while stack:
+                node = stack.pop()
+                if node in sizes:
+                    total += sizes[node]
+                else:
+                    total += 1
+                    stack.extend(node.args)
+            sizes[eq.lhs] = total
+        return max(sizes[f(k)] for f in funcs)
 
     def nested(self, k: int, of: Any = None, levels: int | None = None) -> Any:
         r"""The unfolding with the update abstracted as :math:`f`, as in the lecture.
@@ -441,8 +489,15 @@ def _abstract_chain(U: Unfolded) -> list[sp.Equality]:
 def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[Any, Any]:
     if not init:
         return {}
+    if not isinstance(init, Mapping):
+        raise UnfoldError(
+            f"init must be a mapping from initial states to values, got {type(init).__name__}; "
+            "pass e.g. {h(0): 0.5}"
+        )
     mapping: dict[Any, Any] = {}
     for key, value in init.items():
+        key = parse_in_scope(key, rec, "an init key")
+        value = parse_in_scope(value, rec, f"init[{key}]")
         if isinstance(key, VectorAt) or (is_matrix(key) and not isinstance(key, sp.MatrixSymbol)):
             keys, values = list(explicit(key)), list(explicit(value))
             if len(keys) != len(values):
@@ -475,7 +530,13 @@ def _initial_mapping(rec: Recurrence, init: Mapping[Any, Any] | None) -> dict[An
                     f"init key {k_} is not an initial state; use h(0) (or h(-1), ... for "
                     f"higher orders) for a state of the recurrence"
                 )
-            mapping[k_] = sp.sympify(v)
+            try:
+                mapping[k_] = sp.sympify(v, strict=True)
+            except sp.SympifyError:
+                raise UnfoldError(
+                    f"init value for {k_} must be a number or a SymPy expression, got "
+                    f"{type(v).__name__}"
+                ) from None
     return mapping
 
 

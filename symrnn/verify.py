@@ -41,6 +41,7 @@ True
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from .matrices import TimeVector, VectorAt, entry_symbol, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
 from .ops import dot
+from .parsing import check_magnitudes, parse_in_scope
 from .recurrence import Recurrence
 from .unfold import Unfolded, unfold
 
@@ -74,6 +76,10 @@ MAX_VERIFY_STEPS = 100
 #: Closed forms g(k) are built while g(k - 1) has at most this many nodes as a tree (building
 #: them costs SymPy time that grows with the tree, not with the shared graph).
 CLOSED_FORM_MAX_NODES = 10_000
+#: Largest number of scalar quantities (states, outputs, intermediates) of a recurrence written
+#: without vectors that :func:`verify` checks: every comparison works quantity by quantity (100
+#: coupled states take minutes).
+MAX_VERIFY_QUANTITIES = 64
 #: Largest number of random trials.
 MAX_TRIALS = 100
 #: ``sp.diff`` of the closed form is tried up to this many steps ...
@@ -178,9 +184,10 @@ class Row:
 class Report:
     """The result of :func:`verify`: one :class:`Row` per comparison.
 
-    ``ok`` is True when no row failed and none met a numerical problem; skipped rows (a check
-    that does not apply, such as ``solve`` for a nonlinear recurrence) do not count against it
-    but are listed by ``str``.
+    ``ok`` is True when at least one comparison was made, no row failed and none met a numerical
+    problem; skipped rows (a check that does not apply, such as ``solve`` for a nonlinear
+    recurrence) do not count against it but are listed by ``str``.  A report that compared
+    nothing (every row skipped) is not ok: nothing was shown to agree.
     """
 
     rows: tuple[Row, ...]
@@ -190,8 +197,13 @@ class Report:
     trials: int = 3
 
     @property
+    def compared(self) -> int:
+        """The number of rows that compared values (passed, failed or met a problem)."""
+        return sum(row.status != SKIPPED for row in self.rows)
+
+    @property
     def ok(self) -> bool:
-        return all(row.ok for row in self.rows)
+        return self.compared > 0 and all(row.ok for row in self.rows)
 
     @property
     def failures(self) -> tuple[Row, ...]:
@@ -226,6 +238,9 @@ class Report:
             "rows": [row.to_dict() for row in self.rows],
         }
 
+    def _verdict(self) -> str:
+        return "OK" if self.ok else ("FAILED" if self.compared else "NOTHING COMPARED")
+
     def _cells(self) -> list[list[str]]:
         return [
             [
@@ -256,7 +271,7 @@ class Report:
         counts = {
             s: sum(row.status == s for row in self.rows) for s in (PASS, FAIL, PROBLEM, SKIPPED)
         }
-        verdict = "OK" if self.ok else "FAILED"
+        verdict = self._verdict()
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no checks run"
         lines = [
             f"verify {self.recurrence_name}: {self.steps} steps, {self.trials} trials, "
@@ -273,6 +288,7 @@ class Report:
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"{len(self.failures)} failed, {len(self.problems)} problems"
+        state = state if self.compared else "nothing compared"
         return f"<Report {self.recurrence_name!r}: {len(self.rows)} rows, {state}>"
 
     def _repr_html_(self) -> str:
@@ -287,7 +303,7 @@ class Report:
         th = "".join(f"<th>{h}</th>" for h in head)
         caption = html.escape(
             f"verify {self.recurrence_name}: {self.steps} steps, {self.trials} trials, "
-            f"seed {self.seed}: {'OK' if self.ok else 'FAILED'}"
+            f"seed {self.seed}: {self._verdict()}"
         )
         return f"<table><caption>{caption}</caption><tr>{th}</tr>{''.join(rows)}</table>"
 
@@ -553,7 +569,7 @@ def _evaluate(exprs: Sequence[Any], values: Mapping[Any, Any]) -> list[Any]:
     out: list[Any] = []
     for root in exprs:
         try:
-            out.append(_evaluate_one(sp.sympify(root), values, memo))
+            out.append(_evaluate_one(sp.sympify(root, strict=True), values, memo))
         except (_Unknown, TypeError, ValueError, NameError, AttributeError) as exc:
             out.append(exc)
     return out
@@ -578,7 +594,7 @@ def _evaluate_one(root: Any, values: Mapping[Any, Any], memo: dict[Any, Any]) ->
             continue
         if isinstance(node, AppliedUndef):
             raise _Unknown(node)
-        if not isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Function)):
+        if not isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Max, sp.Min)):
             # Piecewise, relations, ...: evaluate the whole subtree through SymPy's lambdify.
             stack.pop()
             leaves = sorted(node.free_symbols | time_atoms(node), key=sp.default_sort_key)
@@ -587,7 +603,10 @@ def _evaluate_one(root: Any, values: Mapping[Any, Any], memo: dict[Any, Any]) ->
             if missing:
                 raise _Unknown(missing[0])
             fn = sp.lambdify(
-                dummies, node.xreplace(dict(zip(leaves, dummies, strict=True))), modules="numpy"
+                dummies,
+                node.xreplace(dict(zip(leaves, dummies, strict=True))),
+                # symrnn's own functions may sit inside (a Piecewise of sigmoid(...)).
+                modules=[{f.__name__: fn for f, fn in _UNARY.items()}, "numpy"],
             )
             memo[node] = fn(*[values[leaf] for leaf in leaves])
             continue
@@ -758,7 +777,7 @@ def _non_analytic(exprs: Iterable[Any]) -> list[str]:
 def _abstract_calls(exprs: Iterable[Any]) -> list[Any]:
     calls: set[Any] = set()
     for e in exprs:
-        calls |= {c for c in sp.sympify(e).atoms(AppliedUndef) if not is_time_atom(c)}
+        calls |= {c for c in sp.sympify(e, strict=True).atoms(AppliedUndef) if not is_time_atom(c)}
     return sorted(calls, key=sp.default_sort_key)
 
 
@@ -769,11 +788,9 @@ def _split_loss(U: Unfolded, loss: Any) -> tuple[sp.Expr | None, sp.Expr]:
         quantities = [*rec.states, *rec.outputs]
         template = sp.Add(*[q(t) ** 2 for q in quantities]) / 2
         return template, total_loss(U, template)
-    if isinstance(loss, str):
-        from .parsing import parse_expression
-
-        loss = parse_expression(loss)
+    loss = parse_in_scope(loss, U, "the loss")
     expr, is_template = classify_loss(loss)
+    check_magnitudes([expr], "the loss")
     if is_template:
         return expr, total_loss(U, expr)
     return None, expr
@@ -818,7 +835,9 @@ class _Setup:
         rng = np.random.default_rng(seed)
         self.leaves: dict[Any, np.ndarray] = {}
         # Symbols only the loss or given initial values use are drawn like parameters.
-        extra = {s for v in self.init_given.values() for s in sp.sympify(v).free_symbols}
+        extra = {
+            s for v in self.init_given.values() for s in sp.sympify(v, strict=True).free_symbols
+        }
         extra |= self.loss.free_symbols - {t}
         for p in [*rec.params, *sorted(extra - set(rec.params), key=sp.default_sort_key)]:
             self.leaves[p] = rng.uniform(*_param_range(ranges, rec, p, default), trials)
@@ -1472,7 +1491,7 @@ def _codegen_loss(setup: _Setup, mode: str) -> tuple[Any, str | None]:
         return None, "the per-step loss reads other times than t; scan code reads time t only"
     else:
         loss = template
-    if any(sp.sympify(v).free_symbols for v in setup.init_given.values()):
+    if any(sp.sympify(v, strict=True).free_symbols for v in setup.init_given.values()):
         return loss, "initial states given as expressions in parameters; the code takes numbers"
     foreign = [str(s) for s in loss_only_symbols(setup.rec, setup.loss)]
     if foreign:
@@ -1900,7 +1919,7 @@ def _user_gradient(setup: _Setup, gradient: Any) -> dict[Any, np.ndarray]:
                 f"gradient key {key} is neither a parameter nor a free initial state of the "
                 f"{U.steps}-step chain; use one of {', '.join(map(str, setup.wrt))}"
             )
-        (result,) = setup.evaluate([sp.sympify(value)])
+        (result,) = setup.evaluate([sp.sympify(value, strict=True)])
         if isinstance(result, _Unknown):
             raise SymrnnError(
                 f"the gradient for {key} uses {result.atom}, which is not a parameter, input or "
@@ -1938,7 +1957,11 @@ def _check_user_jacobian(setup: _Setup, jacobian: Any) -> list[Row]:
     for (of, wrt), value in jacobian.items():
         ofs = list(explicit(of)) if is_matrix(of) else [of]
         wrts = list(explicit(wrt)) if is_matrix(wrt) else [wrt]
-        vals = explicit(value) if is_matrix(value) else sp.ImmutableMatrix([[sp.sympify(value)]])
+        vals = (
+            explicit(value)
+            if is_matrix(value)
+            else sp.ImmutableMatrix([[sp.sympify(value, strict=True)]])
+        )
         if vals.shape != (len(ofs), len(wrts)):
             raise SymrnnError(
                 f"jacobian value for ({of}, {wrt}) has shape {vals.shape}, expected "
@@ -2299,7 +2322,8 @@ def verify(
     A value that is not finite (overflow to inf, NaN from a domain error such as the log of a
     negative number) is reported as ``"numerical problem"`` with its step, component and trial:
     neither a pass nor a mismatch.  Recurrences with an abstract update function ``f`` cannot be
-    evaluated; every row is then skipped with the reason (and ``ok`` stays True).
+    evaluated; every row is then skipped with the reason, and ``ok`` is False because nothing
+    was compared.
 
     Examples
     --------
@@ -2312,13 +2336,24 @@ def verify(
     >>> report.ok, [row.status for row in report.by_check("user")]
     (False, ['fail', 'fail'])
     """
+    scalar = getattr(rec, "recurrence", rec)
+    # Vector recurrences too large for components are checked at matrix level (below).
+    quantities = 0 if getattr(scalar, "is_vector", True) else len(scalar.equations)
+    if quantities > MAX_VERIFY_QUANTITIES:
+        raise LimitError(
+            f"verify checks at most {MAX_VERIFY_QUANTITIES} scalar quantities, this recurrence "
+            f"has {quantities}; check a smaller size of the same cell (the derivation does not "
+            "depend on it)"
+        )
     U = _as_unfolded(rec, steps)
     wanted = _wanted(checks)
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise SymrnnError(f"trials must be an integer in 1..{MAX_TRIALS}, got {trials!r}")
     for name, value in (("rtol", rtol), ("atol", atol), ("fd_rtol", fd_rtol)):
-        if not (isinstance(value, (int, float)) and value >= 0):
-            raise SymrnnError(f"{name} must be a non-negative number, got {value!r}")
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float)) and 0 <= value < math.inf
+        ):
+            raise SymrnnError(f"{name} must be a finite non-negative number, got {value!r}")
     r = U.recurrence
     name = r.name or "recurrence"
     if r.is_vector and not r.has_explicit_size:

@@ -276,6 +276,7 @@ def test_check_uses_the_model_files_params(capsys, monkeypatch):
 class FakeReport:
     def __init__(self, ok: bool) -> None:
         self.ok = ok
+        self.compared = 1  # one comparison, passed or failed
 
     def __str__(self) -> str:
         return "check  compared  status\nfake   a vs b    " + ("pass" if self.ok else "FAIL")

@@ -18,7 +18,7 @@ MODULES = sorted(
     if info.name not in ("__main__", "scan_runtime", "matrix_runtime")
 )
 #: Modules with nothing to show by example.
-WITHOUT_EXAMPLES = {"errors", "files"}
+WITHOUT_EXAMPLES = {"errors"}
 
 
 @pytest.mark.parametrize("name", MODULES)

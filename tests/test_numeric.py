@@ -338,7 +338,7 @@ def test_autonomous_recurrence_needs_steps():
         ({"w": 0.5, "u": 1.0, "b": 0.0, "q": 1}, {"x": np.zeros(3)}, "unknown parameter"),
         ({"w": 0.5, "u": 1.0, "b": 0.0}, {}, "input 'x' is missing"),
         ({"w": 0.5, "u": 1.0, "b": 0.0}, {"x": np.zeros((3, 2, 2))}, "input 'x' has shape"),
-        ({"w": "a", "u": 1.0, "b": 0.0}, {"x": np.zeros(3)}, "cannot convert"),
+        ({"w": "a", "u": 1.0, "b": 0.0}, {"x": np.zeros(3)}, "expected real numbers, got str"),
     ],
 )
 def test_argument_errors_name_the_argument(params, inputs, message):

@@ -2,8 +2,10 @@
 
 The grammar (Hypothesis strategies that build SymPy expressions directly) covers scalar states
 (one or two, coupled) and vector states (n <= 3), orders 1-3, 0-2 inputs, 1-4 parameters,
-+ - x /, powers, tanh, sigmoid, exp, log, sin, cos, products of states, outputs and per-step
-losses.  Expressions stay small (depth <= 3) and bounded, so that the random points of
++ - x /, powers, tanh, sigmoid, exp, log, sin, cos, ``Max`` and ``Min`` (of two or three
+arguments), products of states, outputs and per-step losses; the generated-code test adds
+finite sums (``Sum`` over an index).  Expressions stay small (depth <= 3) and bounded, so that
+the random points of
 ``verify`` never overflow: divisions are by ``2 + e**2``, ``exp`` and ``log`` are taken of
 bounded or positive arguments, and each update ends in a squashing function or a contraction.
 
@@ -15,9 +17,12 @@ forward mode vs ``sp.diff`` vs complex step (or central differences), and Jacobi
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, note, settings
@@ -61,9 +66,13 @@ def _unary(name: str, a: Any) -> Any:
         return sp.sqrt(1 + a**2)
     if name == "neg":
         return -a
+    if name == "sum":
+        # a finite Sum whose terms use the index (generated code writes it out)
+        return sp.Sum(a**_K / (_K + 1), (_K, 1, 2))
     return _SQUASH[name](a)
 
 
+_K = sp.Symbol("k", integer=True, positive=True)
 _UNARIES = ["square", "cube", "exp", "gauss", "log", "softlog", "sqrt", "neg", *_SQUASH]
 
 
@@ -74,19 +83,27 @@ def _binary(name: str, a: Any, b: Any) -> Any:
         return a - b
     if name == "*":
         return a * b
+    if name == "max":
+        return sp.Max(a, b)
+    if name == "min3":
+        return sp.Min(a, b, sp.Rational(1, 3))
     return a / (2 + b**2)  # denominator >= 2
 
 
-def expressions(leaves: list[Any], depth: int) -> st.SearchStrategy[Any]:
+def expressions(
+    leaves: list[Any], depth: int, unaries: Sequence[str] = tuple(_UNARIES)
+) -> st.SearchStrategy[Any]:
     """Expressions of depth <= ``depth`` over ``leaves``."""
     leaf = st.sampled_from(leaves)
     if depth == 0:
         return leaf
-    sub = expressions(leaves, depth - 1)
+    sub = expressions(leaves, depth - 1, unaries)
     return st.one_of(
         leaf,
-        st.tuples(st.sampled_from(_UNARIES), sub).map(lambda p: _unary(*p)),
-        st.tuples(st.sampled_from(["+", "-", "*", "/"]), sub, sub).map(lambda p: _binary(*p)),
+        st.tuples(st.sampled_from(list(unaries)), sub).map(lambda p: _unary(*p)),
+        st.tuples(st.sampled_from(["+", "-", "*", "/", "max", "min3"]), sub, sub).map(
+            lambda p: _binary(*p)
+        ),
     )
 
 
@@ -209,3 +226,55 @@ def test_verify_passes_on_random_recurrences(case: Any, steps: int, seed: int) -
 @given(case=recurrences, steps=st.integers(2, 3), seed=st.integers(0, 2**16))
 def test_verify_passes_on_many_random_recurrences(case: Any, steps: int, seed: int) -> None:
     _check(case, steps, seed, FAST_CHECKS)
+
+
+# ------------------------------------------------------------------- generated code alone
+@st.composite
+def coded_recurrences(draw: Any) -> tuple[sr.Recurrence, Any]:
+    """One state, one input, Max/Min/Sum among the operations; the update stays bounded."""
+    s, x = time_function("s"), time_function("x")
+    a, b = sp.symbols("a b", real=True)
+    leaves = [s(t - 1), x(t), a, b, sp.Rational(1, 2)]
+    body = draw(expressions(leaves, draw(st.integers(1, 3)), (*_UNARIES, "sum")))
+    update = a * s(t - 1) / 2 + sp.tanh(body) + b * x(t) / 4
+    try:
+        rec = sr.Recurrence(sp.Eq(s(t), update), params=[a, b], name="coded")
+    except RecurrenceError:
+        assume(False)
+    assume(rec.states)
+    return rec, s
+
+
+def _reference(rec: sr.Recurrence, values: dict[Any, float], xs: list[float]) -> list[float]:
+    """The update iterated with SymPy's own evaluation (Sum done by SymPy, floats at the end)."""
+    (state,) = rec.states
+    (inp,) = rec.inputs
+    update = rec.update[state].doit()
+    h, out = 0.0, []
+    for xv in xs:
+        value = update.xreplace({state(t - 1): h, inp(t): xv, **values})
+        h = float(value.evalf(30))
+        out.append(h)
+    return out
+
+
+@settings(max_examples=max(CI_EXAMPLES // 5, 10), **_SETTINGS)  # type: ignore[arg-type]
+@given(case=coded_recurrences(), seed=st.integers(0, 2**16))
+def test_generated_code_runs_on_random_recurrences(case: Any, seed: int) -> None:
+    """Scan (NumPy batch and math scalar) and unrolled code compile, run and agree with SymPy."""
+    rec, s = case
+    note(f"recurrence: {rec}")
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(-1, 1, 3)
+    a, b = rec.params
+    values = {a: float(rng.uniform(-0.9, 0.9)), b: float(rng.uniform(-0.9, 0.9))}
+    expected = _reference(rec, values, list(xs))
+    params = {"a": values[a], "b": values[b]}
+    for mode in ("scan", "unrolled"):
+        c = sr.lambdify(rec, loss=s(t) ** 2 / 2, mode=mode, steps=3)
+        one = c.forward(params, {"x": xs})["s"]
+        batch = c.forward(params, {"x": np.stack([xs, xs], axis=1)})["s"]
+        np.testing.assert_allclose(one, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(batch[:, 1], expected, rtol=1e-9, atol=1e-12)
+        value, _ = c.value_and_grad(params, {"x": xs})
+        assert math.isclose(float(value), sum(v * v for v in expected) / 2, rel_tol=1e-9)

@@ -183,7 +183,8 @@ def test_every_cell_passes(make: Any) -> None:
 @pytest.mark.parametrize("make", [sr.cells.autonomous, sr.cells.driven])
 def test_abstract_cells_are_skipped_not_failed(make: Any) -> None:
     report = verify(make(), steps=3)
-    assert report.ok
+    assert not report.ok and report.compared == 0  # nothing compared is not a pass
+    assert "NOTHING COMPARED" in str(report)
     assert {row.status for row in report.rows} == {SKIPPED}
     assert "abstract function f" in report.rows[0].detail
 
@@ -375,7 +376,7 @@ def test_user_gradient_errors_name_the_problem() -> None:
         verify(rec, steps=2, gradient=lambda p, x, h0: {"omega": 1.0}, checks=[])
     with pytest.raises(SymrnnError, match="returned list"):
         verify(rec, steps=2, gradient=lambda p, x, h0: [1.0], checks=[])
-    assert str(verify(rec, steps=2, checks=[])).endswith("OK: no checks run")
+    assert str(verify(rec, steps=2, checks=[])).endswith("NOTHING COMPARED: no checks run")
 
 
 # --------------------------------------------------------------- wrong closed forms
