@@ -294,14 +294,16 @@ class _Tracer:
             elif getattr(a, "is_Matrix", False):
                 mats.append(a)
         acc = self(mats[-1])
-        if isinstance(mats[-1], sp.OneMatrix) and len(mats) > 1:
-            # W 1: the row sums of W (Wᵀ 1: its column sums)
+        if len(mats) > 1 and self.g.nodes[acc].rank == 0 and mats[-1].shape[1] == 1:
+            # A vector with every entry equal (c·1, such as 1 or tanh(1)): W (c 1) = c W 1, the
+            # row sums of W (Wᵀ 1: its column sums).
             m = mats[-2]
             transposed = isinstance(m, sp.Transpose)
             W = self(m.arg if transposed else m)
             if self.g.nodes[W].rank != 2:
                 raise Unsupported(f"the product {e}")
-            acc = self.g.add("colsum" if transposed else "rowsum", [W], rank=1)
+            sums = self.g.add("colsum" if transposed else "rowsum", [W], rank=1)
+            acc = sums if isinstance(mats[-1], sp.OneMatrix) else self._product([acc, sums])
             mats = mats[:-1]
         elif self.g.nodes[acc].rank != 1 and len(mats) > 1:
             raise Unsupported("a product of matrices that does not end in a vector")

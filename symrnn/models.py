@@ -199,7 +199,7 @@ class Model:
         ...     matrices={"W": ["n", "n"], "U": ["n", "m"]},
         ... )
         >>> print(v.recurrence)
-        h(t) = tanh(U*x(t) + W*h(t - 1))
+        h(t) = tanh(W*h(t - 1) + U*x(t))
         """
         functions = _check_function_names(functions, "functions")
         where = "on the command line"

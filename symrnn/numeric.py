@@ -980,7 +980,7 @@ def generate_source(
     source = (
         f'"""{doc}"""\n\n{imports}\n\n{table_text}\n\n{code}\n\n{_placeholders(code)}\n\n{_RUNTIME}'
     )
-    _check_identifiers(rec, targets, source)
+    _check_identifiers(rec.params, [*rec.defined, *rec.inputs, *targets], source)
     return source
 
 
@@ -1006,7 +1006,7 @@ def _imports(code: str) -> str:
     return "\n".join(standard) + ("\n\n" if standard else "") + "import numpy"
 
 
-def _check_identifiers(rec: Recurrence, targets: Sequence[Any], source: str) -> None:
+def _check_identifiers(params: Sequence[Any], funcs: Sequence[Any], source: str) -> None:
     """Refuse user names whose identifiers collide with each other or with generated names.
 
     Time-indexed quantities become ``h__tm1``, ``x__3``; parameters keep their identifier.
@@ -1025,8 +1025,7 @@ def _check_identifiers(rec: Recurrence, targets: Sequence[Any], source: str) -> 
                 n.id for tg in targets_ for n in ast.walk(tg) if isinstance(n, ast.Name)
             }
     seen: dict[str, str] = {}
-    items = [(code_name(p), f"parameter {p}", True) for p in rec.params]
-    funcs = [*rec.defined, *rec.inputs, *targets]
+    items = [(identifier(str(p)), f"parameter {p}", True) for p in params]
     items += [(identifier(f.__name__), f"quantity {f.__name__}", False) for f in funcs]
     for ident, what, is_param in items:
         other = seen.get(("p" if is_param else "f") + ident)
@@ -1146,7 +1145,11 @@ def _matrix_module_source(rec: Recurrence, loss: Any) -> str:
                 f"({params}); list it in Recurrence(..., params=[...]) to get its value and "
                 "gradient, or substitute a number"
             )
-    return generate_matrix_source(rec, loss, list(targets.items()), _matrix_doc(rec, loss))
+    check_magnitudes([loss], "the loss")
+    source = generate_matrix_source(rec, loss, list(targets.items()), _matrix_doc(rec, loss))
+    blocks_funcs = [*blocks.defined, *blocks.inputs, *(sp.Function(n) for n in targets)]
+    _check_identifiers(blocks.params, blocks_funcs, source)
+    return source
 
 
 def _matrix_doc(rec: Recurrence, loss: Any) -> str:

@@ -694,8 +694,9 @@ def test_subs_refuses_what_is_not_a_parameter():
 def test_rsolve_is_interrupted_by_the_budget():
     n2 = sr.Recurrence(sp.Eq(h(t), (2 * t - 3) * h(t - 1) - ((t - 2) ** 2 - 2) * h(t - 2)))
     start = time.perf_counter()
-    with pytest.raises(NoClosedForm, match="within the time budget of 0.2 s"):
-        solve(n2, budget=0.2)
+    # rsolve finds this in about 0.2 s on an idle machine: a budget far below that must stop it
+    with pytest.raises(NoClosedForm, match="within the time budget of 0.02 s"):
+        solve(n2, budget=0.02)
     assert time.perf_counter() - start < 1.5
 
 
