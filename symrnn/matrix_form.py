@@ -333,7 +333,7 @@ def recognise_loss(rec: Recurrence, loss: Any) -> LossForm | None:
 
     if loss is None or isinstance(loss, (MatrixExpr, sp.MatrixBase)):
         return None
-    loss = sp.sympify(loss)
+    loss = sp.sympify(loss, strict=True)
     if isinstance(loss, Loss):  # the loss object itself: its vectors are its arguments
         o, y = loss.prediction, loss.target
         if not (isinstance(o, VectorAt) and isinstance(y, VectorAt)) or o.time != t:
@@ -660,7 +660,7 @@ def matrix_bptt(
     if form is not None and loss_on is None:
         loss_on = [form.prediction]
     elif loss is not None and loss_on is None:
-        reads = {a.func.__name__.rpartition("_")[0] for a in sp.sympify(loss).atoms(AppliedUndef)}
+        reads = {a.func.__name__.rpartition("_")[0] for a in sp.sympify(loss, strict=True).atoms(AppliedUndef)}
         loss_on = [n for n in defined if n in reads] or None
     if loss_on is None:
         outs = {f.__name__ for f in blocks.outputs}

@@ -206,7 +206,7 @@ def _depends_on_time(expr: sp.Basic) -> bool:
 
 def _time_key(time: Any) -> tuple[int, Any]:
     """Times in order: integers by value, then ``t + k`` by k, then anything else by name."""
-    time = sp.sympify(time)
+    time = sp.sympify(time, strict=True)
     if time.is_Integer:
         return (0, int(time))
     k = sp.expand(time - t)
