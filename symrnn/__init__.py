@@ -37,16 +37,28 @@ from .errors import (
 )
 from .flow import GradientFlow, gradient_flow, plot_gradient_flows
 from .functions import relu, sigmoid, softmax, softplus, tanh
-from .graph import Edge, Graph, Node, graph
+
+# Constants of the modules whose names the verbs above take (symrnn.unfold is the function):
+# reachable as symrnn.MAX_STEPS, symrnn.NODE_KINDS, ...
+from .graph import EDGE_STYLES, MAX_DRAWN_STEPS, NODE_KINDS, Edge, Graph, Node, graph  # noqa: E402
 from .latex import Derivation, derivation, latex
 from .matrices import matrix, size, vector
 from .notation import init_printing, t
 from .numeric import Compiled, codegen, lambdify
 from .ops import dot, matmul, reduce_sum, sqr
 from .recurrence import Recurrence
-from .solve import Solution, kernel, solve
-from .unfold import Unfolded, unfold
-from .verify import Report, Row, verify
+from .solve import MAX_KERNEL_LENGTH, MAX_SOLVE_SIZE, Solution, kernel, solve  # noqa: E402
+from .unfold import MAX_CLOSED_FORM_NODES, MAX_CLOSED_FORM_STEPS, MAX_STEPS, Unfolded, unfold  # noqa: E402
+from .verify import (  # noqa: E402
+    MAX_COMPARED_PARAMETERS,
+    MAX_COMPONENT_PARAMETERS,
+    MAX_TRIALS,
+    MAX_VERIFY_QUANTITIES,
+    MAX_VERIFY_STEPS,
+    Report,
+    Row,
+    verify,
+)
 
 __version__ = "0.1.0"
 
@@ -104,6 +116,20 @@ __all__ = [
     "matmul",
     "reduce_sum",
     "sqr",
+    # limits and tables of the modules the verbs are named after
+    "MAX_STEPS",
+    "MAX_CLOSED_FORM_STEPS",
+    "MAX_CLOSED_FORM_NODES",
+    "MAX_SOLVE_SIZE",
+    "MAX_KERNEL_LENGTH",
+    "MAX_VERIFY_STEPS",
+    "MAX_VERIFY_QUANTITIES",
+    "MAX_TRIALS",
+    "MAX_COMPONENT_PARAMETERS",
+    "MAX_COMPARED_PARAMETERS",
+    "MAX_DRAWN_STEPS",
+    "NODE_KINDS",
+    "EDGE_STYLES",
     # errors
     "SymrnnError",
     "RecurrenceError",

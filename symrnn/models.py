@@ -32,7 +32,7 @@ Every string is read by the whitelist parser (:mod:`symrnn.parsing`), never by `
 in the loss is the recurrence's ``h``; time functions that the recurrence does not know
 (``y``) are targets.  Bad files raise a one-line :class:`~symrnn.errors.SymrnnError` that names
 the key at fault and the remedy; limits: :data:`MAX_MODEL_BYTES` bytes per file and
-``1 ≤ steps ≤`` :data:`symrnn.unfold.MAX_STEPS`.
+``1 ≤ steps ≤`` :data:`symrnn.MAX_STEPS`.
 
 >>> m = load_model('''
 ... name = "elman"
