@@ -660,7 +660,10 @@ def matrix_bptt(
     if form is not None and loss_on is None:
         loss_on = [form.prediction]
     elif loss is not None and loss_on is None:
-        reads = {a.func.__name__.rpartition("_")[0] for a in sp.sympify(loss, strict=True).atoms(AppliedUndef)}
+        reads = {
+            a.func.__name__.rpartition("_")[0]
+            for a in sp.sympify(loss, strict=True).atoms(AppliedUndef)
+        }
         loss_on = [n for n in defined if n in reads] or None
     if loss_on is None:
         outs = {f.__name__ for f in blocks.outputs}
