@@ -22,7 +22,7 @@
 import numpy
 
 #: Batches up to this size sum matrix gradients once over all steps (see value_and_grad).
-DEFER_BATCH = 64
+DEFER_BATCH = 8
 
 
 class ArgumentError(ValueError):
