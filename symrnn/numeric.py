@@ -924,10 +924,13 @@ def generate_source(
             return _matrix_module_source(rec, loss)
         except Unsupported as exc:
             if not rec.has_explicit_size or level == "matrix":
-                raise SymrnnError(
-                    f"cannot generate matrix-level code: {exc}; write the recurrence with matrix "
-                    "products, Hadamard products and elementwise functions, or give explicit sizes"
-                ) from None
+                remedy = (
+                    ""
+                    if "; " in str(exc)
+                    else "; write the recurrence with matrix products, Hadamard products and "
+                    "elementwise functions, or give explicit sizes"
+                )
+                raise SymrnnError(f"cannot generate matrix-level code: {exc}{remedy}") from None
             expr, is_template = classify_loss(loss) if loss is not None else (None, True)
     elif not rec.has_explicit_size:
         raise SymrnnError(
@@ -1125,7 +1128,10 @@ def _matrix_module_source(rec: Recurrence, loss: Any) -> str:
     vectors = {name for name, _ in blocks.vectors}
     for a in atoms:
         if not isinstance(a, VectorAt) and a.func.__name__.rpartition("_")[0] in vectors:
-            raise Unsupported(f"the loss is written in components ({a})")
+            raise Unsupported(
+                f"the loss is written in components ({a}); write it with whole vectors, e.g. "
+                "sr.squared_error(o(t), y(t))"
+            )
     targets: dict[str, Any] = {}
     for a in sorted(atoms, key=str):
         name = a.name if isinstance(a, VectorAt) else a.func.__name__

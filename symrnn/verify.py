@@ -1441,7 +1441,7 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
         M = lambdify(setup.rec, loss=loss if with_grad else None, level="matrix")
         C = lambdify(setup.rec, loss=loss if with_grad else None, level="components")
     except SymrnnError as exc:
-        return _skip("codegen", compared, f"no matrix-level code: {exc}")
+        return _skip("codegen", compared, str(exc))
     T = setup.T
     params, _, _, batch_inputs, batch_init = _batch_of_trials(setup, formats, with_grad)
     comparison = _Comparison(("matrix code", "component code"))
