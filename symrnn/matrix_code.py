@@ -32,7 +32,7 @@ def step(U, W, x__t, h__tm1):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,10 @@ class Node:
     rank: int  # 0 scalar, 1 vector, 2 matrix
     attr: Any = None
     name: str = ""
+    # Depends on a state at an earlier time or on the step counter: computed inside the loop.
+    # Other per-sequence values (input projections U x(t) + b) are computed for all steps at once.
+    loop: bool = False
+    timed: bool = False  # depends on the step counter t itself
 
 
 @dataclass
@@ -104,14 +108,18 @@ class Graph:
         if rank is None:
             rank = max((n.rank for n in nodes), default=0)
         node = Node(len(self.nodes), op, tuple(args), batched, rank, attr)
+        node.loop = any(n.loop for n in nodes)
+        node.timed = any(n.timed for n in nodes)
         node.name = f"_a{node.id}"
         self.nodes.append(node)
         self.memo[key] = node.id
         return node.id
 
-    def leaf(self, key: Any, op: str, batched: bool, rank: int, name: str) -> int:
+    def leaf(
+        self, key: Any, op: str, batched: bool, rank: int, name: str, loop: bool = False
+    ) -> int:
         if key not in self.leaves:
-            node = Node(len(self.nodes), op, (), batched, rank, key, name)
+            node = Node(len(self.nodes), op, (), batched, rank, key, name, loop, op == "time")
             self.nodes.append(node)
             self.leaves[key] = node.id
         return self.leaves[key]
@@ -120,7 +128,7 @@ class Graph:
 # Names the generated module defines itself; a user's name equal to one of them gets a prefix.
 _RUNTIME_NAMES = frozenset(
     "numpy outer dot logsumexp softmax xent xent_do xent_dy step loss_step adjoint_step "
-    "forward loss value_and_grad ArgumentError".split()
+    "precompute adjoint_precompute forward loss value_and_grad ArgumentError".split()
 )
 
 
@@ -160,6 +168,7 @@ class _Tracer:
     def __init__(self, rec: Recurrence, graph: Graph):
         self.rec, self.g = rec, graph
         self.sizes = set(rec.blocks.sizes)
+        self.defined = {f.__name__ for f in rec.blocks.defined}
         self.exprs: dict[Any, int] = {}  # SymPy subexpression -> node
         # Parameters used as the left factor of a product are matrices, whatever their shape
         # (U of shape n×1 times a one-component input); other n×1 parameters are vectors.
@@ -179,7 +188,8 @@ class _Tracer:
         if lag == 0 and name in self.g.roots:
             return self.g.roots[name]
         code = f"{identifier(name)}__{_code_time(lag)}"
-        return self.g.leaf(("q", name, lag), "quantity", True, rank, code)
+        loop = name in self.defined  # a state; an input is known for every step in advance
+        return self.g.leaf(("q", name, lag), "quantity", True, rank, code, loop)
 
     def __call__(self, e: Any) -> int:
         if e not in self.exprs:
@@ -198,7 +208,7 @@ class _Tracer:
             rank = 2 if e in self.matrices else max(1, _rank_of(e.shape))
             return g.leaf(("p", e.name), "param", False, rank, _safe(e.name))
         if e == t:
-            return g.leaf("time", "time", False, 0, "_k")
+            return g.leaf("time", "time", False, 0, "_k", loop=True)
         if isinstance(e, sp.Symbol):
             if e in self.sizes:
                 raise Unsupported(f"the size {e} is used as a number")
@@ -277,7 +287,16 @@ class _Tracer:
 
     def _sum(self, args: list[int]) -> int:
         args = sorted(args)
-        return args[0] if len(args) == 1 else self.g.add("add", args)
+        if len(args) == 1:
+            return args[0]
+        # The terms known in advance (U x(t) + b) form a node of their own, computed for all
+        # steps at once; the sum in the loop adds the rest (W h(t-1)).
+        nodes = self.g.nodes
+        free = [a for a in args if not nodes[a].loop]
+        if 0 < len(free) < len(args) and any(nodes[a].batched for a in free):
+            if len(free) > 1 or not _is_leaf(nodes[free[0]]):
+                return self.g.add("add", [self._sum(free), *(a for a in args if nodes[a].loop)])
+        return self.g.add("add", args)
 
     def _product(self, args: list[int]) -> int:
         out = args[0]
@@ -408,8 +427,14 @@ def _reduce(text: str, source: Node | tuple[bool, int], target: Node) -> str:
     return f"numpy.add.reduce({text}, {axes[0]})"
 
 
-def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]:
-    """(argument, contribution, (batched, rank) of the contribution) for each argument."""
+def _vjps(
+    g: Graph, n: Node, gn: str, factor: Callable[[str], str] = str
+) -> list[tuple[int, str, tuple[bool, int]]]:
+    """(argument, contribution, (batched, rank) of the contribution) for each argument.
+
+    ``factor`` names a local derivative that does not depend on ``gn`` (``1 - h*h``), so that
+    it can be computed for all steps at once.
+    """
     args = [g.nodes[a] for a in n.args]
     out: list[tuple[int, str, tuple[bool, int]]] = []
     shape = (n.batched, n.rank)
@@ -427,11 +452,11 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
             g_ = f"{gn}[:, None] * " if n.batched else f"{gn} * "
         out.append((d.id, f"{g_}{d.name}", (n.batched or d.batched, 1)))
     elif n.op in ELEMENTWISE:
-        d = ELEMENTWISE[n.op].derivative(args[0].name, n.name)
+        d = factor(ELEMENTWISE[n.op].derivative(args[0].name, n.name))
         out.append((args[0].id, f"{gn} * {d}", shape))
     elif n.op == "pow":
         a = args[0].name
-        out.append((args[0].id, f"{gn} * ({n.attr!r}*{a}**{n.attr - 1!r})", shape))
+        out.append((args[0].id, f"{gn} * {factor(f'({n.attr!r}*{a}**{n.attr - 1!r})')}", shape))
     elif n.op == "mul":
         a, b = args
         rank = max(a.rank, b.rank)
@@ -465,8 +490,8 @@ def _vjps(g: Graph, n: Node, gn: str) -> list[tuple[int, str, tuple[bool, int]]]
     elif n.op == "xent":
         o, y = args
         g_ = "" if gn == "_one" else f"{gn}[:, None] * "
-        out.append((o.id, f"{g_}xent_do({o.name}, {y.name})", (True, 1)))
-        out.append((y.id, f"{g_}xent_dy({o.name})", (True, 1)))
+        out.append((o.id, f"{g_}{factor(f'xent_do({o.name}, {y.name})')}", (True, 1)))
+        out.append((y.id, f"{g_}{factor(f'xent_dy({o.name})')}", (True, 1)))
     else:
         raise SymrnnError(f"no derivative rule for {n.op}")
     return out
@@ -515,14 +540,18 @@ def _arg_names(g: Graph, specs: list[tuple[str, str, int]]) -> list[str]:
     return names
 
 
-def _reachable(g: Graph, roots: Sequence[int]) -> list[int]:
+def _reachable(
+    g: Graph, roots: Sequence[int], stop: set[int] | frozenset[int] = frozenset()
+) -> list[int]:
+    """Nodes that ``roots`` are computed from (not looking past the nodes in ``stop``)."""
     seen: set[int] = set()
     stack = list(roots)
     while stack:
         i = stack.pop()
         if i not in seen:
             seen.add(i)
-            stack.extend(g.nodes[i].args)
+            if i not in stop:
+                stack.extend(g.nodes[i].args)
     return sorted(seen)
 
 
@@ -530,9 +559,27 @@ def _is_leaf(n: Node) -> bool:
     return n.op in ("quantity", "param", "const", "time")
 
 
+Spec = tuple[str, Any, int]
+
+
+@dataclass(frozen=True)
+class _Backward:
+    """The printed loss and BPTT functions, with the argument specs the runtime reads."""
+
+    loss: str
+    loss_specs: list[Spec]
+    adjoint: str
+    adjoint_specs: list[Spec]
+    adj_out: list[tuple[str, int]]
+    outer: list[tuple[int, Spec | None]]
+    sums: list[int]
+    early: str | None  # adjoint_precompute, when the loss and its direct terms broadcast over t
+    early_specs: list[Spec]
+
+
 class _Sources:
-    def __init__(self, rec: Recurrence, loss: Any):
-        self.rec = rec
+    def __init__(self, rec: Recurrence, loss: Any, hoist: bool = True):
+        self.rec, self.hoist = rec, hoist
         self.g, self.loss_root = trace(rec, loss)
         g = self.g
         self.param_nodes = [
@@ -544,10 +591,19 @@ class _Sources:
         self.quantity_names = [
             f.__name__ for f in rec.blocks.defined
         ]  # evaluation order, as the runtime stores them
-        self.step_nodes = _reachable(g, [g.roots[q] for q in self.quantity_names])
+        self.roots = [g.roots[q] for q in self.quantity_names]
+        self.step_nodes = _reachable(g, self.roots)
+        # Per-sequence values that depend on no state (U x(t) + b): precompute gives them for
+        # all steps at once (the rows of all steps in one array), and step reads its own rows.
+        self.early = {
+            i
+            for i in self.step_nodes
+            if hoist and not _is_leaf(g.nodes[i]) and not g.nodes[i].loop and g.nodes[i].batched
+        }
+        self.residuals: list[int] = []
 
     def layout(self, targets: list[tuple[str, tuple[Any, ...]]]) -> _Layout:
-        rec, _g = self.rec, self.g
+        rec = self.rec
         blocks = rec.blocks
         vectors = dict(blocks.vectors)
 
@@ -571,62 +627,123 @@ class _Sources:
     def param_names(self) -> list[str]:
         return [self.g.nodes[i].name for i in self.param_nodes]
 
-    def step(self) -> tuple[str, list[tuple[str, str, int]]]:
+    def saved(self) -> list[int]:
+        """What step returns: the quantities at t, then the values the backward pass reads."""
+        return self.roots + self.residuals
+
+    def frontier(self) -> list[int]:
+        """The precomputed values that step reads (or returns)."""
+        g = self.g
+        inside = [i for i in self.step_nodes if i not in self.early]
+        used = {a for i in inside for a in g.nodes[i].args}
+        kept = used | set(self.saved())
+        return [i for i in sorted(self.early) if i in kept]
+
+    def _body(self, nodes: list[int], kept: set[int]) -> list[str]:
+        """One line per value in ``kept`` or used twice; other values inline where used."""
         g = self.g
         roots = {g.roots[q]: q for q in self.quantity_names}
         uses: dict[int, int] = {}
-        for i in self.step_nodes:
+        for i in nodes:
             for a in g.nodes[i].args:
                 uses[a] = uses.get(a, 0) + 1
-        kept = set(roots) | set(self.residuals)
         texts: dict[int, tuple[str, int]] = {}
         body = []
         equations = {_name_of(eq.lhs): eq for eq in self.rec.blocks.equations}
-        for i in self.step_nodes:
+        for i in nodes:
             n = g.nodes[i]
             if _is_leaf(n):
                 continue
             text = _forward_text(g, n, texts)
-            if i not in kept and uses.get(i, 0) == 1:
+            if i not in kept and i not in roots and uses.get(i, 0) == 1:
                 texts[i] = (text, _PRECEDENCE.get(n.op, 4))  # printed where it is used
                 continue
             if i in roots:
                 eq = equations[roots[i]]
                 body.append(f"    # {str_expr(eq.lhs)} = {str_expr(eq.rhs)}")
             body.append(f"    {n.name} = {text}")
-        specs = _leaf_specs(g, self.rec, set(self.step_nodes))
-        saved = [g.nodes[g.roots[q]].name for q in self.quantity_names] + [
-            g.nodes[i].name for i in self.residuals
-        ]
-        head = f"def step({', '.join(self.param_names() + _arg_names(g, specs))}):"
-        ret = f"    return ({', '.join(saved)},)"
-        return "\n".join([head, *body, ret]) + "\n", specs
+        return body
 
-    def adjoint(self) -> tuple[str, str, list[tuple[str, str, int]], list[tuple[str, int]]]:
-        """Sources of ``loss_step`` and ``adjoint_step``, their argument specs, ADJ_OUT."""
+    def precompute(self) -> tuple[str, list[Spec]] | None:
+        """Source of ``precompute`` (the values known before the loop) and its input specs."""
+        g = self.g
+        front = self.frontier()
+        if not front:
+            return None
+        nodes = _reachable(g, front)
+        specs = _leaf_specs(g, self.rec, set(nodes))
+        body = self._body(nodes, set(front))
+        head = f"def precompute({', '.join(self.param_names() + _arg_names(g, specs))}):"
+        why = "    # what no earlier state changes, for many steps at once (their rows in turn)"
+        ret = f"    return ({', '.join(g.nodes[i].name for i in front)},)"
+        return "\n".join([head, why, *body, ret]) + "\n", specs
+
+    def step(self) -> tuple[str, list[Spec]]:
+        g = self.g
+        front = self.frontier()
+        nodes = _reachable(g, self.roots, set(front))
+        body = self._body([i for i in nodes if i not in front], set(self.saved()))
+        specs: list[Spec] = [("pre", j, 0) for j in range(len(front))]
+        leaf_specs = _leaf_specs(g, self.rec, {i for i in nodes if i not in front})
+        names = [g.nodes[i].name for i in front] + _arg_names(g, leaf_specs)
+        head = f"def step({', '.join(self.param_names() + names)}):"
+        ret = f"    return ({', '.join(g.nodes[i].name for i in self.saved())},)"
+        return "\n".join([head, *body, ret]) + "\n", specs + leaf_specs
+
+    def adjoint(self) -> _Backward:
+        """``loss_step``, ``adjoint_step`` and, where it applies, ``adjoint_precompute``."""
+        if self.hoist:
+            hoisted = self._adjoint(True)
+            if hoisted is not None:
+                return hoisted
+        backward = self._adjoint(False)
+        assert backward is not None
+        return backward
+
+    def _adjoint(self, hoist: bool) -> _Backward | None:  # noqa: C901 (one pass, three outputs)
         g, rec = self.g, self.rec
         assert self.loss_root is not None
-        loss_nodes = [i for i in _reachable(g, [self.loss_root]) if i not in set(self.step_nodes)]
+        step_set = set(self.step_nodes)
+        loss_nodes = [i for i in _reachable(g, [self.loss_root]) if i not in step_set]
+        time_name = g.nodes[g.leaves["time"]].name if "time" in g.leaves else None
+        # The loss of every step and the terms of BPTT that do not depend on the adjoint carried
+        # from t + 1 (ŷ − y, 1 − h²) are computed once for all steps, before the backward loop,
+        # on the stacked forward values; a loss that reads t itself is summed step by step.
+        early = hoist and not any(g.nodes[i].timed for i in loss_nodes)
+
+        def knowable(text: str) -> bool:
+            return time_name is None or not _mentions(text, time_name)
+
         # Which nodes lead to a parameter or a lagged state (only those need adjoints).
+        state_names = {f.__name__ for f in rec.blocks.states}
         needs: set[int] = set()
         for n in g.nodes:
             if n.op == "param" or (
-                n.op == "quantity"
-                and n.attr[2] >= 1
-                and n.attr[1] in {f.__name__ for f in rec.blocks.states}
+                n.op == "quantity" and n.attr[2] >= 1 and n.attr[1] in state_names
             ):
                 needs.add(n.id)
             elif any(a in needs for a in n.args):
                 needs.add(n.id)
         states = [f.__name__ for f in rec.blocks.states]
         carries = {q: f"dL_d{identifier(q)}__later" for q in states}
-        contributions: dict[int, list[str]] = {}
-        contributions[self.loss_root] = ["_one"]
+        # Each contribution: its text, and whether it is known before the backward loop.
+        contributions: dict[int, list[tuple[str, bool]]] = {self.loss_root: [("_one", early)]}
         for q in states:
-            contributions.setdefault(g.roots[q], []).append(carries[q])
+            contributions.setdefault(g.roots[q], []).append((carries[q], False))
         lines: list[str] = []
-        roots = {g.nodes[g.roots[q]].name for q in self.quantity_names}
-        order = sorted(set(self.step_nodes) | set(loss_nodes), reverse=True)
+        pre_lines: list[str] = []
+        pre_names: list[str] = []
+
+        def precomputed(text: str, name: str) -> str:
+            while name in pre_names:
+                name += "_"
+            pre_lines.append(f"    {name} = {text}")
+            pre_names.append(name)
+            return name
+
+        roots = {g.nodes[i].name for i in self.roots}
+        vector_grads: set[str] = set()  # adjoints of per-sequence vectors, (B, n) each
+        order = sorted(step_set | set(loss_nodes), reverse=True)
         for i in order:
             n = g.nodes[i]
             parts = contributions.pop(i, [])
@@ -634,24 +751,45 @@ class _Sources:
                 if parts and _is_leaf(n):
                     contributions[i] = parts
                 continue
+            known = early and n.batched and all(k for _, k in parts)
+            texts = [text for text, _ in parts]
+            ahead = [text for text, k in parts if k]
+            if early and not known and (len(ahead) > 1 or (ahead and not ahead[0].isidentifier())):
+                # The known terms of a sum (the loss's ŷ − y next to Wᵀδ) as one early value.
+                name = precomputed(_join(ahead), f"_c{n.id}")
+                texts = [text for text, k in parts if not k] + [name]
             gn = _gradient_name(n)
-            text = _join(parts)
+            text = _join(texts)
             if text.isidentifier() and not (n.name in roots and not n.name.startswith("_")):
                 gn = text  # one contribution that is a name (the loss seed _one, a sum's part)
+            elif known:
+                gn = precomputed(text, gn)
             else:
                 lines.append(f"    {gn} = {text}")
-            for a, contrib, shape in _vjps(g, n, gn):
+            if n.batched and n.rank == 1:
+                vector_grads.add(gn)
+
+            def factor(d: str, n: Node = n, known: bool = known) -> str:
+                if not early or known or not n.batched or d.isidentifier() or not knowable(d):
+                    return d
+                return precomputed(d, f"_d{n.id}")
+
+            for a, contrib, shape in _vjps(g, n, gn, factor):
                 if a not in needs:
                     continue
-                target = g.nodes[a]
-                contributions.setdefault(a, []).append(_reduce(contrib, shape, target))
+                reduced = _reduce(contrib, shape, g.nodes[a])
+                ahead_ = known and reduced == contrib and "outer(" not in contrib
+                contributions.setdefault(a, []).append((reduced, ahead_ and knowable(contrib)))
         grads = []
         pairs: list[tuple[int, str, str]] = []  # Σ g aᵀ terms, summed by the runtime
+        sums: list[tuple[int, str]] = []  # Σ g terms (biases), summed by the runtime
         for k, pid in enumerate(self.param_nodes):
-            for c in contributions.pop(pid, []):
-                match = _OUTER.fullmatch(c)
-                if match:
-                    pairs.append((k, match[1], match[2]))
+            for c, _ in contributions.pop(pid, []):
+                outer, total = _OUTER.fullmatch(c), _SUM.fullmatch(c)
+                if outer:
+                    pairs.append((k, outer[1], outer[2]))
+                elif total:
+                    sums.append((k, total[1]))
                 else:
                     grads.append(f"    _G[{k}] += {c}")
         adj_out: list[tuple[str, int]] = []
@@ -662,71 +800,134 @@ class _Sources:
             parts = contributions.pop(nid, [])
             if parts:
                 adj_out.append((key[1], key[2]))
-                outs.append(_join(parts))
-        body = lines + grads
+                outs.append(_join([text for text, _ in parts]))
         loss_lines = [
             f"    {g.nodes[i].name} = {_forward_text(g, g.nodes[i])}"
             for i in loss_nodes
             if not _is_leaf(g.nodes[i])
         ]
-        used_text = "\n".join(loss_lines + body + outs + [f"{a} {b}" for _, a, b in pairs])
-        # Arguments: leaves the loss and the backward pass read; saved step values; carries.
+        # The factor a of a term Σ g aᵀ, when it is a vector the runtime has for every step (an
+        # input, a state, a value step returned), is read by the runtime there, not returned.
         leaf_ids = {g.leaves[k] for k in g.leaves if k == "time" or k[0] == "q"}
-        wanted = {i for i in leaf_ids if _mentions(used_text, g.nodes[i].name)} | {
-            i for i in loss_nodes if i in leaf_ids
+        root_ids = set(self.roots)
+        saved_names = [g.nodes[i].name for i in self.saved()]
+        stored: dict[str, Spec] = {
+            name: ("saved", j, 0)
+            for j, (i, name) in enumerate(zip(self.saved(), saved_names, strict=True))
+            if g.nodes[i].batched and g.nodes[i].rank == 1
         }
-        wanted -= {g.roots[q] for q in self.quantity_names}
-        specs = _leaf_specs(g, rec, wanted)
-        saved_names = [g.nodes[g.roots[q]].name for q in self.quantity_names] + [
-            g.nodes[i].name for i in self.residuals
-        ]
+        for spec, i in zip(
+            _leaf_specs(g, rec, leaf_ids - root_ids), sorted(leaf_ids - root_ids), strict=True
+        ):
+            if g.nodes[i].batched and g.nodes[i].rank == 1:
+                stored[g.nodes[i].name] = spec
+        outer_specs = [stored.get(b) if a in vector_grads else None for _, a, b in pairs]
+        flat = [
+            name
+            for (_, a, b), spec in zip(pairs, outer_specs, strict=True)
+            for name in ((a,) if spec else (a, b))
+        ] + [name for _, name in sums]
+        if not early:  # the loss values the gradient lines read, in the step
+            later, kept = "\n".join(lines + grads + outs + flat), []
+            for line in reversed(loss_lines):
+                if _mentions(later, line.split(" = ")[0].strip()):
+                    kept.insert(0, line)
+                    later = line + "\n" + later
+            lines = kept + lines
+        body = lines + grads
+        used_text = "\n".join(body + outs + flat)
+        # Values of precompute the step reads: one step's slice each (per-sequence values only).
+        loss_names = {g.nodes[i].name: i for i in loss_nodes if not _is_leaf(g.nodes[i])}
+        early_names = list(loss_names) + pre_names if early else []
+        sliced = [name for name in early_names if _mentions(used_text, name)]
+        if any(not g.nodes[loss_names[name]].batched for name in sliced if name in loss_names):
+            return None
+
+        def leaves_in(text: str) -> list[Spec]:
+            wanted = {i for i in leaf_ids if _mentions(text, g.nodes[i].name)} - root_ids
+            return _leaf_specs(g, rec, wanted)  # type: ignore[return-value]
+
+        def saved_in(text: str) -> list[Spec]:
+            return [("saved", j, 0) for j, name in enumerate(saved_names) if _mentions(text, name)]
+
+        def names(specs: list[Spec]) -> list[str]:
+            out = []
+            for kind, what, lag in specs:
+                if kind == "saved":
+                    out.append(saved_names[what])
+                else:
+                    out.append(_arg_names(g, [(kind, what, lag)])[0])
+            return out
+
         params = self.param_names()
         value = g.nodes[self.loss_root].name
-        loss_args = ", ".join(params + _arg_names(g, specs) + saved_names)
+        loss_text = "\n".join(loss_lines + [value])
+        loss_specs = leaves_in(loss_text) + saved_in(loss_text)
         loss_src = (
-            f"def loss_step({loss_args}):\n"
-            + "\n".join(loss_lines)
-            + ("\n" if loss_lines else "")
+            f"def loss_step({', '.join(params + names(loss_specs))}):\n"
+            + "".join(line + "\n" for line in loss_lines)
             + f"    return {value}\n"
         )
-        adj_args = ", ".join(
-            ["_G", "_one", *params, *_arg_names(g, specs), *saved_names, *carries.values()]
-        )
-        flat = [name for _, a, b in pairs for name in (a, b)]
+        adj_specs = leaves_in(used_text) + saved_in(used_text)
+        adj_args = ["_G", "_one", *params, *names(adj_specs), *sliced, *carries.values()]
+        adj_specs += [("pre", j, 0) for j in range(len(sliced))]
         ret = (
-            f"    return {value}, ({', '.join(outs)}{',' if len(outs) == 1 else ''}), "
+            f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''}), "
             f"({', '.join(flat)}{',' if len(flat) == 1 else ''})"
         )
-        self.outer_params = [k for k, _, _ in pairs]
         adj_src = (
-            f"def adjoint_step({adj_args}):\n" + "\n".join(loss_lines + body) + "\n" + ret + "\n"
+            f"def adjoint_step({', '.join(adj_args)}):\n"
+            + "".join(line + "\n" for line in body)
+            + ret
+            + "\n"
         )
-        return loss_src, adj_src, specs, adj_out
-
-    @property
-    def residuals(self) -> list[int]:
-        """Step values (other than the quantities) that the backward pass reads."""
-        return self._residuals
+        pre_src, pre_specs = None, []
+        if early:
+            pre_text = "\n".join(loss_lines + pre_lines + [value])
+            pre_specs = leaves_in(pre_text) + saved_in(pre_text)
+            pre_src = (
+                f"def adjoint_precompute({', '.join(['_one', *params, *names(pre_specs)])}):\n"
+                "    # the loss and the terms of BPTT known from the forward pass, for many steps"
+                " at once\n"
+                + "".join(line + "\n" for line in loss_lines + pre_lines)
+                + f"    return ({', '.join([value, *sliced])},)\n"
+            )
+        return _Backward(
+            loss_src,
+            loss_specs,
+            adj_src,
+            adj_specs,
+            adj_out,
+            [(k, spec) for (k, _, _), spec in zip(pairs, outer_specs, strict=True)],
+            [k for k, _ in sums],
+            pre_src,
+            pre_specs,
+        )
 
     def plan(self, with_loss: bool) -> None:
-        """Decide the residuals: run the adjoint printer once and see what it reads."""
-        self._residuals: list[int] = []
+        """Decide the residuals: print the backward pass once and see what it reads."""
+        self.residuals = []
         if not with_loss:
             return
-        _, adj_src, _, _ = self.adjoint()
-        roots = {self.g.roots[q] for q in self.quantity_names}
-        self._residuals = [
+        backward = self.adjoint()
+        text = backward.adjoint.split("\n", 1)[1]
+        if backward.early is not None:
+            text += backward.early.split("\n", 1)[1]
+        roots = set(self.roots)
+        self.residuals = [
             i
             for i in self.step_nodes
             if not _is_leaf(self.g.nodes[i])
             and i not in roots
-            and _mentions(adj_src.split("\n", 1)[1], self.g.nodes[i].name)
+            and _mentions(text, self.g.nodes[i].name)
         ]
 
 
 # A matrix parameter's gradient term Σ_b g_b a_bᵀ of two step values: returned to the runtime,
 # which sums it per step or, for small batches, once over all steps (one large product).
 _OUTER = re.compile(r"outer\(([A-Za-z_][A-Za-z0-9_]*), ([A-Za-z_][A-Za-z0-9_]*)\)")
+# A bias gradient Σ_b g_b: summed the same way.
+_SUM = re.compile(r"numpy\.add\.reduce\(([A-Za-z_][A-Za-z0-9_]*), 0\)")
 
 
 def _join(terms: list[str]) -> str:
@@ -750,28 +951,44 @@ def _mentions(text: str, name: str) -> bool:
 
 
 def step_source(rec: Recurrence) -> str:
-    """The source of the forward step function of ``rec`` at matrix level."""
+    """The source of the forward step function of ``rec`` at matrix level (after precompute)."""
     src = _Sources(rec, None)
     src.plan(False)
-    return src.step()[0].rstrip("\n")
+    early = src.precompute()
+    return ((early[0] + "\n\n") if early else "") + src.step()[0].rstrip("\n")
 
 
 def generate_matrix_source(
-    rec: Recurrence, loss: Any, targets: list[tuple[str, tuple[Any, ...]]], doc: str
+    rec: Recurrence,
+    loss: Any,
+    targets: list[tuple[str, tuple[Any, ...]]],
+    doc: str,
+    _hoist: bool = True,
 ) -> str:
-    """A standalone NumPy module computing ``rec`` (and ``loss``) at matrix level."""
-    src = _Sources(rec, loss)
+    """A standalone NumPy module computing ``rec`` (and ``loss``) at matrix level.
+
+    (``_hoist=False`` computes everything step by step: the tests compare the two.)
+    """
+    src = _Sources(rec, loss, _hoist)
     src.plan(loss is not None)
+    early = src.precompute()
     step, step_specs = src.step()
-    parts = [step]
-    tables: dict[str, Any] = {"STEP_ARGS": step_specs}
+    parts = [early[0] if early else "precompute = None\n", step]
+    tables: dict[str, Any] = {"PRE_ARGS": early[1] if early else [], "STEP_ARGS": step_specs}
     if loss is not None:
-        loss_src, adj_src, loss_specs, adj_out = src.adjoint()
-        parts += [loss_src, adj_src]
-        tables.update(LOSS_ARGS=loss_specs, ADJ_OUT=adj_out, OUTER=src.outer_params)
+        b = src.adjoint()
+        parts += [b.loss, b.early or "adjoint_precompute = None\n", b.adjoint]
+        tables.update(
+            LOSS_ARGS=b.loss_specs,
+            ADJ_PRE_ARGS=b.early_specs,
+            ADJ_ARGS=b.adjoint_specs,
+            ADJ_OUT=b.adj_out,
+            OUTER=b.outer,
+            SUMS=b.sums,
+        )
     else:
-        parts.append("loss_step = adjoint_step = None\n")
-        tables.update(LOSS_ARGS=[], ADJ_OUT=[], OUTER=[])
+        parts.append("loss_step = adjoint_precompute = adjoint_step = None\n")
+        tables.update(LOSS_ARGS=[], ADJ_PRE_ARGS=[], ADJ_ARGS=[], ADJ_OUT=[], OUTER=[], SUMS=[])
     layout = src.layout(targets)
     tables.update(
         SIZES=layout.sizes,

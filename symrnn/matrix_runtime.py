@@ -13,16 +13,32 @@
 #   QUANTITY_INDEX  name -> position of a quantity in what ``step`` returns
 #   STATES       (name, shape, largest lag) of each state
 #   INPUT_LAG    largest lag of an input; input arrays hold times 1 - INPUT_LAG .. T
-#   STEP_ARGS    ("state", name, lag) / ("input", name, lag) / ("time", "t", 0) after the params
-#   LOSS_ARGS    the same for the loss and the adjoint step (targets are inputs here)
+#   PRE_ARGS     ("input", name, lag) of precompute, after the params: whole stretches of time
+#   STEP_ARGS    ("pre", j, 0) / ("state", name, lag) / ("input", name, lag) / ("time", "t", 0)
+#                after the params: precompute's j-th value, a state, an input at step t
+#   LOSS_ARGS    the same for loss_step, and ("saved", j, 0): the j-th value step returned
+#   ADJ_PRE_ARGS the same for adjoint_precompute (after _one and the params), stretches of time
+#   ADJ_ARGS     the same for adjoint_step (after _G, _one, the params; before the adjoint
+#                carried from t + 1 for each state)
 #   ADJ_OUT      (state, lag) that each adjoint-step contribution goes to
-#   OUTER        the parameter of each (g, a) pair adjoint_step returns: its gradient gets Σ g aᵀ
-#   step(*P, *args) -> saved values (quantities at t first), loss_step, adjoint_step
+#   OUTER        (parameter, spec of a or None) of each term Σ g aᵀ of a gradient: adjoint_step
+#                returns g, and a too when the spec is None
+#   SUMS         the parameter of each g returned after the pairs: its gradient gets Σ g
+#   precompute(*P, *args) -> values known before the loop, for stretches of steps (or None)
+#   step(*P, *args) -> saved values (quantities at t first)
+#   loss_step(*P, *args) -> the loss at t (of a stretch of steps when adjoint_precompute is set)
+#   adjoint_precompute(_one, *P, *args) -> (loss, values for adjoint_step), stretches of time
+#   adjoint_step(_G, _one, *P, *args, *carries) -> (adjoints of states, (g, [a], …, g, …))
 # ---------------------------------------------------------------------------------------------
 import numpy
 
-#: Batches up to this size sum matrix gradients once over all steps (see value_and_grad).
-DEFER_BATCH = 8
+#: The values computed for many steps at once (precomputed terms, gradient terms summed in one
+#: product) cover all steps for batches up to SMALL_BATCH sequences; for larger batches,
+#: stretches of steps whose quantities and inputs hold at most STRETCH numbers (one step at a
+#: time for a large batch or a large cell), which bounds the memory they take beside the
+#: stored states.
+SMALL_BATCH = 8
+STRETCH = 16384
 
 
 class ArgumentError(ValueError):
@@ -196,28 +212,91 @@ def _prepare(params, inputs, init, steps, dtype, targets=True):
     B = 1 if single else batch
     for name, arr in X.items():
         X[name] = arr[:, None] if single else arr
+    width = sum(int(numpy.prod([sizes.get(d, d) for d in spec])) for _, spec in QUANTITIES + INPUTS)
     for key, part in H.items():
         spec = next(s for n, s, _ in STATES if n == key[0])
         shape = (B,) + tuple(sizes.get(d, d) if isinstance(d, str) else d for d in spec)
         H[key] = numpy.broadcast_to(part, shape)
-    return P, X, H, T, B, single, given
+    size = T if B <= SMALL_BATCH else max(1, min(T, STRETCH // (B * max(width, 1))))
+    stretches = [(k0, min(T, k0 + size)) for k0 in range(0, T, size)]
+    return P, X, H, T, B, single, given, stretches
 
 
-def _read(X, H, saved, spec, k):
-    kind, name, lag = spec
-    if kind == "time":
-        return float(k)
-    if kind == "input":
-        return X[name][k - lag - 1 + INPUT_LAG]
-    j = k - lag
-    return saved[j - 1][QUANTITY_INDEX[name]] if j >= 1 else H[(name, j)]
+def _history(H):
+    """Each state's values by time, from its initial values on: time j at j + order - 1."""
+    return {name: [H[(name, j)] for j in range(1 - order, 1)] for name, _, order in STATES}
 
 
-def _forward(P, X, H, T):
+def _columns(specs, X, hist, pre, saved, k0, k1, live=False):
+    """Each argument's values at the steps k0 + 1 .. k1, one sequence per argument.
+
+    With ``live``, a state's values come from an iterator over its history that the forward
+    loop extends as it goes: a list iterator yields the items appended after its creation.
+    """
+    orders = {name: order for name, _, order in STATES}
+    out = []
+    for kind, name, lag in specs:
+        if kind == "pre":
+            out.append(pre[name])
+        elif kind == "input":
+            j = k0 + INPUT_LAG - lag
+            out.append(X[name][j : j + k1 - k0])
+        elif kind == "state" and live:
+            values = iter(hist[name])
+            for _ in range(k0 + orders[name] - lag):
+                next(values)
+            out.append(values)
+        elif kind == "state":
+            j = k0 + orders[name] - lag
+            out.append(hist[name][j : j + k1 - k0])
+        elif kind == "saved":
+            out.append([s[name] for s in saved[k0:k1]])
+        else:
+            out.append([float(k) for k in range(k0 + 1, k1 + 1)])
+    return out
+
+
+def _rows(columns, steps):
+    """The arguments of each step (an empty tuple each when there are none)."""
+    return zip(*columns, strict=False) if columns else [()] * steps
+
+
+def _stacked(specs, X, hist, saved, k0, k1):
+    """Each argument for the steps k0 + 1 .. k1 at once: the rows of every step in turn.
+
+    A (B, n) value of each step becomes one (steps·B, n) array: the precompute functions work
+    row by row, and a matrix product over it is one BLAS call.
+    """
+    out = []
+    columns = _columns(specs, X, hist, (), saved, k0, k1)
+    for c, (kind, _, _) in zip(columns, specs, strict=True):
+        if kind == "input":
+            out.append(c.reshape((-1,) + c.shape[2:]))
+        else:
+            out.append(c[0] if len(c) == 1 else numpy.concatenate(c))
+    return out
+
+
+def _by_step(values, steps):
+    """Precomputed (steps·B, …) arrays as (steps, B, …): one step's rows at each index."""
+    return [v.reshape((steps, -1) + v.shape[1:]) for v in values]
+
+
+def _forward(P, X, H, stretches):
+    hist = _history(H)
+    tracks = [(hist[name], QUANTITY_INDEX[name]) for name, _, _ in STATES]
     saved = []
-    for k in range(1, T + 1):
-        saved.append(step(*P, *[_read(X, H, saved, a, k) for a in STEP_ARGS]))
-    return saved
+    for k0, k1 in stretches:
+        pre = ()
+        if precompute is not None:
+            pre = _by_step(precompute(*P, *_stacked(PRE_ARGS, X, hist, (), k0, k1)), k1 - k0)
+        rows = _rows(_columns(STEP_ARGS, X, hist, pre, (), k0, k1, True), k1 - k0)
+        for _, row in zip(range(k0, k1), rows, strict=False):  # states alone never end
+            out = step(*P, *row)
+            saved.append(out)
+            for h, i in tracks:
+                h.append(out[i])
+    return saved, hist
 
 
 def _dtype(dtype):
@@ -229,8 +308,10 @@ def _dtype(dtype):
 
 def forward(params, inputs=None, init=None, steps=None, dtype="float64"):
     """States and outputs at t = 1..T, as arrays shaped (T, [batch], [n]) by name."""
-    P, X, H, T, B, single, _ = _prepare(params, inputs, init, steps, _dtype(dtype), False)
-    saved = _forward(P, X, H, T)
+    P, X, H, _, B, single, _, stretches = _prepare(
+        params, inputs, init, steps, _dtype(dtype), False
+    )
+    saved, _ = _forward(P, X, H, stretches)
     out = {}
     for i, (name, _) in enumerate(QUANTITIES):
         arr = numpy.stack([numpy.broadcast_to(s[i], (B,) + numpy.shape(s[i])[1:]) for s in saved])
@@ -243,14 +324,26 @@ def _check_loss():
         raise ArgumentError("no loss was compiled; pass loss=... to sr.lambdify / sr.codegen")
 
 
+def _per_sequence(values, steps):
+    """The sum over steps of precomputed losses (steps·B of them, or one value for all)."""
+    if numpy.ndim(values) == 0:
+        return values * steps
+    return numpy.add.reduce(values.reshape(steps, -1), 0)
+
+
 def loss(params, inputs=None, init=None, steps=None, dtype="float64"):
     """The loss of each sequence: a scalar, or an array shaped (batch,)."""
     _check_loss()
-    P, X, H, T, B, single, _ = _prepare(params, inputs, init, steps, _dtype(dtype))
-    saved = _forward(P, X, H, T)
+    P, X, H, T, B, single, _, stretches = _prepare(params, inputs, init, steps, _dtype(dtype))
+    saved, hist = _forward(P, X, H, stretches)
     total = numpy.zeros(B, dtype=_dtype(dtype))
-    for k in range(1, T + 1):
-        total = total + loss_step(*P, *[_read(X, H, saved, a, k) for a in LOSS_ARGS], *saved[k - 1])
+    if adjoint_precompute is not None:  # loss_step takes whole stretches of time
+        for k0, k1 in stretches:
+            args = _stacked(LOSS_ARGS, X, hist, saved, k0, k1)
+            total = total + _per_sequence(loss_step(*P, *args), k1 - k0)
+    else:
+        for row in _rows(_columns(LOSS_ARGS, X, hist, (), saved, 0, T), T):
+            total = total + loss_step(*P, *row)
     return total[0] if single else total
 
 
@@ -261,45 +354,85 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     """
     _check_loss()
     dt = _dtype(dtype)
-    P, X, H, T, B, single, given = _prepare(params, inputs, init, steps, dt)
-    saved = _forward(P, X, H, T)
+    P, X, H, T, B, single, given, stretches = _prepare(params, inputs, init, steps, dt)
+    saved, hist = _forward(P, X, H, stretches)
     G = [numpy.zeros(p.shape, dtype=dt) for p in P]
     value = numpy.zeros(B, dtype=dt)
     ones = numpy.ones(B, dtype=dt)
     zeros = {name: numpy.zeros(H[(name, 0)].shape, dtype=dt) for name, _, _ in STATES}
-    pending = {}
-    # Matrix gradients Σ_t Σ_b g aᵀ: for a small batch one product over all steps at the end
-    # (T·B rows) beats T thin ones; for a large batch each step's product is already large.
-    defer = B <= DEFER_BATCH
-    terms = [([], []) for _ in OUTER]
-    for k in range(T, 0, -1):
-        args = [_read(X, H, saved, a, k) for a in LOSS_ARGS]
-        carries = [pending.pop((name, k), zeros[name]) for name, _, _ in STATES]
-        loss_k, outs, pairs = adjoint_step(G, ones, *P, *args, *saved[k - 1], *carries)
-        value += loss_k
-        for (name, lag), v in zip(ADJ_OUT, outs, strict=False):
-            key = (name, k - lag)
-            pending[key] = pending[key] + v if key in pending else v
-        for j, index in enumerate(OUTER):
-            g, a = pairs[2 * j], pairs[2 * j + 1]
-            if defer and g.ndim == 2 and a.ndim == 2:
-                terms[j][0].append(g)
-                terms[j][1].append(a)
-            else:
-                G[index] += outer(g, a)
-    for (gs, as_), index in zip(terms, OUTER, strict=True):
-        if gs:
-            G[index] += numpy.concatenate(gs).T @ numpy.concatenate(as_)
+    orders = {name: order for name, _, order in STATES}
+    # The adjoint of each state by time (time j at j + order - 1), summed as the steps add to it;
+    # each state's iterator from the end reads the adjoint carried into step T, T - 1, ...
+    adjoints = {name: [zeros[name]] * (T + order) for name, _, order in STATES}
+    carries = [reversed(adjoints[name]) for name, _, _ in STATES]
+    outs = [(adjoints[name], orders[name] - 1 - lag, zeros[name]) for name, lag in ADJ_OUT]
+    for k0, k1 in reversed(stretches):
+        if adjoint_precompute is not None:
+            args = _stacked(ADJ_PRE_ARGS, X, hist, saved, k0, k1)
+            values, *pre = adjoint_precompute(numpy.ones((k1 - k0) * B, dtype=dt), *P, *args)
+            value += _per_sequence(values, k1 - k0)
+            pre = _by_step(pre, k1 - k0)
+        else:
+            pre = ()
+            for row in _rows(_columns(LOSS_ARGS, X, hist, (), saved, k0, k1), k1 - k0):
+                value += loss_step(*P, *row)
+        columns = _columns(ADJ_ARGS, X, hist, pre, saved, k0, k1)
+        rows = zip(*[c[::-1] for c in columns], *carries, strict=False)
+        terms = []
+        for k, row in zip(range(k1, k0, -1), rows, strict=False):
+            adj, pairs = adjoint_step(G, ones, *P, *row)
+            for (a, o, zero), v in zip(outs, adj, strict=True):
+                a[k + o] = v if a[k + o] is zero else a[k + o] + v
+            terms.append(pairs)
+        # Matrix gradients Σ_t Σ_b g aᵀ of the stretch in one product over all its rows: one
+        # large product beats many thin ones, and a stretch bounds the memory of the terms.
+        if terms[0]:
+            _add_terms(G, list(zip(*terms[::-1], strict=True)), X, hist, saved, k0, k1)
+        for name, _, order in STATES:  # adjoints this stretch has read: no longer needed
+            adjoints[name][k0 + order : k1 + order] = [zeros[name]] * (k1 - k0)
     grads = {name: g.reshape(given[name]) for (name, _), g in zip(PARAMS, G, strict=False)}
     if init_grad:
-        grads["init"] = _init_grads(pending, zeros, single)
+        grads["init"] = _init_grads(adjoints, single)
     return numpy.add.reduce(value), grads
 
 
-def _init_grads(pending, zeros, single):
+def _add_terms(G, columns, X, hist, saved, k0, k1):
+    """Add Σ g aᵀ for each OUTER pair and Σ g for each SUMS term over the steps k0 + 1 .. k1.
+
+    ``columns`` holds what adjoint_step returned, by step: g (and a, unless OUTER says where the
+    runtime finds it) for each pair, then g for each sum.
+    """
+    rows = {}  # the steps' g stacked once, though several terms read it
+
+    def stacked(arrays):
+        if id(arrays[0]) not in rows:
+            rows[id(arrays[0])] = _concat(arrays)
+        return rows[id(arrays[0])]
+
+    columns = iter(columns)
+    for index, spec in OUTER:
+        gs = next(columns)
+        if spec is not None:
+            G[index] += stacked(gs).T @ _stacked([spec], X, hist, saved, k0, k1)[0]
+            continue
+        as_ = next(columns)
+        if gs[0].ndim == 2 and as_[0].ndim == 2:
+            G[index] += stacked(gs).T @ _concat(as_)
+        else:
+            for g, a in zip(gs, as_, strict=True):
+                G[index] += outer(g, a)
+    for index in SUMS:
+        G[index] += numpy.add.reduce(stacked(next(columns)), 0)
+
+
+def _concat(arrays):
+    return arrays[0] if len(arrays) == 1 else numpy.concatenate(arrays)
+
+
+def _init_grads(adjoints, single):
     out = {}
     for name, _, order in STATES:
-        parts = [pending.get((name, -i), zeros[name]) for i in range(order)]
+        parts = [adjoints[name][order - 1 - i] for i in range(order)]
         parts = [p[0] if single else p for p in parts]
         out[name] = parts[0] if order == 1 else numpy.stack(parts)
     return out
