@@ -10,22 +10,33 @@ whole batch — and the gradient :math:`\sum_t \sum_b \boldsymbol\delta^{(t)}_b
 The work and the size of the code do not grow with the hidden size, and code generated for
 symbolic sizes runs at any size (sizes are read from the arrays).
 
-Reference semantics of the generated module::
+Values that depend on no earlier state are computed before the loop for many steps at once
+(the rows of all steps in one array: one BLAS call for the input projections of every step),
+and so are the terms of BPTT that do not depend on the adjoint carried from t + 1 (the loss,
+ŷ − y, 1 − h²).  Reference semantics of the generated module::
 
+    early = precompute(*params, x[1:T + 1])             # U x(t) + b for every t
     saved = []
     for k in range(1, T + 1):                       # forward: h^{(k)} = f(h^{(k-1)}, x^{(k)}; θ)
-        saved.append(step(*params, h[k - 1], x[k]))
+        saved.append(step(*params, early[k - 1], h[k - 1]))
+    loss, *known = adjoint_precompute(ones, *params, y[1:T + 1], *stacked(saved))
     for k in range(T, 0, -1):                       # backward: BPTT, one step at a time
-        loss_k, (dL_dh_prev,) = adjoint_step(grads, ones, *params, ..., *saved[k - 1], dL_dh[k])
+        (dL_dh_prev,), deltas = adjoint_step(grads, ones, *params, *known[k - 1], dL_dh[k])
 
 >>> import sympy as sp, symrnn as sr
 >>> n = sr.size("n")
 >>> h, x, W, U = sr.vector("h", n), sr.vector("x", n), sr.matrix("W", n, n), sr.matrix("U", n, n)
 >>> rec = sr.Recurrence(sp.Eq(h(sr.t), sr.tanh(W * h(sr.t - 1) + U * x(sr.t))))
 >>> print(step_source(rec))
-def step(U, W, x__t, h__tm1):
+def precompute(U, W, x__t):
+    # what no earlier state changes, for many steps at once (their rows in turn)
+    _a2 = x__t @ U.T
+    return (_a2,)
+<BLANKLINE>
+<BLANKLINE>
+def step(U, W, _a2, h__tm1):
     # h(t) = tanh(W*h(t - 1) + U*x(t))
-    h__t = numpy.tanh(x__t @ U.T + h__tm1 @ W.T)
+    h__t = numpy.tanh(_a2 + h__tm1 @ W.T)
     return (h__t,)
 """
 
@@ -87,7 +98,6 @@ class Node:
     # Depends on a state at an earlier time or on the step counter: computed inside the loop.
     # Other per-sequence values (input projections U x(t) + b) are computed for all steps at once.
     loop: bool = False
-    timed: bool = False  # depends on the step counter t itself
 
 
 @dataclass
@@ -109,7 +119,6 @@ class Graph:
             rank = max((n.rank for n in nodes), default=0)
         node = Node(len(self.nodes), op, tuple(args), batched, rank, attr)
         node.loop = any(n.loop for n in nodes)
-        node.timed = any(n.timed for n in nodes)
         node.name = f"_a{node.id}"
         self.nodes.append(node)
         self.memo[key] = node.id
@@ -119,7 +128,7 @@ class Graph:
         self, key: Any, op: str, batched: bool, rank: int, name: str, loop: bool = False
     ) -> int:
         if key not in self.leaves:
-            node = Node(len(self.nodes), op, (), batched, rank, key, name, loop, op == "time")
+            node = Node(len(self.nodes), op, (), batched, rank, key, name, loop)
             self.nodes.append(node)
             self.leaves[key] = node.id
         return self.leaves[key]
@@ -709,7 +718,11 @@ class _Sources:
         # The loss of every step and the terms of BPTT that do not depend on the adjoint carried
         # from t + 1 (ŷ − y, 1 − h²) are computed once for all steps, before the backward loop,
         # on the stacked forward values; a loss that reads t itself is summed step by step.
-        early = hoist and not any(g.nodes[i].timed for i in loss_nodes)
+        timed = {g.leaves.get("time")}
+        for i in loss_nodes:  # (stored step values are known, whatever they depend on)
+            if any(a in timed for a in g.nodes[i].args):
+                timed.add(i)
+        early = hoist and not any(i in timed for i in loss_nodes if not _is_leaf(g.nodes[i]))
 
         def knowable(text: str) -> bool:
             return time_name is None or not _mentions(text, time_name)
@@ -828,7 +841,7 @@ class _Sources:
             for name in ((a,) if spec else (a, b))
         ] + [name for _, name in sums]
         if not early:  # the loss values the gradient lines read, in the step
-            later, kept = "\n".join(lines + grads + outs + flat), []
+            later, kept = "\n".join(lines + grads + outs + flat), list[str]()
             for line in reversed(loss_lines):
                 if _mentions(later, line.split(" = ")[0].strip()):
                     kept.insert(0, line)
@@ -924,7 +937,7 @@ class _Sources:
 
 
 # A matrix parameter's gradient term Σ_b g_b a_bᵀ of two step values: returned to the runtime,
-# which sums it per step or, for small batches, once over all steps (one large product).
+# which sums it over a stretch of steps at once (one large product).
 _OUTER = re.compile(r"outer\(([A-Za-z_][A-Za-z0-9_]*), ([A-Za-z_][A-Za-z0-9_]*)\)")
 # A bias gradient Σ_b g_b: summed the same way.
 _SUM = re.compile(r"numpy\.add\.reduce\(([A-Za-z_][A-Za-z0-9_]*), 0\)")

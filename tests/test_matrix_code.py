@@ -509,3 +509,183 @@ def test_matrix_level_verify_draws_ranges_by_entry(monkeypatch):
     assert report.ok and seen
     for drawn in seen:
         np.testing.assert_array_equal(drawn.real, W)
+
+
+# ------------------------------------------------------------ values computed before the loop
+def _step_by_step(monkeypatch, rec, loss):
+    """The same recurrence compiled with every value computed step by step (no precompute)."""
+    from functools import partial
+
+    from symrnn import matrix_code, numeric
+
+    with monkeypatch.context() as m:
+        m.setattr(
+            numeric,
+            "generate_matrix_source",
+            partial(matrix_code.generate_matrix_source, _hoist=False),
+        )
+        return sr.lambdify(rec, loss=loss, level="matrix")
+
+
+def timed_input(n, inputs):
+    """h = tanh(W h(t-1) + U x(t) + t b): the step counter itself stays in the loop."""
+    h, x = sr.vector("h", n), sr.vector("x", inputs)
+    W, U, b = sr.matrix("W", n, n), sr.matrix("U", n, inputs), sr.matrix("b", n)
+    return sr.Recurrence(sp.Eq(h(t), sr.tanh(W * h(t - 1) + U * x(t) + t * b)), name="timed")
+
+
+def second_order(n, inputs):
+    """h = tanh(W h(t-1) + V h(t-2) + U x(t)): two lags of the state."""
+    h, x = sr.vector("h", n), sr.vector("x", inputs)
+    W, V, U = sr.matrix("W", n, n), sr.matrix("V", n, n), sr.matrix("U", n, inputs)
+    return sr.Recurrence(sp.Eq(h(t), sr.tanh(W * h(t - 1) + V * h(t - 2) + U * x(t))))
+
+
+HOIST_CASES = {
+    **CASES,
+    "timed_input": (lambda: timed_input(3, 2), "h", 3, "sq"),
+    "second_order": (lambda: second_order(3, 2), "h", 3, "sq"),
+    "scalar_gate": (lambda: scalar_gate(3), "h", 3, "sq"),
+}
+
+
+def _assert_same_results(A, B, params, inputs, init):
+    fa, fb = A.forward(params, inputs, init), B.forward(params, inputs, init)
+    assert set(fa) == set(fb)
+    for name in fa:
+        np.testing.assert_allclose(fa[name], fb[name], rtol=1e-13, atol=1e-14)
+    la, lb = A.loss(params, inputs, init), B.loss(params, inputs, init)
+    assert np.shape(la) == np.shape(lb)
+    np.testing.assert_allclose(la, lb, rtol=1e-12)
+    va, ga = A.value_and_grad(params, inputs, init, init_grad=True)
+    vb, gb = B.value_and_grad(params, inputs, init, init_grad=True)
+    assert va == pytest.approx(vb, rel=1e-12)
+    assert set(ga) == set(gb)
+    for name in params:
+        assert np.shape(ga[name]) == np.shape(params[name])
+        np.testing.assert_allclose(ga[name], gb[name], rtol=1e-10, atol=1e-12)
+    for name in gb["init"]:
+        assert np.shape(ga["init"][name]) == np.shape(gb["init"][name])
+        np.testing.assert_allclose(ga["init"][name], gb["init"][name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", sorted(HOIST_CASES))
+def test_precomputed_code_equals_step_by_step_code(monkeypatch, case):
+    make, on, k, kind = HOIST_CASES[case]
+    rec = make()
+    loss = _loss(on, k, kind)
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    S = _step_by_step(monkeypatch, rec, loss)
+    assert "precompute = None" in S.source and "adjoint_precompute = None" in S.source
+    rng = np.random.default_rng(5)
+    for batch in (None, 1, 3):
+        for steps in (1, 2, 5):
+            params, inputs, init = _problem(M, rng, steps, batch, {"softmax": kind == "xent"})
+            _assert_same_results(M, S, params, inputs, init)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+@pytest.mark.parametrize("case", ["gru", "second_order", "elman_xent", "timed_input"])
+def test_stretches_of_steps_give_the_same_results(monkeypatch, case, length):
+    # Batches above SMALL_BATCH run the precomputed values over stretches of steps: here of
+    # `length` steps (the last one shorter) over 7 steps of 12 sequences.
+    make, on, k, kind = HOIST_CASES[case]
+    rec = make()
+    loss = _loss(on, k, kind)
+    M = sr.lambdify(rec, loss=loss, level="matrix")
+    S = _step_by_step(monkeypatch, rec, loss)
+    module = M._module
+    width = sum(int(np.prod(s)) for _, s in module.QUANTITIES + module.INPUTS)
+    monkeypatch.setattr(module, "STRETCH", length * 12 * width)
+    params, inputs, init = _problem(M, np.random.default_rng(6), 7, 12, {"softmax": True})
+    stretches = module._prepare(params, inputs, init, None, np.dtype("float64"))[-1]
+    assert len(stretches) == -(-7 // length) and stretches[-1][1] == 7
+    _assert_same_results(M, S, params, inputs, init)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["elman_sq", "elman_xent", "gru", "lstm", "mgu", "timed_input", "second_order", "scalar_gate"],
+)
+def test_precomputed_code_against_complex_step(case):
+    # An independent route: Im L(θ + i ε d) / ε, parameters and initial states moved together.
+    make, on, k, kind = HOIST_CASES[case]
+    rec = make()
+    loss = _loss(on, k, kind)
+    F = sr.lambdify(rec, loss=loss, level="matrix")
+    Fc = sr.lambdify(rec, loss=loss, level="matrix", dtype="complex128")
+    assert "def adjoint_precompute(" in F.source
+    rng = np.random.default_rng(7)
+    for batch in (None, 1, 3):
+        for steps in (1, 2, 5):
+            params, inputs, init = _problem(F, rng, steps, batch, {"softmax": kind == "xent"})
+            _, grads = F.value_and_grad(params, inputs, init, init_grad=True)
+            dp = {name: rng.normal(size=np.shape(v)) for name, v in params.items()}
+            di = {name: rng.normal(size=np.shape(v)) for name, v in init.items()}
+            exact = sum(float(np.vdot(grads[name], dp[name])) for name in params)
+            exact += sum(float(np.vdot(grads["init"][name], di[name])) for name in init)
+            eps = 1e-30
+            shifted = {name: params[name] + 1j * eps * dp[name] for name in params}
+            moved = {name: init[name] + 1j * eps * di[name] for name in init}
+            step = float(np.sum(Fc.loss(shifted, inputs, moved)).imag / eps)
+            assert step == pytest.approx(exact, rel=1e-10, abs=1e-12)
+
+
+def test_input_projection_and_error_terms_are_computed_outside_the_loop():
+    n = 4
+    rec = sr.cells.elman(n, inputs=3)
+    F = sr.lambdify(rec, loss=sr.squared_error(_vec("h", n), _vec("y", n)), level="matrix")
+    source = F.source
+
+    def function(name):
+        start = source.index(f"def {name}(")
+        return source[start : source.index("\n\n", start)]
+
+    # U x(t) + b is precomputed; the step multiplies by W only.
+    assert "@ U.T + b" in function("precompute")
+    assert "U.T" not in function("step") and "@ W.T" in function("step")
+    # The error h - y and the derivative 1 - h² come from adjoint_precompute; the backward step
+    # only adds the carried adjoint and multiplies by W.
+    assert "h__t - y__t" in function("adjoint_precompute")
+    assert "(1.0 - h__t*h__t)" in function("adjoint_precompute")
+    backward = function("adjoint_step")
+    assert "y__t" not in backward and "h__t*h__t" not in backward and "@ W" in backward
+    # And they run once for all steps of a short sequence, the step functions once per step.
+    module = F._module
+    calls = {"precompute": 0, "step": 0, "adjoint_precompute": 0, "adjoint_step": 0}
+
+    def counted(name):
+        inner = getattr(module, name)
+
+        def wrapper(*args):
+            calls[name] += 1
+            return inner(*args)
+
+        return wrapper
+
+    mp = pytest.MonkeyPatch()
+    try:
+        for name in calls:
+            mp.setattr(module, name, counted(name))
+        params, inputs, init = _problem(F, np.random.default_rng(8), 9, None)
+        F.value_and_grad(params, inputs, init)
+    finally:
+        mp.undo()
+    assert calls == {"precompute": 1, "step": 9, "adjoint_precompute": 1, "adjoint_step": 9}
+
+
+def test_a_loss_that_reads_t_is_summed_step_by_step():
+    n = 3
+    rec = sr.cells.elman(n, inputs=2)
+    loss = t * sr.squared_error(_vec("h", n), _vec("y", n))
+    F = sr.lambdify(rec, loss=loss, level="matrix")
+    assert "def precompute(" in F.source and "adjoint_precompute = None" in F.source
+    C = sr.lambdify(rec, loss=loss, level="components")
+    params, inputs, init = _problem(F, np.random.default_rng(9), 4, 2)
+    vm, gm = F.value_and_grad(params, inputs, init, init_grad=True)
+    vc, gc = C.value_and_grad(params, inputs, init, init_grad=True)
+    assert vm == pytest.approx(vc, rel=1e-12)
+    np.testing.assert_allclose(F.loss(params, inputs, init), C.loss(params, inputs, init))
+    for name in params:
+        np.testing.assert_allclose(gm[name], gc[name], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gm["init"]["h"], gc["init"]["h"], rtol=1e-10, atol=1e-12)
