@@ -8,7 +8,8 @@ Workload: ``sr.cells.elman(n, inputs=n // 2)``, a vector target ``y`` of size n,
 * (b) ``value_and_grad`` against the hand-written NumPy forward pass + BPTT (``hand_rnn.py``,
   checked in tests/test_hand_oracles.py), as a ratio;
 * (c) GRU and LSTM against their hand-written NumPy BPTT and PyTorch's ``nn.GRU`` / ``nn.LSTM``
-  forward + backward in float64 on the CPU (where torch is installed);
+  forward + backward in float64 on the CPU (where torch is installed), and the project's goal,
+  a 256-unit GRU, against the hand-written BPTT for one sequence and a batch of 32;
 * (d) peak traced memory of one gradient evaluation over the bytes of the states BPTT must store.
 
 Each size runs in its own process: compilation has a time cap and the process a memory cap, so
@@ -395,6 +396,7 @@ def report(quick: bool, cap: float | None, sizes: str | None, cells: list[str]) 
     if sizes is not None:
         elman_sizes = [row for row in elman_sizes if str(row[0]) in sizes.split(",")]
     gated_n, gated_batch = (4, 4) if quick else (128, 32)
+    goal_n, goal_batches = (8, [1, 4]) if quick else (256, [1, 32])
 
     print("symrnn matrix-level benchmark (issue 12)")
     print(f"Elman tanh RNN, inputs n // 2, squared error on h summed over T = {T} steps")
@@ -413,8 +415,12 @@ def report(quick: bool, cap: float | None, sizes: str | None, cells: list[str]) 
     ]
     if gated:
         print_gated(gated, gated_n, gated_batch)
+    goal = [run_worker("gru", goal_n, goal_batches, settings)] if "gru" in cells else []
+    if goal:
+        print_goal(goal[0], goal_n)
     print_memory(runs + gated)
-    crashed = [f"{run.cell} n = {run.n}: {run.failure}" for run in runs + gated if run.crashed]
+    ended = runs + gated + goal
+    crashed = [f"{run.cell} n = {run.n}: {run.failure}" for run in ended if run.crashed]
     if crashed:
         print("\nfailed:\n  " + "\n  ".join(crashed))
         sys.exit(1)
@@ -474,6 +480,19 @@ def print_gated(runs: list[Run], n: int, batch: int) -> None:
             print(f"{'':>6} symrnn: {run.missing_time()}")
         if not torches:
             print(f"{'':>6} torch: {run.note('torch')}")
+
+
+def print_goal(run: Run, n: int) -> None:
+    print(
+        f"    the goal, a {n}-unit GRU (inputs {inputs_for(n)}) against the hand-written NumPy BPTT"
+    )
+    print(f"{'batch':>6} {'symrnn ms':>10} {'hand ms':>9} {'symrnn/hand':>30}")
+    rows = run.measured("time")
+    for r in rows:
+        ratio = fmt_ratio(r["ours"] / r["hand"], 1.1)
+        print(f"{r['batch']:>6} {1e3 * r['ours']:>10.2f} {1e3 * r['hand']:>9.2f} {ratio:>30}")
+    if len(rows) < len(run.batches):
+        print(f"{'':>6} {run.missing_time()}")
 
 
 def print_memory(runs: list[Run]) -> None:

@@ -582,6 +582,7 @@ class _Backward:
     adj_out: list[tuple[str, int]]
     outer: list[tuple[int, Spec | None]]
     sums: list[int]
+    step_grads: list[int]  # parameters whose gradient adjoint_step adds to itself
     early: str | None  # adjoint_precompute, when the loss and its direct terms broadcast over t
     early_specs: list[Spec]
 
@@ -841,7 +842,8 @@ class _Sources:
             for name in ((a,) if spec else (a, b))
         ] + [name for _, name in sums]
         if not early:  # the loss values the gradient lines read, in the step
-            later, kept = "\n".join(lines + grads + outs + flat), list[str]()
+            later = "\n".join(lines + grads + outs + flat)
+            kept: list[str] = []
             for line in reversed(loss_lines):
                 if _mentions(later, line.split(" = ")[0].strip()):
                     kept.insert(0, line)
@@ -913,6 +915,7 @@ class _Sources:
             adj_out,
             [(k, spec) for (k, _, _), spec in zip(pairs, outer_specs, strict=True)],
             [k for k, _ in sums],
+            sorted({int(line.split("[")[1].split("]")[0]) for line in grads}),
             pre_src,
             pre_specs,
         )
@@ -998,10 +1001,13 @@ def generate_matrix_source(
             ADJ_OUT=b.adj_out,
             OUTER=b.outer,
             SUMS=b.sums,
+            STEP_GRADS=b.step_grads,
         )
     else:
         parts.append("loss_step = adjoint_precompute = adjoint_step = None\n")
-        tables.update(LOSS_ARGS=[], ADJ_PRE_ARGS=[], ADJ_ARGS=[], ADJ_OUT=[], OUTER=[], SUMS=[])
+        tables.update(
+            LOSS_ARGS=[], ADJ_PRE_ARGS=[], ADJ_ARGS=[], ADJ_OUT=[], OUTER=[], SUMS=[], STEP_GRADS=[]
+        )
     layout = src.layout(targets)
     tables.update(
         SIZES=layout.sizes,

@@ -24,6 +24,7 @@
 #   OUTER        (parameter, spec of a or None) of each term Σ g aᵀ of a gradient: adjoint_step
 #                returns g, and a too when the spec is None
 #   SUMS         the parameter of each g returned after the pairs: its gradient gets Σ g
+#   STEP_GRADS   the parameters whose gradient adjoint_step adds to _G itself
 #   precompute(*P, *args) -> values known before the loop, for stretches of steps (or None)
 #   step(*P, *args) -> saved values (quantities at t first)
 #   loss_step(*P, *args) -> the loss at t (of a stretch of steps when adjoint_precompute is set)
@@ -357,6 +358,9 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     P, X, H, T, B, single, given, stretches = _prepare(params, inputs, init, steps, dt)
     saved, hist = _forward(P, X, H, stretches)
     G = [numpy.zeros(p.shape, dtype=dt) for p in P]
+    # Gradients no term has reached yet: the first is stored, not added (adding it to a fresh
+    # array of zeros would write every page of that array once more).
+    fresh = set(range(len(P))) - set(STEP_GRADS)
     value = numpy.zeros(B, dtype=dt)
     ones = numpy.ones(B, dtype=dt)
     zeros = {name: numpy.zeros(H[(name, 0)].shape, dtype=dt) for name, _, _ in STATES}
@@ -387,7 +391,7 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
         # Matrix gradients Σ_t Σ_b g aᵀ of the stretch in one product over all its rows: one
         # large product beats many thin ones, and a stretch bounds the memory of the terms.
         if terms[0]:
-            _add_terms(G, list(zip(*terms[::-1], strict=True)), X, hist, saved, k0, k1)
+            _add_terms(G, fresh, list(zip(*terms[::-1], strict=True)), X, hist, saved, k0, k1)
         for name, _, order in STATES:  # adjoints this stretch has read: no longer needed
             adjoints[name][k0 + order : k1 + order] = [zeros[name]] * (k1 - k0)
     grads = {name: g.reshape(given[name]) for (name, _), g in zip(PARAMS, G, strict=False)}
@@ -396,13 +400,20 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     return numpy.add.reduce(value), grads
 
 
-def _add_terms(G, columns, X, hist, saved, k0, k1):
+def _add_terms(G, fresh, columns, X, hist, saved, k0, k1):
     """Add Σ g aᵀ for each OUTER pair and Σ g for each SUMS term over the steps k0 + 1 .. k1.
 
     ``columns`` holds what adjoint_step returned, by step: g (and a, unless OUTER says where the
     runtime finds it) for each pair, then g for each sum.
     """
     rows = {}  # the steps' g stacked once, though several terms read it
+
+    def add(index, term):
+        if index in fresh:
+            G[index] = term
+            fresh.discard(index)
+        else:
+            G[index] += term
 
     def stacked(arrays):
         if id(arrays[0]) not in rows:
@@ -413,16 +424,16 @@ def _add_terms(G, columns, X, hist, saved, k0, k1):
     for index, spec in OUTER:
         gs = next(columns)
         if spec is not None:
-            G[index] += stacked(gs).T @ _stacked([spec], X, hist, saved, k0, k1)[0]
+            add(index, stacked(gs).T @ _stacked([spec], X, hist, saved, k0, k1)[0])
             continue
         as_ = next(columns)
         if gs[0].ndim == 2 and as_[0].ndim == 2:
-            G[index] += stacked(gs).T @ _concat(as_)
+            add(index, stacked(gs).T @ _concat(as_))
         else:
             for g, a in zip(gs, as_, strict=True):
-                G[index] += outer(g, a)
+                add(index, outer(g, a))
     for index in SUMS:
-        G[index] += numpy.add.reduce(stacked(next(columns)), 0)
+        add(index, numpy.add.reduce(stacked(next(columns)), 0))
 
 
 def _concat(arrays):
