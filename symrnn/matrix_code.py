@@ -691,7 +691,9 @@ class _Sources:
     def step(self) -> tuple[str, list[Spec]]:
         g = self.g
         front = self.frontier()
-        nodes = _reachable(g, self.roots, set(front))
+        # (a value the backward pass reads that only precompute needed, tanh(b), is computed
+        # here again: it does not vary by sequence, so precompute does not return it)
+        nodes = _reachable(g, self.saved(), set(front))
         body = self._body([i for i in nodes if i not in front], set(self.saved()))
         specs: list[Spec] = [("pre", j, 0) for j in range(len(front))]
         leaf_specs = _leaf_specs(g, self.rec, {i for i in nodes if i not in front})

@@ -541,8 +541,16 @@ def second_order(n, inputs):
     return sr.Recurrence(sp.Eq(h(t), sr.tanh(W * h(t - 1) + V * h(t - 2) + U * x(t))))
 
 
+def shared_term(n, inputs):
+    """h = tanh(W h(t-1) + U x(t) + tanh(b)): a term of parameters only next to U x(t)."""
+    h, x = sr.vector("h", n), sr.vector("x", inputs)
+    W, U, b = sr.matrix("W", n, n), sr.matrix("U", n, inputs), sr.matrix("b", n)
+    return sr.Recurrence(sp.Eq(h(t), sr.tanh(W * h(t - 1) + U * x(t) + sr.tanh(b))))
+
+
 HOIST_CASES = {
     **CASES,
+    "shared_term": (lambda: shared_term(3, 2), "h", 3, "sq"),
     "timed_input": (lambda: timed_input(3, 2), "h", 3, "sq"),
     "second_order": (lambda: second_order(3, 2), "h", 3, "sq"),
     "scalar_gate": (lambda: scalar_gate(3), "h", 3, "sq"),
@@ -605,7 +613,17 @@ def test_stretches_of_steps_give_the_same_results(monkeypatch, case, length):
 
 @pytest.mark.parametrize(
     "case",
-    ["elman_sq", "elman_xent", "gru", "lstm", "mgu", "timed_input", "second_order", "scalar_gate"],
+    [
+        "elman_sq",
+        "elman_xent",
+        "gru",
+        "lstm",
+        "mgu",
+        "timed_input",
+        "second_order",
+        "scalar_gate",
+        "shared_term",
+    ],
 )
 def test_precomputed_code_against_complex_step(case):
     # An independent route: Im L(θ + i ε d) / ε, parameters and initial states moved together.
