@@ -1019,6 +1019,7 @@ def generate_matrix_source(
         QUANTITIES=layout.quantities,
         QUANTITY_INDEX={name: i for i, (name, _) in enumerate(layout.quantities)},
         STATES=layout.states,
+        ORDERS={name: order for name, _, order in layout.states},
         INPUT_LAG=rec.blocks.input_lag,
         MODE="scan",
         STEPS=None,

@@ -12,6 +12,7 @@
 #   QUANTITIES   (name, shape) of each defined quantity, evaluation order
 #   QUANTITY_INDEX  name -> position of a quantity in what ``step`` returns
 #   STATES       (name, shape, largest lag) of each state
+#   ORDERS       name -> largest lag of each state
 #   INPUT_LAG    largest lag of an input; input arrays hold times 1 - INPUT_LAG .. T
 #   PRE_ARGS     ("input", name, lag) of precompute, after the params: whole stretches of time
 #   STEP_ARGS    ("pre", j, 0) / ("state", name, lag) / ("input", name, lag) / ("time", "t", 0)
@@ -228,13 +229,13 @@ def _history(H):
     return {name: [H[(name, j)] for j in range(1 - order, 1)] for name, _, order in STATES}
 
 
-def _columns(specs, X, hist, pre, saved, k0, k1, live=False):
+def _columns(specs, X, hist, pre, saved, k0, k1, live=None):
     """Each argument's values at the steps k0 + 1 .. k1, one sequence per argument.
 
-    With ``live``, a state's values come from an iterator over its history that the forward
-    loop extends as it goes: a list iterator yields the items appended after its creation.
+    ``live`` gives a state's values in the forward pass: an iterator over its history, which
+    the forward loop extends as it goes (a list iterator yields the items appended after its
+    creation), one for all stretches.
     """
-    orders = {name: order for name, _, order in STATES}
     out = []
     for kind, name, lag in specs:
         if kind == "pre":
@@ -242,13 +243,10 @@ def _columns(specs, X, hist, pre, saved, k0, k1, live=False):
         elif kind == "input":
             j = k0 + INPUT_LAG - lag
             out.append(X[name][j : j + k1 - k0])
-        elif kind == "state" and live:
-            values = iter(hist[name])
-            for _ in range(k0 + orders[name] - lag):
-                next(values)
-            out.append(values)
+        elif kind == "state" and live is not None:
+            out.append(live[name, lag])
         elif kind == "state":
-            j = k0 + orders[name] - lag
+            j = k0 + ORDERS[name] - lag
             out.append(hist[name][j : j + k1 - k0])
         elif kind == "saved":
             out.append([s[name] for s in saved[k0:k1]])
@@ -286,12 +284,18 @@ def _by_step(values, steps):
 def _forward(P, X, H, stretches):
     hist = _history(H)
     tracks = [(hist[name], QUANTITY_INDEX[name]) for name, _, _ in STATES]
+    live = {}
+    for kind, name, lag in STEP_ARGS:
+        if kind == "state":  # the value at time 1 - lag, at index order - lag, comes first
+            live[name, lag] = values = iter(hist[name])
+            for _ in range(ORDERS[name] - lag):
+                next(values)
     saved = []
     for k0, k1 in stretches:
         pre = ()
         if precompute is not None:
             pre = _by_step(precompute(*P, *_stacked(PRE_ARGS, X, hist, (), k0, k1)), k1 - k0)
-        rows = _rows(_columns(STEP_ARGS, X, hist, pre, (), k0, k1, True), k1 - k0)
+        rows = _rows(_columns(STEP_ARGS, X, hist, pre, (), k0, k1, live), k1 - k0)
         for _, row in zip(range(k0, k1), rows, strict=False):  # states alone never end
             out = step(*P, *row)
             saved.append(out)
@@ -329,7 +333,7 @@ def _per_sequence(values, steps):
     """The sum over steps of precomputed losses (steps·B of them, or one value for all)."""
     if numpy.ndim(values) == 0:
         return values * steps
-    return numpy.add.reduce(values.reshape(steps, -1), 0)
+    return values if steps == 1 else numpy.add.reduce(values.reshape(steps, -1), 0)
 
 
 def loss(params, inputs=None, init=None, steps=None, dtype="float64"):
@@ -364,12 +368,11 @@ def value_and_grad(params, inputs=None, init=None, steps=None, dtype="float64", 
     value = numpy.zeros(B, dtype=dt)
     ones = numpy.ones(B, dtype=dt)
     zeros = {name: numpy.zeros(H[(name, 0)].shape, dtype=dt) for name, _, _ in STATES}
-    orders = {name: order for name, _, order in STATES}
     # The adjoint of each state by time (time j at j + order - 1), summed as the steps add to it;
     # each state's iterator from the end reads the adjoint carried into step T, T - 1, ...
     adjoints = {name: [zeros[name]] * (T + order) for name, _, order in STATES}
     carries = [reversed(adjoints[name]) for name, _, _ in STATES]
-    outs = [(adjoints[name], orders[name] - 1 - lag, zeros[name]) for name, lag in ADJ_OUT]
+    outs = [(adjoints[name], ORDERS[name] - 1 - lag, zeros[name]) for name, lag in ADJ_OUT]
     for k0, k1 in reversed(stretches):
         if adjoint_precompute is not None:
             args = _stacked(ADJ_PRE_ARGS, X, hist, saved, k0, k1)
@@ -407,6 +410,7 @@ def _add_terms(G, fresh, columns, X, hist, saved, k0, k1):
     runtime finds it) for each pair, then g for each sum.
     """
     rows = {}  # the steps' g stacked once, though several terms read it
+    factors = {}  # and each a (x(t) for the input weights of every gate) once
 
     def add(index, term):
         if index in fresh:
@@ -424,7 +428,9 @@ def _add_terms(G, fresh, columns, X, hist, saved, k0, k1):
     for index, spec in OUTER:
         gs = next(columns)
         if spec is not None:
-            add(index, stacked(gs).T @ _stacked([spec], X, hist, saved, k0, k1)[0])
+            if spec not in factors:
+                factors[spec] = _stacked([spec], X, hist, saved, k0, k1)[0]
+            add(index, stacked(gs).T @ factors[spec])
             continue
         as_ = next(columns)
         if gs[0].ndim == 2 and as_[0].ndim == 2:
@@ -432,8 +438,14 @@ def _add_terms(G, fresh, columns, X, hist, saved, k0, k1):
         else:
             for g, a in zip(gs, as_, strict=True):
                 add(index, outer(g, a))
+    totals = {}  # Σ g of a g that several biases share (b_r and b_hr) summed once
     for index in SUMS:
-        add(index, numpy.add.reduce(stacked(next(columns)), 0))
+        gs = next(columns)
+        if id(gs[0]) not in totals:
+            totals[id(gs[0])] = numpy.add.reduce(stacked(gs), 0)
+            add(index, totals[id(gs[0])])
+        else:
+            add(index, totals[id(gs[0])].copy())  # (G entries must not share an array)
 
 
 def _concat(arrays):
