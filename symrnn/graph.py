@@ -1578,14 +1578,60 @@ def _shifted_to_t(expr: sp.Basic, k: Any) -> sp.Basic:
     return expr.xreplace({a: a.func(t + int(time_of(a)) - k) for a in time_atoms(expr)})
 
 
-def _levels(qs: _Quantities) -> dict[str, int]:
+def _levels(qs: _Quantities, memory: Iterable[str] = ()) -> dict[str, int]:
     """The height of each quantity's row: inputs at 0, each defined quantity one above the
-    highest quantity it reads at the same time (``o`` above ``h`` above ``x``)."""
+    highest quantity it reads at the same time (``o`` above ``h`` above ``x``).
+
+    ``memory`` states (:func:`_memory_states`) share one row above all the others instead."""
+    memory = set(memory)
     level = {q.name: 0 for q in qs.inputs}
     for q in qs.defined:  # evaluation order: what q reads at the same time comes first
-        same_time = [level[s.name] for s, lag in qs.dependencies(q) if lag == 0]
+        same_time = [
+            level[s.name] for s, lag in qs.dependencies(q) if lag == 0 and s.name not in memory
+        ]
         level[q.name] = 1 + max(same_time, default=0)
+    if memory:
+        top = 1 + max((level[q.name] for q in qs.defined if q.name not in memory), default=0)
+        level.update(dict.fromkeys(memory, top))
     return level
+
+
+def _step_reads(qs: _Quantities, quantity: _Quantity) -> dict[str, set[int]]:
+    """The states and inputs ``quantity`` reads, with their lags, through the intermediates
+    it reads in the same step (LSTM's ``c`` reads ``h`` at lag 1 through its gates)."""
+    reads: dict[str, set[int]] = {}
+    pending, seen = [quantity], {quantity.name}
+    while pending:
+        for source, lag in qs.dependencies(pending.pop()):
+            if lag == 0 and source.role in ("intermediate", "output"):
+                if source.name not in seen:
+                    seen.add(source.name)
+                    pending.append(source)
+            else:
+                reads.setdefault(source.name, set()).add(lag)
+    return reads
+
+
+def _memory_states(qs: _Quantities) -> list[str]:
+    """States an unfolded graph draws on their own row, above the others: each is read by
+    another state in the same step and reads that state only at earlier steps (LSTM's cell
+    state ``c``: ``h = o ⊙ tanh(c)``, while ``c`` reads ``h^{(t-1)}``).  On that row the chain
+    c^{(0)} → c^{(1)} → … is a straight line, and the edges h^{(t-1)} → gates of the next step
+    join neighbouring rows instead of crossing it.  A stacked cell's lower layer is read by the
+    upper one in the same step but never reads it, so layers keep their order."""
+    states = [q for q in qs.defined if q.role == "state"]
+    reads = {q.name: _step_reads(qs, q) for q in states}
+    return [
+        s.name
+        for s in states
+        if any(
+            0 in reads[r.name].get(s.name, ())
+            and reads[s.name].get(r.name)
+            and 0 not in reads[s.name][r.name]
+            for r in states
+            if r is not s
+        )
+    ]
 
 
 def _loss_level(qs: _Quantities, level: dict[str, int], atoms: Iterable[Any]) -> int:
@@ -1701,7 +1747,8 @@ class _Unfolding:
         self.params = params
         self.steps = U.steps
         self.collapse = not full and self.steps > max_steps and self.steps > 2 * _AT_EACH_END
-        self.level = _levels(self.qs)
+        self.memory = _memory_states(self.qs)
+        self.level = _levels(self.qs, self.memory)
         self.loss_terms: list[tuple[int | None, sp.Basic]] = []
         self.per_step = False
         if loss is not None:
@@ -1741,7 +1788,10 @@ class _Unfolding:
         self.loss_terms = terms
         atoms = {a for _, term in terms for a in time_atoms(term)}
         self.qs.add_targets({a.func for a in atoms}, vectors)
-        self.level[f"{_LOSS}(t)"] = base = _loss_level(self.qs, self.level, atoms)
+        base = _loss_level(self.qs, self.level, atoms)
+        if self.memory:  # above the memory row, which is the top of the forward graph
+            base = max(base, 1 + max(self.level[m] for m in self.memory))
+        self.level[f"{_LOSS}(t)"] = base
         for q in self.qs.targets:
             self.level[q.name] = base + 1
         self.level[_LOSS] = (base + 1 + bool(self.qs.targets)) if self.per_step else base
@@ -1925,7 +1975,14 @@ class _Unfolding:
                 self.canvas.link(src, dst, style="backward")
 
 
-_UNFOLDED_ATTRS = (("rankdir", "BT"), ("nodesep", "0.35"), ("ranksep", "0.45"))
+# ordering=out: each node's outgoing edges keep their order (the gates of every step side by
+# side in the same order, as written).
+_UNFOLDED_ATTRS = (
+    ("rankdir", "BT"),
+    ("nodesep", "0.35"),
+    ("ranksep", "0.45"),
+    ("ordering", "out"),
+)
 
 
 @graph.register(Unfolded)
