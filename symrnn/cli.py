@@ -435,6 +435,7 @@ def _parser() -> _Parser:
         "LaTeX or Markdown.",
         "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --document\n"
         "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --pdf\n"
+        "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --pdf --figures\n"
         "  symrnn latex examples/elman.toml --steps 3 -o notes.md\n",
         _cmd_latex,
     )
@@ -448,6 +449,11 @@ def _parser() -> _Parser:
         "--pdf",
         action="store_true",
         help="also compile a PDF next to FILE with pdflatex (implies --document)",
+    )
+    sub.add_argument(
+        "--figures",
+        action="store_true",
+        help="add the computational graphs (TikZ laid out by Graphviz; needs dot)",
     )
 
     sub = command(
@@ -1029,7 +1035,7 @@ def _cmd_latex(args: Any) -> int:
             _check_target(output.with_suffix(".pdf"))
     pdflatex = _pdflatex() if args.pdf else None
     derivation = _api("derivation", "latex")
-    D = derivation(model.recurrence, steps=steps, loss=model.loss)
+    D = derivation(model.recurrence, steps=steps, loss=model.loss, figures=args.figures)
     if markdown:
         text = D.to_markdown()
     else:

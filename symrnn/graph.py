@@ -415,14 +415,16 @@ class Graph:
             raise
         return target
 
-    def to_tikz(self) -> str:
+    def to_tikz(self, scale: float = 1.0) -> str:
         r"""The drawing as a TikZ picture, laid out by Graphviz, labelled in LaTeX math.
 
         Positions and edge paths come from ``dot -Tplain`` (the same layout as
         :meth:`render`); labels are :attr:`Node.label_latex` set by TeX, so the figure uses the
-        document's fonts.  Needs only ``\usepackage{tikz}`` (no TikZ library); backward edges
-        are dashed, delays carry a black square.  Raises
-        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed.
+        document's fonts.  ``scale`` (0 < scale <= 1) shrinks the whole picture, labels
+        included, e.g. to the text width: ``min(1, 6.5 / g.layout_size()[0])``.  Needs only
+        ``\usepackage{tikz}`` (no TikZ library); backward edges are dashed, delays carry a
+        black square.  Raises :class:`~symrnn.errors.ToolMissing` when ``dot`` is not
+        installed.
 
         >>> import shutil, symrnn as sr
         >>> g = graph(sr.cells.rnn())
@@ -430,8 +432,16 @@ class Graph:
         >>> tikz.splitlines()[1].startswith("\\begin{tikzpicture}")
         True
         """
-        plain = _run_dot(_dot_program(), "plain", self.to_dot()).decode("utf-8")
-        return _tikz(self, plain)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise SymrnnError(f"scale={scale!r} is out of range; give a number in (0, 1]")
+        return _tikz(self, _layout(self.to_dot()), float(scale))
+
+    def layout_size(self) -> tuple[float, float]:
+        """Width and height in inches of Graphviz's layout: the size of :meth:`to_tikz` at
+        scale 1 and of :meth:`render` at 72 dpi.  Raises
+        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed."""
+        head = _layout(self.to_dot()).split("\n", 1)[0].split()  # graph scale width height
+        return float(head[2]), float(head[3])
 
     def _repr_svg_(self) -> str | None:
         dot = shutil.which("dot")
@@ -1020,6 +1030,10 @@ def _dot_program() -> str:
 
 _TIKZ_SYMBOLS = {"×": r"\times", "·": r"\cdot", "⊙": r"\odot", "∘": r"\circ", "−": "-"}
 _TIKZ_BEGIN = r"\begin{tikzpicture}[x=1in, y=1in, >=stealth, every node/.style={inner sep=1pt}]"
+_TIKZ_SCALED = (
+    r"\begin{{tikzpicture}}[x={scale}in, y={scale}in, >=stealth, "
+    r"every node/.style={{inner sep=1pt, scale={scale}}}]"
+)
 
 
 def _tikz_label(edge: Edge) -> str:
@@ -1064,9 +1078,20 @@ def _plain(text: str) -> tuple[dict[str, tuple[float, ...]], list[tuple[str, str
     return nodes, edges
 
 
-def _tikz(g: Graph, plain: str) -> str:
+def _layout(dot_text: str) -> str:
+    """Graphviz's plain layout of a DOT text (kept: a figure asks for its size, then draws)."""
+    return _cached_layout(_dot_program(), dot_text)
+
+
+@lru_cache(maxsize=16)
+def _cached_layout(dot: str, dot_text: str) -> str:
+    return _run_dot(dot, "plain", dot_text).decode("utf-8")
+
+
+def _tikz(g: Graph, plain: str, scale: float = 1.0) -> str:
     nodes, paths = _plain(plain)
-    lines = [f"% {g.name}: laid out by Graphviz dot, labels set by TeX", _TIKZ_BEGIN]
+    begin = _TIKZ_BEGIN if scale == 1 else _TIKZ_SCALED.format(scale=f"{scale:.3f}")
+    lines = [f"% {g.name}: laid out by Graphviz dot, labels set by TeX", begin]
     for n in g.nodes:
         x, y, w, h = nodes[n.id]
         colour = "red!60!black" if n.kind == "adjoint" else "black"

@@ -57,6 +57,7 @@ __all__ = [
     "Paragraph",
     "Display",
     "Table",
+    "Figure",
     "break_latex",
     "latex_width",
     "LINE_WIDTH",
@@ -1229,7 +1230,27 @@ class Table:
 # check, compared (with where), max abs, max rel, tolerance, status: 16 cm with the gaps
 _TABLE_SPECS = {6: "lp{6.2cm}rrp{2.2cm}l", 5: "lp{8.4cm}rrl"}
 
-Block = Paragraph | Display | Table
+
+@dataclass(frozen=True)
+class Figure:
+    """A computational graph: TikZ for LaTeX (the document's fonts) in a floating ``figure``
+    with its caption, SVG for Markdown."""
+
+    tikz: str
+    svg: str
+    caption: Paragraph
+
+    def to_latex(self) -> str:
+        return (
+            f"\\begin{{figure}}[htbp]\n\\centering\n{self.tikz}"
+            f"\\caption{{{self.caption.to_latex()}}}\n\\end{{figure}}"
+        )
+
+    def to_markdown(self) -> str:
+        return self.svg[self.svg.find("<svg") :].strip() + f"\n\n*{self.caption.to_markdown()}*"
+
+
+Block = Paragraph | Display | Table | Figure
 
 
 @dataclass(frozen=True)
@@ -1314,7 +1335,12 @@ class Derivation:
         body = "\n\n".join(s.to_latex() for s in self.sections)
         if not document:
             return body + "\n"
-        return f"{_PREAMBLE}\\section*{{{_escape(self.title)}}}\n\n{body}\n\n\\end{{document}}\n"
+        preamble = _PREAMBLE
+        if any(isinstance(b, Figure) for section in self.sections for b in section.blocks):
+            preamble = preamble.replace(
+                "\\usepackage{amssymb}\n", "\\usepackage{amssymb}\n\\usepackage{tikz}\n"
+            )
+        return f"{preamble}\\section*{{{_escape(self.title)}}}\n\n{body}\n\n\\end{{document}}\n"
 
     def to_markdown(self) -> str:
         """Markdown with ``$…$`` and ``$$…$$`` math, for notebooks and Markdown notes."""
@@ -1473,6 +1499,81 @@ def _unfolding_section(U: Unfolded) -> Section:
     blocks.append(_p(f"As in the lecture, with the update written as a function $f${last}:"))
     blocks.append(_display([(lhs, "=", forms) for lhs, forms in equations]))
     return Section("unfolding", "Unfolding", tuple(blocks))
+
+
+#: Figures are scaled down to the text width (A4, 2 cm margins) and to this height, inches.
+FIGURE_WIDTH, FIGURE_HEIGHT = 6.6, 8.0
+#: Below this scale TikZ labels get too small to read; an unfolding then draws fewer steps.
+MIN_FIGURE_SCALE = 0.65
+
+
+def _figure(g: Any, caption: str) -> Figure | None:
+    """``g`` as a figure that fits the page, or None where it would have to shrink too far."""
+    width, height = g.layout_size()
+    scale = min(1.0, FIGURE_WIDTH / width, FIGURE_HEIGHT / height)
+    if scale < MIN_FIGURE_SCALE:
+        return None
+    return Figure(g.to_tikz(scale=round(scale, 3)), g._repr_svg_() or "", _p(caption))
+
+
+def _graphs_section(U: Unfolded, loss: Any, per_step: Any, total: Any) -> Section:
+    """The folded graph, the unfolding with the loss, and the graph of BPTT, each drawn over as
+    many of the first steps as fit the page (a per-step loss is drawn for any number of steps,
+    a loss at fixed times only with all of them)."""
+    from .diff import bptt, total_loss
+    from .graph import graph
+    from .unfold import unfold
+
+    rec = U.recurrence
+    template = loss if per_step is not None else None
+    blocks: list[Block] = [
+        _p(
+            "The figures draw the recurrence as computational graphs: one node per quantity, "
+            "as in the book's Fig. 10.2 and 10.3."
+        )
+    ]
+    folded = _figure(
+        graph(rec, loss=template),
+        "The recurrence folded: a black square on an edge is a delay of one step.",
+    )
+    if folded is not None:
+        blocks.append(folded)
+    for k in range(min(U.steps, 3), 0, -1):
+        unfolded = unfold(rec, k)
+        if template is not None:
+            drawn_loss = total_loss(unfolded, template)
+        else:
+            drawn_loss = total if k == U.steps else None
+        first = f"over the first {k} step{'s' if k > 1 else ''}"
+        steps = first if k < U.steps else "over all $\\tau$ steps"
+        drawn = _figure(
+            graph(unfolded, loss=drawn_loss),
+            f"The recurrence unfolded {steps}, time running from left to right"
+            + (" (more steps would not fit the page)." if k < U.steps else "."),
+        )
+        if drawn is not None:
+            break
+    else:
+        blocks.append(_p("The unfolded graph is too wide for the page even for one step."))
+        return Section("graphs", "Computational graphs", tuple(blocks))
+    blocks.append(drawn)
+    if drawn_loss is None or _is_abstract(rec):
+        return Section("graphs", "Computational graphs", tuple(blocks))
+    backward = _figure(
+        graph(bptt(unfolded, drawn_loss)),
+        f"Back-propagation through time {steps}: the dashed edges "
+        "carry each adjoint $\\partial L / \\partial v$ back from the loss $L$.",
+    )
+    if backward is None:
+        blocks.append(
+            _p(
+                "The graph of back-propagation through time is too large for the page; the "
+                "graph command's option --bptt draws it on its own."
+            )
+        )
+    else:
+        blocks.append(backward)
+    return Section("graphs", "Computational graphs", tuple(blocks))
 
 
 def _closed_form_section(U: Unfolded, solve: bool) -> Section:
@@ -1841,6 +1942,7 @@ def derivation(
     *,
     solve: bool = True,
     verify: bool = True,
+    figures: bool = False,
 ) -> Derivation:
     r"""The derivation of a recurrence for lecture notes: every step from equations to checks.
 
@@ -1864,6 +1966,10 @@ def derivation(
         Parameters (symbols or parameter matrices) for the gradients; default all.
     solve, verify : bool
         Look for a closed form in symbolic t / run the numeric checks (both take a few seconds).
+    figures : bool
+        Add a section ``graphs``: the folded, unfolded and BPTT computational graphs as TikZ
+        pictures laid out by Graphviz (``dot`` must be installed) in the document's fonts,
+        each scaled to the page; as SVG in :meth:`Derivation.to_markdown`.
 
     Returns
     -------
@@ -1888,6 +1994,8 @@ def derivation(
         _unfolding_section(U),
         _closed_form_section(U, solve),
     ]
+    if figures:
+        sections.insert(2, _graphs_section(U, loss, per_step, total))
     if loss is not None or not _is_abstract(rec):
         sections.append(_loss_section(U, per_step, total))
     else:

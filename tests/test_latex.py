@@ -28,10 +28,12 @@ from hypothesis import strategies as st
 from sympy.core.function import AppliedUndef
 
 import symrnn as sr
+from symrnn.errors import ToolMissing
 from symrnn.latex import (
     LINE_WIDTH,
     Derivation,
     Display,
+    Figure,
     Paragraph,
     Table,
     break_latex,
@@ -865,3 +867,67 @@ def test_goodfellow_softmax_document_renders_every_page(tmp_path):
         dark = sum(1 for i in range(0, len(pixels), channels) if pixels[i] < 128)
         share = dark / (width * height)
         assert 0.002 < share < 0.3, f"{png.name} is {share:.1%} dark: blank or garbled"
+
+
+# ----------------------------------------------------------------- figures in derivations
+
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed")
+
+
+@needs_dot
+def test_derivation_figures_draw_the_folded_unfolded_and_bptt_graphs(tmp_path):
+    rec = sr.cells.elman(3, inputs=3, outputs=3)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    loss = sr.softmax_cross_entropy(o(t), y(t))
+    D = derivation(rec, steps=3, loss=loss, solve=False, verify=False, figures=True)
+    assert D.keys[:3] == ("recurrence", "unfolding", "graphs")
+    figures = [b for b in D.section("graphs").blocks if isinstance(b, Figure)]
+    assert len(figures) == 3
+    folded, unfolded, backward = (f.tikz for f in figures)
+    # the pictures are the graphs the library draws, in the document's fonts
+    assert folded == sr.graph(rec, loss=loss).to_tikz()
+    U = sr.unfold(rec, 3)
+    assert unfolded == sr.graph(U, loss=sr.total_loss(U, loss)).to_tikz()
+    assert "dashed" in backward and r"\partial L" in backward
+    assert r"\mathbf{h}^{(0)}" in unfolded and r"L^{(3)}" in unfolded
+    tex = D.to_latex(document=True)
+    assert tex.count(r"\begin{figure}") == 3 and r"\usepackage{tikz}" in tex
+    assert r"\usepackage{tikz}" not in derivation(rec, steps=1, verify=False).to_latex(True)
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log) and "Overfull \\vbox" not in log
+    markdown = D.to_markdown()
+    assert markdown.count("<svg") == 3 and "<?xml" not in markdown
+
+
+@needs_dot
+def test_derivation_figures_of_a_wide_cell_draw_fewer_steps_scaled_to_the_page(tmp_path):
+    from symrnn.latex import FIGURE_WIDTH, MIN_FIGURE_SCALE
+
+    h, y = sr.vector("h", 3), sr.vector("y", 3)
+    loss = sr.squared_error(h(t), y(t))
+    D = derivation(sr.cells.lstm(3), steps=3, loss=loss, solve=False, verify=False, figures=True)
+    blocks = D.section("graphs").blocks
+    figures = [b for b in blocks if isinstance(b, Figure)]
+    assert "first 2 steps" in figures[1].caption.to_latex()  # 3 steps are 14 in wide
+    assert (
+        sr.graph(sr.unfold(sr.cells.lstm(3), 3)).layout_size()[0] > FIGURE_WIDTH / MIN_FIGURE_SCALE
+    )
+    for figure in figures:
+        scale = float(re.search(r"x=([\d.]+)in", figure.tikz).group(1))
+        assert MIN_FIGURE_SCALE <= scale <= 1
+        xs = [float(x) for x in re.findall(r"at \(([\d.]+),", figure.tikz)]
+        assert max(xs) * scale <= FIGURE_WIDTH  # fits the text width
+    prose = " ".join(b.to_latex() for b in blocks if isinstance(b, Paragraph))
+    assert "--bptt" in prose  # the graph of BPTT would not fit, and the reader is told so
+    _, log = _compile(D.to_latex(document=True), tmp_path)
+    assert not _overfull(log)
+
+
+def test_derivation_figures_need_dot(monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real_which(name)
+    )
+    with pytest.raises(ToolMissing, match="'dot' is not on PATH"):
+        derivation(sr.cells.rnn(), steps=2, verify=False, figures=True)
