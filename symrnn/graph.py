@@ -90,7 +90,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, singledispatch
@@ -111,6 +110,7 @@ from .notation import (
     adjoint_name,
     code_name,
     greek,
+    greek_name,
     identifier,
     is_time_atom,
     latex_bold,
@@ -567,7 +567,7 @@ def _computed_first(args: tuple[sp.Basic, ...]) -> tuple[sp.Basic, ...]:
 def _function_op(func: Any) -> tuple[str, str]:
     fname = getattr(func, "__name__", str(func))
     op = _OP_NAMES.get(fname, fname)
-    return op, _OP_LABELS.get(op, _greek_text(op))
+    return op, _OP_LABELS.get(op, greek(op))
 
 
 def _decompose(expr: sp.Basic) -> tuple[str, str, tuple[sp.Basic, ...]]:
@@ -837,13 +837,8 @@ def _html_text(text: str) -> str:
     return "".join(c if ord(c) < 128 else _entity(c) for c in escaped)
 
 
-def _greek_text(word: str) -> str:
-    """``lambda`` -> ``λ``; other words unchanged (:func:`symrnn.notation.greek`)."""
-    return greek(word)
-
-
 def _html_piece(word: str, italic: bool) -> str:
-    text = _greek_text(word)
+    text = greek(word)
     if text != word:
         return _html_text(text)
     if italic and len(word) == 1 and word.isalpha():
@@ -1049,17 +1044,8 @@ def _tikz_label(edge: Edge) -> str:
         elif ch.isascii():
             out.append(ch if ch.isalnum() or ch in "+-*/()., " else "")
         else:
-            out.append(latex_expr(sp.Symbol(_greek_name(ch))) + " ")
+            out.append(latex_expr(sp.Symbol(greek_name(ch) or "?")) + " ")
     return "".join(out).strip()
-
-
-def _greek_name(ch: str) -> str:
-    """``σ`` -> ``sigma`` (SymPy prints the name as the letter); other characters ``?``."""
-    words = unicodedata.name(ch, "").split()
-    if words[:2] in (["GREEK", "SMALL"], ["GREEK", "CAPITAL"]):
-        name = words[-1].lower().replace("lamda", "lambda")
-        return name.capitalize() if words[1] == "CAPITAL" else name
-    return "?"
 
 
 def _plain(text: str) -> tuple[dict[str, tuple[float, ...]], list[tuple[str, str, list[float]]]]:
@@ -1372,7 +1358,7 @@ def _named_function(expr: sp.Basic) -> str | None:
 
 def _parameter_label(param: Any) -> tuple[str, str]:
     bold = isinstance(param, sp.MatrixSymbol)
-    return _greek_text(param.name), _html_name(param.name, bold)
+    return greek(param.name), _html_name(param.name, bold)
 
 
 def _dependency_label(

@@ -64,9 +64,11 @@ from .functions import relu, sigmoid, softplus
 from .matrices import VectorAt
 from .matrix_code import Unsupported, _spec, generate_matrix_source
 from .notation import (
+    adjoint_name,
     code_name,
     compiled_summary,
     identifier,
+    is_adjoint_name,
     is_time_atom,
     t,
     time_atoms,
@@ -508,7 +510,7 @@ def _wrap(printer: Any, expr: sp.Expr) -> str:
 def _symbol(atom: Any) -> sp.Symbol:
     """The code variable for a time atom, adjoint or parameter (``h__tm1``, ``dL_dh__3``)."""
     if isinstance(atom, Adjoint):
-        return sp.Symbol(f"dL_d{code_name(atom.args[0])}", real=True)
+        return sp.Symbol(adjoint_name(code_name(atom.args[0])), real=True)
     return sp.Symbol(code_name(atom), real=True)
 
 
@@ -770,8 +772,8 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     rec, loss = tables.rec, tables.loss
     assert loss is not None
     D = step_derivatives(rec)
-    carry = {s: _CodeVar(f"dL_d{code_name(s(t))}_later", real=True) for s in rec.states}
-    adj = {f: _CodeVar(f"dL_d{code_name(f(t))}", real=True) for f in rec.defined}
+    carry = {s: _CodeVar(adjoint_name(code_name(s(t))) + "_later", real=True) for s in rec.states}
+    adj = {f: _CodeVar(adjoint_name(code_name(f(t))), real=True) for f in rec.defined}
     statements: list[tuple[sp.Symbol, sp.Expr]] = []
     for eq in reversed(rec.equations):
         q = eq.lhs.func
@@ -866,7 +868,7 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
         leaf_names = sorted((used - chain_names) | {str(_symbol(a)) for a in leaves} & used)
         unpack2 = ["    _f = unrolled_forward(_v)"]
         unpack2 += [f"    {n} = _f[{n!r}]" for n in sorted(used & chain_names)]
-        unpack2 += [f"    {n} = _v[{n!r}]" for n in leaf_names if not n.startswith("dL_d")]
+        unpack2 += [f"    {n} = _v[{n!r}]" for n in leaf_names if not is_adjoint_name(n)]
         glines, _ = _emit(backward, [], printer)
         pg = ", ".join(f"{code_name(p)!r}: {_symbol(Adjoint(p))}" for p in rec.params)
         ig = ", ".join(
