@@ -463,10 +463,17 @@ def _break_factor(s: str, first: float, rest: float, depth: int) -> list[tuple[i
     if not tail.strip() or latex_width(last + close + tail) <= room:
         lines[-1] = (level, last + close + tail)
         return lines
-    # the rest of the product continues on the next line, its factor marked with \cdot
-    lines[-1] = (level, last + close)
-    more = _break(tail, rest - _indent(depth) - 7.2, rest, depth)
-    more[0] = (more[0][0], "\\cdot " + more[0][1])
+    # the rest continues on the next line: a product's next factor marked with \cdot, the rest
+    # of an argument list (", x; \theta)") as it is
+    tail = tail.lstrip()
+    punctuation = tail[0] if tail[0] in ",;" else ""  # ends this line, as in running text
+    lines[-1] = (level, last + close + punctuation)
+    tail = tail[len(punctuation) :].lstrip()
+    if not tail:
+        return lines
+    marker = "" if punctuation or tail.startswith((")", "\\right", "\\big")) else "\\cdot "
+    more = _break(tail, rest - _indent(depth) - (7.2 if marker else 0.0), rest, depth)
+    more[0] = (more[0][0], marker + more[0][1])
     return lines + more
 
 

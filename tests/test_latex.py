@@ -931,3 +931,16 @@ def test_derivation_figures_need_dot(monkeypatch):
     )
     with pytest.raises(ToolMissing, match="'dot' is not on PATH"):
         derivation(sr.cells.rnn(), steps=2, verify=False, figures=True)
+
+
+def test_a_broken_argument_list_keeps_its_commas_at_the_ends_of_lines():
+    tex = latex(sr.unfold(sr.cells.gru(), 3), step=3)
+    rows = tex.removeprefix("\\begin{aligned}").removesuffix("\\end{aligned}").split(" \\\\ ")
+    assert len(rows) > 4
+    for row in rows:
+        text = row.replace("&", "").replace("\\quad", "").strip()
+        assert not text.startswith((",", ";", "\\cdot ,")), row
+    # a product broken between factors still marks the next factor with \cdot
+    product = r"\left(a + b + c + d\right) \left(e + f + g + h\right)"
+    lines = [line.replace("\\quad", "").strip() for line in break_latex(product, width=60)]
+    assert any(line.startswith("\\cdot \\bigl(e") for line in lines[1:]), lines
