@@ -1574,8 +1574,8 @@ def _graphs_section(U: Unfolded, loss: Any, per_step: Any, total: Any) -> Sectio
     if backward is None:
         blocks.append(
             _p(
-                "The graph of back-propagation through time is too large for the page; the "
-                "graph command's option --bptt draws it on its own."
+                "The graph of back-propagation through time is too large for the page; "
+                "`symrnn graph --bptt` draws it on its own."
             )
         )
     else:
