@@ -1112,6 +1112,7 @@ _LATEX_SPECIALS = {
     "&": "\\&",
     "^": "\\^{}",
     "~": "\\~{}",
+    "–": "--",  # ranges such as eqs. 10.18–10.21
 }
 _MARKUP = re.compile(r"(\$[^$]+\$|`[^`]+`)")
 
@@ -1816,7 +1817,7 @@ def _bptt_sections(
     blocks: list[Block] = [
         _p(
             "The gradient of the loss with respect to every quantity obeys a backward recursion "
-            "(Goodfellow et al., eq. 10.18-10.21), run from $t = \\tau$ down to $t = 1$; terms at "
+            "(Goodfellow et al., eqs. 10.18–10.21), run from $t = \\tau$ down to $t = 1$; terms at "
             "$t = \\tau + 1$ are zero."
         )
     ]
@@ -1842,7 +1843,7 @@ def _bptt_sections(
     grad_blocks: list[Block] = [
         _p(
             "Each parameter collects the contributions of every step, a sum over time "
-            "(eq. 10.22-10.28):"
+            "(eqs. 10.22–10.28):"
         )
     ]
     if matrix is not None and matrix[2]:
