@@ -802,7 +802,7 @@ def _number(value: Any) -> str:
     return f"${mantissa}\\times 10^{{{power}}}$"
 
 
-_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+\])?"
+_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+(?:, \d+)*\])?"
 _TABLE_MATH = re.compile(
     rf"dL/d(?P<wrt>{_QUANTITY})"
     rf"|d(?P<num>{_QUANTITY})/d(?P<den>{_QUANTITY})"
@@ -813,16 +813,21 @@ _TABLE_WORDS = {"sr.solve": "the solver", "sr.jacobian": "the Jacobian", "sp.dif
 
 
 def _quantity_tex(name: str) -> str:
-    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``, ``h(0)[1]`` -> ``h^{(0)}_{[1]}``."""
-    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+)\])?", name)
+    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``; NumPy's 0-based entries as the book's
+    1-based components: ``h(0)[1]`` -> ``h_{2}^{(0)}``, ``V[1, 0]`` -> ``V_{21}``."""
+    m = re.fullmatch(
+        r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+(?:, \d+)*)\])?", name
+    )
     if m is None:
         return _escape(name)
     base, time, index = m.groups()
     tex = latex_expr(sp.Symbol(base))
+    if index is not None:
+        entries = [int(i) + 1 for i in index.split(", ")]
+        sep = "," if max(entries) > 9 else ""
+        tex += f"_{{{sep.join(map(str, entries))}}}"
     if time is not None:
         tex += f"^{{({time.replace(' ', '')})}}"
-    if index is not None:
-        tex += f"_{{[{index}]}}"
     return tex
 
 

@@ -944,3 +944,13 @@ def test_a_broken_argument_list_keeps_its_commas_at_the_ends_of_lines():
     product = r"\left(a + b + c + d\right) \left(e + f + g + h\right)"
     lines = [line.replace("\\quad", "").strip() for line in break_latex(product, width=60)]
     assert any(line.startswith("\\cdot \\bigl(e") for line in lines[1:]), lines
+
+
+def test_verification_table_names_numpy_entries_as_the_books_components():
+    from symrnn.latex import _table_prose
+
+    cell = _table_prose("matrix code vs component code (dL/dV[1, 0])").to_latex()
+    assert r"$\partial L / \partial V_{21}$" in cell  # row 2, column 1, counted from one
+    cell = _table_prose("scan code vs one sequence (dL/dh(0)[2], trial 1)").to_latex()
+    assert r"$\partial L / \partial h_{3}^{(0)}$" in cell
+    assert r"\partial V_{12}" in _table_prose("dL/dV_12").to_latex()  # component names stay
