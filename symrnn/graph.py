@@ -104,7 +104,7 @@ from sympy.printing.conventions import split_super_sub
 
 from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
-from .losses import expand_losses
+from .losses import expand_losses, vector_names
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     adjoint_name,
@@ -1574,10 +1574,6 @@ def _loss_expr(loss: Any) -> sp.Basic:
         ) from None
 
 
-def _vector_names(loss: Any) -> set[str]:
-    return {v.name for v in loss.atoms(VectorAt)} if isinstance(loss, sp.Basic) else set()
-
-
 def _is_template(expr: sp.Basic) -> bool:
     return t in expr.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(expr))
 
@@ -1666,7 +1662,7 @@ def _folded(rec: Recurrence, name: str, params: bool, loss: Any) -> Graph:
                 "the folded graph needs the loss per step as a template in t, such as "
                 f"(h(t) - y(t))**2/2; got {template}"
             )
-        qs.add_targets((a.func for a in time_atoms(template)), _vector_names(loss))
+        qs.add_targets((a.func for a in time_atoms(template)), vector_names(loss))
     labels = _labels(qs)
     level = _levels(qs)
     canvas = _Canvas(timed=False)
@@ -1763,7 +1759,7 @@ class _Unfolding:
         self.loss_terms: list[tuple[int | None, sp.Basic]] = []
         self.per_step = False
         if loss is not None:
-            self._split_loss(_loss_expr(loss), _vector_names(loss))
+            self._split_loss(_loss_expr(loss), vector_names(loss))
         self.labels = _labels(self.qs)
         self.ops = {q.name: _op_of(_written(self.rec, q)) for q in self.qs.defined}
         self.canvas = _Canvas()

@@ -34,6 +34,7 @@ __all__ = [
     "squared_error",
     "softmax_cross_entropy",
     "expand_losses",
+    "vector_names",
 ]
 
 
@@ -144,6 +145,23 @@ def softmax_cross_entropy(logits: Any, target: Any) -> Any:
         return SoftmaxCrossEntropy(logits, target)
     o, y = sp.sympify(logits, strict=True), sp.sympify(target, strict=True)
     return y * (sp.log(sp.exp(o)) - o)
+
+
+def vector_names(loss: Any) -> frozenset[str]:
+    """Names of the whole vectors a loss is written with: its targets ``y`` stay one vector
+    (of any size, one component included) when the loss is expanded into ``y_1 … y_n``.
+
+    >>> import symrnn as sr
+    >>> sorted(vector_names(sr.squared_error(sr.vector("o", 1)(sr.t), sr.vector("y", 1)(sr.t))))
+    ['o', 'y']
+    """
+    from .matrices import VectorAt
+
+    return (
+        frozenset(v.name for v in loss.atoms(VectorAt))
+        if isinstance(loss, sp.Basic)
+        else frozenset()
+    )
 
 
 def expand_losses(expr: Any) -> Any:

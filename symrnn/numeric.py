@@ -61,6 +61,7 @@ from .diff import (
 )
 from .errors import LimitError, ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
+from .losses import vector_names
 from .matrices import VectorAt
 from .matrix_code import Unsupported, _spec, generate_matrix_source
 from .notation import (
@@ -617,11 +618,14 @@ def _groups(
     return out
 
 
-def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
-    """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector."""
+def _target_vectors(funcs: Iterable[Any], named: Iterable[str] = ()) -> dict[str, tuple[Any, ...]]:
+    """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector:
+    when there are several, or when the loss names the vector ``y`` (``named``, from
+    :func:`symrnn.losses.vector_names`), so that a 1-vector stays a vector."""
     by_base: dict[str, dict[int, Any]] = {}
     funcs = list(funcs)
     taken = {f.__name__ for f in funcs}
+    named = set(named)
     for f in funcs:
         base, _, index = f.__name__.rpartition("_")
         if base and index.isdigit():
@@ -629,7 +633,9 @@ def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
     return {
         base: tuple(comps[i] for i in range(1, len(comps) + 1))
         for base, comps in by_base.items()
-        if len(comps) >= 2 and set(comps) == set(range(1, len(comps) + 1)) and base not in taken
+        if (len(comps) >= 2 or base in named)
+        and set(comps) == set(range(1, len(comps) + 1))
+        and base not in taken
     }
 
 
@@ -638,6 +644,7 @@ class _Tables:
     rec: Recurrence
     loss: sp.Expr | None
     targets: tuple[Any, ...]
+    target_vectors: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @cached_property
     def param_groups(self) -> list[tuple[str, tuple[int, ...], list[str]]]:
@@ -672,7 +679,7 @@ class _Tables:
     def header(self) -> dict[str, Any]:
         rec = self.rec
         vectors = rec.vectors
-        tv = _target_vectors(self.targets)
+        tv = self.target_vectors
         return {
             "INPUT_LAG": rec.input_lag,
             "QUANTITIES": [identifier(f.__name__) for f in rec.defined],
@@ -956,7 +963,8 @@ def generate_source(
                     f"the per-step loss uses {bad[0]}; a scan loss may only use quantities at "
                     "time t (use mode='unrolled' for losses across times)"
                 )
-    tables = _Tables(rec, expr if is_template else None, targets)
+    named = vector_names(loss) if loss is not None else frozenset()
+    tables = _Tables(rec, expr if is_template else None, targets, _target_vectors(targets, named))
     head = tables.header()
     if mode == "unrolled":
         if steps is None:
