@@ -441,6 +441,15 @@ def test_derivation_golden_rnn_document():
     _golden("derivation_rnn.md", D.to_markdown())
 
 
+def test_derivation_golden_goodfellow_softmax_document():
+    """Eq. 10.18-10.28 for the book's RNN (3 hidden units, 3 classes, tau = 3), as a file to read."""
+    rec = sr.cells.elman(3, inputs=3, outputs=3)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    loss = sr.softmax_cross_entropy(o(t), y(t))
+    D = derivation(rec, steps=3, loss=loss, solve=False, verify=False)
+    _golden("derivation_elman_softmax.tex", D.without("verification").to_latex(document=True))
+
+
 def test_derivation_sections():
     D = _derivation("rnn2")
     assert D.keys == (
