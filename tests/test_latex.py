@@ -442,7 +442,7 @@ def test_derivation_golden_rnn_document():
 
 
 def test_derivation_golden_goodfellow_softmax_document():
-    """Eq. 10.18-10.28 for the book's RNN (3 hidden units, 3 classes, tau = 3), as a file to read."""
+    """Eq. 10.18-10.28 for the book's RNN (3 units, 3 classes, tau = 3), as a file to read."""
     rec = sr.cells.elman(3, inputs=3, outputs=3)
     o, y = sr.vector("o", 3), sr.vector("y", 3)
     loss = sr.softmax_cross_entropy(o(t), y(t))
