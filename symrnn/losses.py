@@ -23,7 +23,7 @@ from typing import Any
 
 import sympy as sp
 
-from .errors import SymrnnError
+from .errors import LimitError, SymrnnError
 from .functions import _no_text
 from .matrices import explicit, has_explicit_size, is_matrix
 
@@ -192,7 +192,7 @@ def _write_out_sums(expr: sp.Basic) -> sp.Basic:
             for _, lo, hi in s.limits:
                 terms *= max(int(hi - lo) + 1, 0)
             if terms > MAX_SUM_TERMS:
-                raise SymrnnError(
+                raise LimitError(
                     f"{s} has {terms} terms, more than symrnn writes out "
                     f"(symrnn.losses.MAX_SUM_TERMS = {MAX_SUM_TERMS}); use a per-step template"
                 )
