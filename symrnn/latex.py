@@ -420,8 +420,8 @@ def _break(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str
     current = ""
     width_rest = rest - _indent(depth)
 
-    def place(seg: str, room: float, prefix: str) -> str:
-        sub = _break(seg, room, rest, depth)
+    def place(seg: str, room: float, prefix: str, sub: list[tuple[int, str]] | None = None) -> str:
+        sub = sub if sub is not None else _break(seg, room, rest, depth)
         sub[0] = (sub[0][0], prefix + sub[0][1])
         if sub[-1][0] == depth:
             lines.extend(sub[:-1])
@@ -438,8 +438,10 @@ def _break(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str
                 current += " " + seg
                 continue
             if w > width_rest and left >= 0.35 * avail:
-                current = place(seg, left, current + " ")  # start the long segment here
-                continue
+                sub = _break(seg, left, rest, depth)
+                if latex_width(sub[0][1]) <= left:  # its first piece fits: start it here
+                    current = place(seg, left, current + " ", sub)
+                    continue
             lines.append((depth, current))
             current, avail = "", width_rest
         current = seg if w <= avail else place(seg, avail, "")
@@ -577,7 +579,31 @@ def _groups(rec: Recurrence, funcs: Iterable[Any]) -> list[tuple[str, tuple[Any,
 
 
 def _group_at(name: str, comps: tuple[Any, ...], vector: bool, time: Any) -> str:
+    # a vector prints as its name and time whatever its size (one component stands in for n)
     return latex_expr(VectorAt(name, time, len(comps)) if vector else comps[0](time))
+
+
+def _quantity_groups(rec: Recurrence, role: str) -> list[tuple[str, tuple[Any, ...], bool]]:
+    """The ``role`` quantities (``"states"``, ``"inputs"``, ``"outputs"``, ``"intermediates"``)
+    grouped as written: ``(name, components, is_vector)``.  At symbolic sizes there are no
+    components; a vector is then its own single stand-in ``(name, (h,), True)``."""
+    if rec.has_explicit_size:
+        return _groups(rec, getattr(rec, role))
+    blocks = rec.blocks
+    return [(f.__name__, (f,), blocks.vector(f) is not None) for f in getattr(blocks, role)]
+
+
+def _block_name(atom: Any) -> str:
+    return atom.name if isinstance(atom, VectorAt) else atom.func.__name__
+
+
+def _block_atoms(expr: Any) -> list[Any]:
+    """The quantities at some time that a matrix-level expression reads: vectors and scalars."""
+    return [*expr.atoms(VectorAt), *time_atoms(expr)]
+
+
+def _block_time(atom: Any) -> Any:
+    return atom.time if isinstance(atom, VectorAt) else time_of(atom)
 
 
 def _group_symbol(name: str, comps: tuple[Any, ...], vector: bool) -> str:
@@ -586,7 +612,9 @@ def _group_symbol(name: str, comps: tuple[Any, ...], vector: bool) -> str:
 
 def _is_abstract(rec: Recurrence) -> bool:
     """True when an update calls an undefined function, as the lecture's ``f(s(t-1); θ)``."""
-    return any(not is_time_atom(a) for rhs in rec.update.values() for a in rhs.atoms(AppliedUndef))
+    return any(
+        not is_time_atom(a) for eq in rec.blocks.equations for a in eq.rhs.atoms(AppliedUndef)
+    )
 
 
 def _input_list(items: list[str]) -> str:
@@ -604,12 +632,19 @@ def _g(label: str, k: Any, inputs: list[str]) -> str:
 def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
     """Input quantities an expression depends on, latest first, grouped into vectors; with no
     inputs, the initial states it starts from (the arguments of the book's g^{(t)})."""
+    groups = _quantity_groups(rec, "inputs")
+    if not groups:
+        return _initial_arguments(rec)
+    if not rec.has_explicit_size:  # a matrix-level expression: its vectors are atoms
+        read = {(_block_name(a), int(_block_time(a))) for a in _block_atoms(expr)}
+        return [
+            _group_at(name, comps, vector, k)
+            for name, comps, vector in groups
+            for k in sorted((k for n, k in read if n == name), reverse=True)
+        ]
     atoms = set()
     for e in explicit(expr) if is_matrix(expr) else [expr]:
         atoms |= {a for a in time_atoms(e) if a.func in rec.inputs}
-    if not rec.inputs:
-        return _initial_arguments(rec)
-    groups = _groups(rec, rec.inputs)
     out = []
     for name, comps, vector in groups:
         times = sorted({int(time_of(a)) for a in atoms if a.func in comps}, reverse=True)
@@ -619,7 +654,7 @@ def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
 
 # ============================================================== the lecture's unfolding
 def _state_groups(rec: Recurrence) -> list[tuple[str, tuple[Any, ...], bool]]:
-    return _groups(rec, rec.states)
+    return _quantity_groups(rec, "states")
 
 
 def _system_arguments(
@@ -627,6 +662,8 @@ def _system_arguments(
 ) -> list[tuple[str, tuple[Any, ...], bool, int]]:
     """``(name, components, vector, lag)`` of the state and input groups that the step of
     ``comps`` reads, same-time intermediates (gates) followed through: states, then inputs."""
+    if not rec.has_explicit_size:
+        return _block_arguments(rec, comps[0].__name__)
     groups = {f: g for g in _groups(rec, (*rec.states, *rec.inputs)) for f in g[1]}
     used: dict[tuple[str, int], tuple[str, tuple[Any, ...], bool, int]] = {}
     todo, seen = list(comps), set(comps)
@@ -645,6 +682,38 @@ def _system_arguments(
     return ordered
 
 
+def _block_arguments(rec: Recurrence, name: str) -> list[tuple[str, tuple[Any, ...], bool, int]]:
+    """:func:`_system_arguments` at matrix level (symbolic sizes), from the block equations."""
+    rhs = {_block_name(eq.lhs): eq.rhs for eq in rec.blocks.equations}
+    states, inputs = _quantity_groups(rec, "states"), _quantity_groups(rec, "inputs")
+    groups = {g[0]: g for g in (*states, *inputs)}
+    used: dict[tuple[str, int], tuple[str, tuple[Any, ...], bool, int]] = {}
+    todo, seen = [name], {name}
+    while todo:
+        for atom in _block_atoms(rhs[todo.pop()]):
+            source, lag = _block_name(atom), -int(sp.expand(_block_time(atom) - t))
+            if source in rhs and lag == 0:
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+                continue
+            if source in groups:
+                used[(source, lag)] = (*groups[source], lag)
+    is_input = {g[0] for g in inputs}
+    return sorted(used.values(), key=lambda v: (v[0] in is_input, v[3], v[0]))
+
+
+def _block_closed_form(U: Unfolded, name: str, k: int) -> Any:
+    """The matrix-level closed form of vector ``name`` at step ``k``: the block chain
+    substituted into itself (symbolic sizes)."""
+    value: dict[Any, Any] = {}
+    for eq in U.blocks:
+        if int(_block_time(eq.lhs)) > k:
+            break
+        value[eq.lhs] = eq.rhs.xreplace(value)
+    return next(v for lhs, v in value.items() if _block_name(lhs) == name and _block_time(lhs) == k)
+
+
 def _label(rec: Recurrence, name: str) -> str:
     """Subscript naming a state group, needed only when there are several."""
     return "" if len(_state_groups(rec)) == 1 else f"_{{{latex_expr(sp.Symbol(name))}}}"
@@ -658,7 +727,7 @@ def _system_call(
     With ``levels=2`` the previous state is written through f too (order-1, one state group).
     """
     name = f"f{_label(rec, group[0])}"
-    params = "; \\theta" if rec.params else ""
+    params = "; \\theta" if rec.blocks.params else ""
     args = _system_arguments(rec, group[1])
 
     def call(now: Any, level: int) -> str:
@@ -686,10 +755,11 @@ def _initial_arguments(rec: Recurrence) -> list[str]:
 def _symbolic_inputs(rec: Recurrence) -> list[str]:
     r"""``x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}`` for each input, as on the slide; with no
     inputs, the initial states."""
-    if not rec.inputs:
+    groups = _quantity_groups(rec, "inputs")
+    if not groups:
         return _initial_arguments(rec)
     out = []
-    for name, comps, vector in _groups(rec, rec.inputs):
+    for name, comps, vector in groups:
         times = [t, t - 1, None, sp.Integer(2), sp.Integer(1)]
         out += ["\\dots" if k is None else _group_at(name, comps, vector, k) for k in times]
     return out
@@ -733,7 +803,11 @@ def _lecture_forms(
         return lhs, forms
     forms.append(concrete)
     if closed:
-        value = U.closed_form(k, of=name if vector else comps[0])
+        value = (
+            U.closed_form(k, of=name if vector else comps[0])
+            if rec.has_explicit_size
+            else _block_closed_form(U, name, k)
+        )
         forms.append(_g(_label(rec, name), k, _closed_inputs(rec, value)))
         if estimated_chars(value) <= MAX_DISPLAY_CHARS:
             forms.append(latex_expr(value))
@@ -1418,8 +1492,14 @@ def _chain_display(U: Unfolded, max_rows: int = CHAIN_ROWS) -> Display:
 
 
 def _chain_steps(U: Unfolded) -> list[list[sp.Equality]]:
-    """The chain's equations step by step, each vector's components in natural order."""
+    """The chain's equations step by step, each vector's components in natural order (at
+    symbolic sizes, one matrix-level equation per vector)."""
     rec = U.recurrence
+    if not rec.has_explicit_size:
+        steps: dict[int, list[sp.Equality]] = {}
+        for eq in U.blocks:
+            steps.setdefault(int(_block_time(eq.lhs)), []).append(eq)
+        return [steps[k] for k in sorted(steps)]
     key = _component_key(rec)
     names = [e.lhs.name for e in rec.display if isinstance(e.lhs, VectorAt)]
     defined = list(rec.defined)
@@ -1447,31 +1527,39 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
     blocks.append(_p(f"The recurrence{name}:"))
     blocks.append(_display([_lines_equation(r) for r in rec._latex_lines()]))
 
-    def described(funcs: Iterable[Any]) -> list[str]:
+    def described(role: str) -> list[str]:
         out = []
-        for gname, comps, vector in _groups(rec, funcs):
+        for gname, comps, vector in _quantity_groups(rec, role):
             symbol = _group_symbol(gname, comps, vector)
-            out.append(f"{symbol} \\in \\mathbb{{R}}^{{{len(comps)}}}" if vector else symbol)
+            if vector:
+                size = len(comps) if rec.has_explicit_size else rec.blocks.vector(comps[0]).rows
+                symbol += f" \\in \\mathbb{{R}}^{{{latex_expr(sp.sympify(size))}}}"
+            out.append(symbol)
         return out
 
     facts = []
-    for label, funcs in (
-        ("state", rec.states),
-        ("input", rec.inputs),
-        ("output", rec.outputs),
-        ("same-time intermediate", rec.intermediates),
+    for label, role in (
+        ("state", "states"),
+        ("input", "inputs"),
+        ("output", "outputs"),
+        ("same-time intermediate", "intermediates"),
     ):
-        items = described(funcs)
+        items = described(role)
         if items:
             facts.append(f"{label}{'s' if len(items) > 1 else ''} {_math_list(items)}")
     params = []
-    for pname, value in rec.param_groups.items():
-        if isinstance(value, sp.MatrixBase):
-            rows, cols = value.shape
-            dims = f"{rows}" if cols == 1 else f"{rows} \\times {cols}"
+    shapes = (
+        {name: getattr(value, "shape", None) for name, value in rec.param_groups.items()}
+        if rec.has_explicit_size
+        else {p.name: getattr(p, "shape", None) for p in rec.blocks.params}
+    )
+    for pname, shape in shapes.items():
+        if shape is not None:
+            rows, cols = (latex_expr(sp.sympify(d)) for d in shape)
+            dims = rows if cols == "1" else f"{rows} \\times {cols}"
             params.append(f"{_bold(pname)} \\in \\mathbb{{R}}^{{{dims}}}")
         else:
-            params.append(latex_expr(value))
+            params.append(latex_expr(sp.Symbol(pname, real=True)))
     if params:
         facts.append(f"parameter{'s' if len(params) > 1 else ''} {_math_list(params)}")
     text = "; ".join(facts)
@@ -1487,6 +1575,14 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
 
 def _initial_states(U: Unfolded) -> list[str]:
     rec = U.recurrence
+    if not rec.has_explicit_size:
+        given = {_block_name(a) for a, _ in U.init}
+        return [
+            _group_at(name, comps, vector, sp.Integer(-lag))
+            for name, comps, vector in _state_groups(rec)
+            if name not in given
+            for lag in range(rec.order)
+        ]
     out = []
     for gname, comps, vector in _state_groups(rec):
         times = sorted({int(time_of(a)) for a in U.initial if a.func in comps}, reverse=True)
@@ -1515,7 +1611,7 @@ def _unfolding_section(U: Unfolded) -> Section:
 
 
 #: Figures are scaled down to the text width (A4, 2 cm margins) and to this height, inches.
-FIGURE_WIDTH, FIGURE_HEIGHT = 6.6, 8.0
+FIGURE_WIDTH, FIGURE_HEIGHT = 6.4, 8.0
 #: Below this scale TikZ labels get too small to read; an unfolding then draws fewer steps.
 MIN_FIGURE_SCALE = 0.65
 
@@ -1539,6 +1635,10 @@ def _graphs_section(U: Unfolded, loss: Any, per_step: Any, total: Any) -> Sectio
 
     rec = U.recurrence
     template = loss if per_step is not None else None
+    if not rec.has_explicit_size:  # a vector is one node whatever its size: draw at size 2
+        stand_in = {size: sp.Integer(2) for size in rec.blocks.sizes}
+        rec = rec.at_sizes(**{str(size): 2 for size in stand_in})
+        template = template.xreplace(stand_in) if template is not None else None
     blocks: list[Block] = [
         _p(
             "The figures draw the recurrence as computational graphs: one node per quantity, "
@@ -1593,7 +1693,7 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
     rec = U.recurrence
     groups = _state_groups(rec)
     blocks: list[Block] = []
-    inputs = _groups(rec, rec.inputs)
+    inputs = _quantity_groups(rec, "inputs")
     given = (
         "of the inputs (the initial state and the parameters held fixed)"
         if inputs
@@ -1606,13 +1706,18 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
     skipped: list[str] = []
     for k in range(1, min(U.steps, CLOSED_FORM_STEPS) + 1):
         for gname, comps, vector in groups:
-            value = U.closed_form(k, of=gname if vector else comps[0])
+            sized = rec.has_explicit_size
+            value = (
+                U.closed_form(k, of=gname if vector else comps[0])
+                if sized
+                else _block_closed_form(U, gname, k)
+            )
             lhs = _group_at(gname, comps, vector, k)
             if estimated_chars(value) > MAX_DISPLAY_CHARS:
                 skipped.append(f"${lhs}$")
                 continue
             g = _g(_label(rec, gname), k, _closed_inputs(rec, value))
-            if vector:
+            if vector and sized:
                 equations.append((lhs, "=", [g]))
                 equations += [
                     (latex_expr(c(k)), "=", [latex_expr(v)])
@@ -1663,6 +1768,8 @@ def _prose(message: str) -> str:
 def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
     if not solve:
         return [_p("A closed form in symbolic $t$ was not sought.")]
+    if not rec.has_explicit_size:
+        return [_p("A closed form in symbolic $t$ is sought for explicit sizes only.")]
     try:
         from .solve import solve as solve_recurrence
     except ImportError:
@@ -1693,7 +1800,16 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
                 "e.g. with sr.squared_error(o(t), y(t))"
             )
         loss = m[0, 0]
-    loss = expand_losses(sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True))
+    loss = sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True)
+    if not U.recurrence.has_explicit_size:  # whole vectors only: no components to expand
+        if t not in loss.free_symbols:
+            raise SymrnnError(
+                f"the loss {loss} is at fixed times; at symbolic sizes give a per-step loss of "
+                "whole vectors such as sr.squared_error(o(t), y(t)), or explicit sizes "
+                "(rec.at_sizes(n=3))"
+            )
+        return loss, None
+    loss = expand_losses(loss)
     symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
     if symbolic:
         from .diff import total_loss
@@ -1704,7 +1820,7 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
 
 def _loss_form(rec: Recurrence, per_step: Any) -> Any:
     """The book's form of the per-step loss (softmax cross-entropy, squared error), or None."""
-    if per_step is None or not rec.vectors:
+    if per_step is None or not rec.is_vector:
         return None
     from .matrix_form import recognise_loss
 
@@ -1712,7 +1828,7 @@ def _loss_form(rec: Recurrence, per_step: Any) -> Any:
 
 
 def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
-    if total is None:
+    if per_step is None and total is None:
         return Section(
             "loss",
             "Loss",
@@ -1766,6 +1882,11 @@ def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
     return Section("loss", "Loss", tuple(blocks))
 
 
+def _all_params(rec: Recurrence) -> tuple[Any, ...]:
+    """Every parameter: scalar entries for explicit sizes, the matrices at symbolic sizes."""
+    return tuple(rec.params) if rec.has_explicit_size else tuple(rec.blocks.params)
+
+
 def _flat_params(rec: Recurrence, params: Sequence[Any] | None) -> list[Any]:
     if params is None:
         return list(rec.params)
@@ -1798,6 +1919,8 @@ def _bptt_sections(
                 ),
             )
         ]
+    if not rec.has_explicit_size:
+        return _matrix_bptt_sections(rec, per_step, params)
     from .diff import template_equations
 
     wrt = _flat_params(rec, params)
@@ -1819,13 +1942,7 @@ def _bptt_sections(
     form = _loss_form(rec, per_step)
     matrix = _matrix_form(rec, per_step, params)
 
-    blocks: list[Block] = [
-        _p(
-            "The gradient of the loss with respect to every quantity obeys a backward recursion "
-            "(Goodfellow et al., eqs. 10.18–10.21), run from $t = \\tau$ down to $t = 1$; terms at "
-            "$t = \\tau + 1$ are zero."
-        )
-    ]
+    blocks: list[Block] = [_p(_BPTT_INTRO)]
     if matrix is not None:
         where = " at $t = \\tau$ the terms from $t + 1$ vanish" if matrix[1] else ""
         blocks.append(_p(f"In matrix form{';' + where if where else ''}:"))
@@ -1845,18 +1962,62 @@ def _bptt_sections(
         blocks.append(_display(rows))
     sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
 
-    grad_blocks: list[Block] = [
-        _p(
-            "Each parameter collects the contributions of every step, a sum over time "
-            "(eqs. 10.22–10.28):"
-        )
-    ]
+    grad_blocks: list[Block] = [_p(_GRADIENTS_INTRO)]
     if matrix is not None and matrix[2]:
         grad_blocks.append(_display([_lines_equation(e) for e in matrix[2]]))
         grad_blocks.append(_p("Component by component:"))
     if gradients:
         grad_blocks.append(_display(gradients))
     else:
+        grad_blocks = [_p("No parameters were asked for, so there are no parameter gradients.")]
+    sections.append(Section("gradients", "Parameter gradients", tuple(grad_blocks)))
+    return sections
+
+
+_BPTT_INTRO = (
+    "The gradient of the loss with respect to every quantity obeys a backward recursion "
+    "(Goodfellow et al., eqs. 10.18–10.21), run from $t = \\tau$ down to $t = 1$; terms at "
+    "$t = \\tau + 1$ are zero."
+)
+_GRADIENTS_INTRO = (
+    "Each parameter collects the contributions of every step, a sum over time (eqs. 10.22–10.28):"
+)
+
+
+def _matrix_bptt_sections(rec: Recurrence, per_step: Any, params: Any) -> list[Section]:
+    """BPTT and the parameter gradients at symbolic sizes: the matrix form, which is all there is
+    (components exist for explicit sizes only)."""
+    matrix = _matrix_form(rec, per_step, params)
+    if matrix is None:
+        text = (
+            "At symbolic sizes the equations exist in matrix form only, and this recurrence is "
+            "not written with whole vectors and matrices; give explicit sizes for its "
+            "components."
+        )
+        return [Section("bptt", "Back-propagation through time", (_p(text),))]
+    recursion, at_tau, gradients = matrix
+    where = " (at $t = \\tau$ the terms from $t + 1$ vanish)" if at_tau else ""
+    blocks: list[Block] = [
+        _p(_BPTT_INTRO),
+        _p(f"In matrix form, for any size{where}:"),
+        _display([_lines_equation(e) for e in recursion]),
+    ]
+    form = _loss_form(rec, per_step)
+    if form is not None:
+        blocks += _direct_book_terms(form)
+    if per_step is None:
+        blocks.append(
+            _p(
+                "Here $\\nabla_{\\mathbf{o}^{(t)}} L$ stands for the direct term of a generic "
+                "per-step loss."
+            )
+        )
+    sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
+    grad_blocks: list[Block] = [
+        _p(_GRADIENTS_INTRO),
+        _display([_lines_equation(e) for e in gradients]),
+    ]
+    if not gradients:
         grad_blocks = [_p("No parameters were asked for, so there are no parameter gradients.")]
     sections.append(Section("gradients", "Parameter gradients", tuple(grad_blocks)))
     return sections
@@ -1890,7 +2051,7 @@ def _matrix_form(
 ) -> tuple[list[str], bool, list[str]] | None:
     """Rows of the matrix-form recursion in the book's order (with the values at τ), whether
     any row is at τ, and the rows of the gradients; None for recurrences not in matrix form."""
-    if not rec.vectors or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
+    if not rec.is_vector or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
         return None
     from .matrix_form import matrix_bptt
 
@@ -1940,9 +2101,15 @@ def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> 
         verdict += f" {len(skipped)} did not apply (see the notes)."
     shared = _common_tolerance(report)
     tolerance = f", tolerance {shared}" if shared else ""
+    sizes = ""
+    if not rec.has_explicit_size:
+        from .verify import VERIFY_SIZE
+
+        names = ", ".join(f"${latex_expr(n)} = {VERIFY_SIZE}$" for n in rec.blocks.sizes)
+        sizes = f", at the size{'s' if len(rec.blocks.sizes) > 1 else ''} {names}"
     intro = _p(
         "Every form was checked numerically against the others (random parameters, initial "
-        f"states and inputs in float64, $\\tau = {steps}${tolerance}): " + verdict
+        f"states and inputs in float64, $\\tau = {steps}${tolerance}{sizes}): " + verdict
     )
     return Section("verification", title, (intro, _report_table(report)))
 
@@ -2019,6 +2186,6 @@ def derivation(
         recurrence=rec,
         steps=U.steps,
         loss=loss,
-        params=tuple(params) if params is not None else tuple(rec.params),
+        params=tuple(params) if params is not None else _all_params(rec),
         sections=tuple(sections),
     )

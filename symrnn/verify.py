@@ -1472,9 +1472,14 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
             for key, want in parts:
                 got = (gm["init"] if name == "init" else gm)[key]
                 for index in np.ndindex(np.shape(want)):
-                    label = f"dL/d{key}" + (f"[{', '.join(map(str, index))}]" if index else "")
+                    where: Location = ()
+                    if name == "init":  # one initial state per trial: the batch axis comes first
+                        where, entry, key_at = (("trial", index[0]),), index[1:], f"{key}(0)"
+                    else:
+                        entry, key_at = index, key
+                    label = f"dL/d{key_at}" + (f"[{', '.join(map(str, entry))}]" if entry else "")
                     comparison.add(
-                        (("component", label),),
+                        (("component", label), *where),
                         np.asarray(got)[index],
                         np.asarray(want)[index],
                     )

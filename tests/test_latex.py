@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from sympy.core.function import AppliedUndef
 
 import symrnn as sr
-from symrnn.errors import ToolMissing
+from symrnn.errors import SymrnnError, ToolMissing
 from symrnn.latex import (
     LINE_WIDTH,
     Derivation,
@@ -963,3 +963,73 @@ def test_verification_table_names_numpy_entries_as_the_books_components():
     cell = _table_prose("scan code vs one sequence (dL/dh(0)[2], trial 1)").to_latex()
     assert r"$\partial L / \partial h_{3}^{(0)}$" in cell
     assert r"\partial V_{12}" in _table_prose("dL/dV_12").to_latex()  # component names stay
+
+
+# ------------------------------------------------------------- derivations at symbolic sizes
+
+
+def test_derivation_at_symbolic_size_is_the_books_matrix_form(tmp_path):
+    n = sr.size("n")
+    rec = sr.cells.elman(n, outputs=n)
+    o, y = sr.vector("o", n), sr.vector("y", n)
+    D = derivation(rec, steps=3, loss=sr.softmax_cross_entropy(o(t), y(t)))
+    assert D.keys == (
+        "recurrence",
+        "unfolding",
+        "closed_form",
+        "loss",
+        "bptt",
+        "gradients",
+        "verification",
+    )
+    tex = D.to_latex(document=True)
+    for line in (
+        r"\mathbf{W} \in \mathbb{R}^{n \times n}",
+        r"\mathbf{h}^{(2)} &:= \tanh{\left(\mathbf{b} + \mathbf{W} \mathbf{h}^{(1)} + "
+        r"\mathbf{U} \mathbf{x}^{(2)} \right)}",
+        r"f(f(\mathbf{h}^{(1)}, \mathbf{x}^{(2)}; \theta), \mathbf{x}^{(3)}; \theta)",
+        r"\mathbf{b} + \mathbf{W} \tanh",  # g^{(2)}: the chain substituted into itself
+        r"L^{(t)} &= - \sum_{i=1}^{n} y_{i}^{(t)} \log{\left(\hat{y}_{i}^{(t)} \right)}",
+        r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{\hat{y}}^{(t)} - \mathbf{y}^{(t)}",
+        r"i = 1, \dots, n",
+        r"\nabla_{\mathbf{W}} L &= \sum_{t=1}^{\tau}",
+    ):
+        assert line in tex, line
+    derived = D.without("verification").to_latex()
+    assert "h_{1}" not in derived and "W_{11}" not in derived  # no components at size n
+    assert "all 11 comparisons pass" in tex and "$n = 3$" in tex  # checked at n = 3
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log) and "Overfull \\vbox" not in log
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "mgu"])
+def test_gated_cells_derive_at_symbolic_size(cell, tmp_path):
+    n, m = sr.size("n"), sr.size("m")
+    rec = getattr(sr.cells, cell)(n, inputs=m)
+    h, y = sr.vector("h", n), sr.vector("y", n)
+    figures = shutil.which("dot") is not None and cell == "gru"
+    D = derivation(rec, steps=3, loss=sr.squared_error(h(t), y(t)), figures=figures)
+    tex = D.to_latex(document=True)
+    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in tex and r"\nabla_{\mathbf{W}_{g}} L" in tex
+    assert r"\mathbb{R}^{n \times m}" in tex and "comparisons pass" in tex
+    assert ("tikzpicture" in tex) == figures
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log)
+
+
+def test_latex_of_a_symbolic_size_unfolding():
+    n = sr.size("n")
+    U = sr.unfold(sr.cells.elman(n), 2)
+    chain = latex(U)
+    assert chain.count(":=") == 2 and r"\mathbf{h}^{(2)} &:=" in chain
+    step = latex(U, step=2, width=None)
+    assert step.startswith(r"\mathbf{h}^{(2)} = f(\mathbf{h}^{(1)}, \mathbf{x}^{(2)}; \theta)")
+    assert r"g^{(2)}(\mathbf{x}^{(2)}, \mathbf{x}^{(1)})" in step
+    assert r"g^{(t)}(\mathbf{x}^{(t)}" in latex(U, step=t)
+
+
+def test_a_loss_at_fixed_times_needs_explicit_sizes():
+    n = sr.size("n")
+    h, y = sr.vector("h", n), sr.vector("y", n)
+    with pytest.raises(SymrnnError, match="at symbolic sizes give a per-step loss"):
+        derivation(sr.cells.elman(n), steps=2, loss=sr.squared_error(h(2), y(2)), verify=False)
