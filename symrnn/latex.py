@@ -36,6 +36,7 @@ from .files import write_atomic
 from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
+    greek_name,
     is_time_atom,
     latex_bold,
     latex_expr,
@@ -899,6 +900,8 @@ def _quantity_tex(name: str) -> str:
     if index is not None:
         entries = [int(i) + 1 for i in index.split(", ")]
         sep = "," if max(entries) > 9 else ""
+        if "_" in tex:  # an entry of a subscripted matrix (a layer's U_1): (U_1)_{31}
+            tex = f"({tex})"
         tex += f"_{{{sep.join(map(str, entries))}}}"
     if time is not None:
         tex += f"^{{({time.replace(' ', '')})}}"
@@ -1196,8 +1199,21 @@ _LATEX_SPECIALS = {
 _MARKUP = re.compile(r"(\$[^$]+\$|`[^`]+`)")
 
 
+#: Characters of library messages that pdflatex cannot set as text (Greek letters are looked up).
+_TEXT_SYMBOLS = {"…": "\\dots{}", "−": "-", "→": "$\\to$", "×": "$\\times$", "⊙": "$\\odot$"}
+
+
 def _escape(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    out = []
+    for c in text:
+        if c.isascii():
+            out.append(_LATEX_SPECIALS.get(c, c))
+        elif c in _LATEX_SPECIALS or c in _TEXT_SYMBOLS:
+            out.append(_LATEX_SPECIALS.get(c) or _TEXT_SYMBOLS[c])
+        else:
+            name = greek_name(c)
+            out.append(f"${latex_expr(sp.Symbol(name))}$" if name else c)
+    return "".join(out)
 
 
 def _escape_markdown(text: str) -> str:
@@ -1743,7 +1759,7 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
 
 
 _CODE_QUANTITY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\((t(?: [+-] \d+)?|-?\d+)\)")
-_REMEDY = re.compile(r"[;,]\s*(use|pass|try|write|give|call|see)\b.*$", re.IGNORECASE)
+_REMEDY = re.compile(r"[;,]\s*(use|pass|try|write|give|call|see|substitute)\b.*$", re.IGNORECASE)
 
 
 def _prose(message: str) -> str:
@@ -1756,6 +1772,7 @@ def _prose(message: str) -> str:
     """
     text = _REMEDY.sub("", message.strip()).rstrip(" .;,")
     text = re.sub(r"no closed form for Recurrence '[^']*': ", "", text)
+    text = re.sub(r"has the factor .*? of degree", "has a factor of degree", text)
     for code, words in _TABLE_WORDS.items():
         text = text.replace(code, words)
     text = _CODE_QUANTITY.sub(
@@ -1763,6 +1780,15 @@ def _prose(message: str) -> str:
         text,
     )
     return re.sub(r"\bfunction ([A-Za-z])\b", r"function $\1$", text.replace("`", "")) + "."
+
+
+#: How :func:`symrnn.solve` found a closed form, as words for a document.
+_METHOD_WORDS = {
+    "characteristic": "the roots of the characteristic polynomial",
+    "linear-driven": "the impulse response convolved with the input",
+    "matrix-power": "powers of the transition matrix",
+    "rsolve": "SymPy's rsolve",
+}
 
 
 def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
@@ -1782,7 +1808,7 @@ def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
             reason = reason.split(": ", 1)[1]  # the head repeats what the sentence says
         return [_p("There is no closed form in symbolic $t$: " + _prose(reason))]
     rows = _rows([_lines_equation(r) for r in solution._latex_lines()], LINE_WIDTH)
-    method = str(solution.method).replace("_", " ")
+    method = _METHOD_WORDS.get(str(solution.method), str(solution.method).replace("_", " "))
     intro = _p(
         f"For every $t$ (found by {method}, and checked by substituting it back into the "
         "recurrence):"

@@ -813,10 +813,10 @@ def test_the_width_option_reaches_every_object():
 
 
 def test_derivation_of_every_cell_fits_the_page(tmp_path):
-    parts = [
-        derivation(rec, steps=3, loss=_cell_loss(rec), solve=False, verify=False).to_latex()
-        for _, rec in _cells()
-    ]
+    """With the closed-form search and the checks: their messages and tables are prose too."""
+    cells = [rec for _, rec in _cells()]
+    cells.append(sr.cells.stacked(sr.cells.elman(3, inputs=3), sr.cells.gru(3, inputs=3)))
+    parts = [derivation(rec, steps=3, loss=_cell_loss(rec)).to_latex() for rec in cells]
     document = derivation(sr.cells.rnn(), steps=1, verify=False, solve=False)
     head = document.to_latex(document=True).split("\\section*")[0]
     _, log = _compile(head + "\n\\clearpage\n".join(parts) + "\n\\end{document}\n", tmp_path)
@@ -958,6 +958,9 @@ def test_a_broken_argument_list_keeps_its_commas_at_the_ends_of_lines():
 def test_verification_table_names_numpy_entries_as_the_books_components():
     from symrnn.latex import _table_prose
 
+    cell = _table_prose("matrix code vs component code (dL/dU_1[2, 0])").to_latex()
+    assert r"\partial (U_{1})_{31}$" in cell  # an entry of layer 1's matrix
+
     cell = _table_prose("matrix code vs component code (dL/dV[1, 0])").to_latex()
     assert r"$\partial L / \partial V_{21}$" in cell  # row 2, column 1, counted from one
     cell = _table_prose("scan code vs one sequence (dL/dh(0)[2], trial 1)").to_latex()
@@ -1033,3 +1036,18 @@ def test_a_loss_at_fixed_times_needs_explicit_sizes():
     h, y = sr.vector("h", n), sr.vector("y", n)
     with pytest.raises(SymrnnError, match="at symbolic sizes give a per-step loss"):
         derivation(sr.cells.elman(n), steps=2, loss=sr.squared_error(h(2), y(2)), verify=False)
+
+
+def test_library_messages_in_documents_are_text_pdflatex_can_set():
+    from symrnn.latex import _escape, _prose
+
+    assert _escape("λ**3 + σ … a→b") == r"$\lambda$**3 + $\sigma$ \dots{} a$\to$b"
+    message = (
+        "no closed form for Recurrence 'linear': the characteristic polynomial has the factor "
+        "-A_11*A_22 + λ**3 of degree 3 with symbolic coefficients, whose roots are unknown; "
+        "substitute numbers for the parameters"
+    )
+    assert _prose(message) == (
+        "the characteristic polynomial has a factor of degree 3 with symbolic coefficients, "
+        "whose roots are unknown."
+    )
