@@ -513,7 +513,7 @@ def test_derivation_with_a_closed_form_in_t():
     rec = sr.cells.linear()
     (h,) = rec.states
     text = derivation(rec, steps=2, loss=h(t) ** 2 / 2, verify=False).to_latex()
-    assert "found by linear-driven" in text
+    assert "found by the impulse response convolved with the input" in text
     assert r"\sum_{k=1}^{t} a^{t - k}" in text
 
 
