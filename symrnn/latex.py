@@ -1549,7 +1549,7 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
             symbol = _group_symbol(gname, comps, vector)
             if vector:
                 size = len(comps) if rec.has_explicit_size else rec.blocks.vector(comps[0]).rows
-                symbol += f" \\in \\mathbb{{R}}^{{{latex_expr(sp.sympify(size))}}}"
+                symbol += f" \\in \\mathbb{{R}}^{{{latex_expr(sp.sympify(size, strict=True))}}}"
             out.append(symbol)
         return out
 
@@ -1571,7 +1571,7 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
     )
     for pname, shape in shapes.items():
         if shape is not None:
-            rows, cols = (latex_expr(sp.sympify(d)) for d in shape)
+            rows, cols = (latex_expr(sp.sympify(d, strict=True)) for d in shape)
             dims = rows if cols == "1" else f"{rows} \\times {cols}"
             params.append(f"{_bold(pname)} \\in \\mathbb{{R}}^{{{dims}}}")
         else:
