@@ -450,17 +450,21 @@ def test_derivation_golden_goodfellow_softmax_document():
     _golden("derivation_elman_softmax.tex", D.without("verification").to_latex(document=True))
 
 
+#: The sections of a derivation of a concrete recurrence with a loss, in order.
+ALL_SECTIONS = (
+    "recurrence",
+    "unfolding",
+    "closed_form",
+    "loss",
+    "bptt",
+    "gradients",
+    "verification",
+)
+
+
 def test_derivation_sections():
     D = _derivation("rnn2")
-    assert D.keys == (
-        "recurrence",
-        "unfolding",
-        "closed_form",
-        "loss",
-        "bptt",
-        "gradients",
-        "verification",
-    )
+    assert D.keys == ALL_SECTIONS
     assert D.section("loss").title == "Loss"
     assert D.without("verification", "loss").keys == (
         "recurrence",
@@ -976,15 +980,7 @@ def test_derivation_at_symbolic_size_is_the_books_matrix_form(tmp_path):
     rec = sr.cells.elman(n, outputs=n)
     o, y = sr.vector("o", n), sr.vector("y", n)
     D = derivation(rec, steps=3, loss=sr.softmax_cross_entropy(o(t), y(t)))
-    assert D.keys == (
-        "recurrence",
-        "unfolding",
-        "closed_form",
-        "loss",
-        "bptt",
-        "gradients",
-        "verification",
-    )
+    assert D.keys == ALL_SECTIONS
     tex = D.to_latex(document=True)
     for line in (
         r"\mathbf{W} \in \mathbb{R}^{n \times n}",
