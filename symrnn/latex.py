@@ -883,6 +883,8 @@ _TABLE_MATH = re.compile(
     rf"|d(?P<num>{_QUANTITY})/d(?P<den>{_QUANTITY})"
     r"|\bg\((?P<g>k|\d+)\)"
     r"|\b(?P<component>[A-Za-z]_\d+)\b"
+    r"|\b(?P<index>[kt]) = (?P<values>\d+\.\.\d+|\d+(?:, \d+)*)"
+    r"|\b(?P<timed>[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?\((?:t(?: [+-] \d+)?|-?\d+)\))"
 )
 _TABLE_WORDS = {"sr.solve": "the solver", "sr.jacobian": "the Jacobian", "sp.diff": "SymPy's diff"}
 
@@ -923,6 +925,10 @@ def _table_prose(text: str) -> Paragraph:
             tex = f"\\partial {num} / \\partial {den}"
         elif m.group("g"):
             tex = f"g^{{({m.group('g')})}}"
+        elif m.group("timed"):
+            tex = _quantity_tex(m.group("timed"))
+        elif m.group("index"):  # k = 1..3 as k = 1, \dots, 3
+            tex = m.group("index") + " = " + m.group("values").replace("..", ", \\dots, ")
         else:
             tex = _quantity_tex(m.group("component"))
         parts += [("text", text[last : m.start()]), ("math", tex)]
@@ -1773,6 +1779,7 @@ def _prose(message: str) -> str:
     text = _REMEDY.sub("", message.strip()).rstrip(" .;,")
     text = re.sub(r"no closed form for Recurrence '[^']*': ", "", text)
     text = re.sub(r"has the factor .*? of degree", "has a factor of degree", text)
+    text = re.sub(r"\bin t\b", "in $t$", text)
     for code, words in _TABLE_WORDS.items():
         text = text.replace(code, words)
     text = _CODE_QUANTITY.sub(
