@@ -970,6 +970,9 @@ def test_verification_table_names_numpy_entries_as_the_books_components():
     cell = _table_prose("scan code vs one sequence (dL/dh(0)[2], trial 1)").to_latex()
     assert r"$\partial L / \partial h_{3}^{(0)}$" in cell
     assert r"\partial V_{12}" in _table_prose("dL/dV_12").to_latex()  # component names stay
+    cell = _table_prose("closed forms g(k), k = 1..3, vs iteration; the solver at t = 1, 2, 7")
+    assert r"$k = 1, \dots, 3$" in cell.to_latex() and "$t = 1, 2, 7$" in cell.to_latex()
+    assert "$h^{(0)}$)" in _table_prose("the closed form (b, w, h(0))").to_latex()
 
 
 # ------------------------------------------------------------- derivations at symbolic sizes
