@@ -435,6 +435,7 @@ def _parser() -> _Parser:
         "LaTeX or Markdown.",
         "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --document\n"
         "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --pdf\n"
+        "  symrnn latex examples/elman.toml --steps 3 -o notes.tex --pdf --figures\n"
         "  symrnn latex examples/elman.toml --steps 3 -o notes.md\n",
         _cmd_latex,
     )
@@ -448,6 +449,11 @@ def _parser() -> _Parser:
         "--pdf",
         action="store_true",
         help="also compile a PDF next to FILE with pdflatex (implies --document)",
+    )
+    sub.add_argument(
+        "--figures",
+        action="store_true",
+        help="add the computational graphs (TikZ laid out by Graphviz; needs dot)",
     )
 
     sub = command(
@@ -1029,7 +1035,7 @@ def _cmd_latex(args: Any) -> int:
             _check_target(output.with_suffix(".pdf"))
     pdflatex = _pdflatex() if args.pdf else None
     derivation = _api("derivation", "latex")
-    D = derivation(model.recurrence, steps=steps, loss=model.loss)
+    D = derivation(model.recurrence, steps=steps, loss=model.loss, figures=args.figures)
     if markdown:
         text = D.to_markdown()
     else:
@@ -1242,6 +1248,7 @@ class _Demo:
         import symrnn as sr
 
         from .diff import bptt, grad, total_loss
+        from .losses import expand_losses
         from .notation import time_function
         from .unfold import unfold
 
@@ -1250,8 +1257,7 @@ class _Demo:
         y = time_function("y")
         h = rnn.states[0]
         rnn_loss = (h(t) - y(t)) ** 2 / 2
-        o1 = elman.vectors["o"][0]
-        elman_loss = (o1(t) - y(t)) ** 2 / 2
+        elman_loss = sr.squared_error(sr.vector("o", 1)(t), sr.vector("y", 1)(t))
 
         _out("symrnn demo: the lecture's examples, unfolded, differentiated and checked")
         _out("")
@@ -1282,7 +1288,7 @@ class _Demo:
         written = "; ".join(_eq_line(e.lhs, e.rhs) for e in elman.display)
         _out(f"BPTT equations of a vector Elman RNN (2 units, 1 output), {written}:")
         for eq in adjoints:
-            _out(f"  {_eq_line(eq.lhs, _with_loss(eq.rhs, elman_loss))}")
+            _out(f"  {_eq_line(eq.lhs, _with_loss(eq.rhs, expand_losses(elman_loss)))}")
         _out(f"  ... and {len(template) - len(adjoints)} parameter gradients (in elman.tex)")
         _out("")
 
@@ -1323,8 +1329,9 @@ class _Demo:
         derivation = _api("derivation", "latex")
         bodies = []
         preamble = ""
+        figures = shutil.which("dot") is not None  # the graphs as TikZ figures, where drawn
         for name, rec, loss in examples:
-            D = derivation(rec, steps=3, loss=loss)
+            D = derivation(rec, steps=3, loss=loss, figures=figures)
             self.write(f"{name}.tex", D.to_latex())
             document = D.to_latex(document=True)
             preamble = document.split("\\begin{document}")[0]

@@ -90,7 +90,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, singledispatch
@@ -105,12 +104,13 @@ from sympy.printing.conventions import split_super_sub
 
 from .diff import BPTT, Adjoint
 from .errors import SymrnnError, ToolMissing
-from .losses import expand_losses
+from .losses import expand_losses, vector_names
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
     adjoint_name,
     code_name,
     greek,
+    greek_name,
     identifier,
     is_time_atom,
     latex_bold,
@@ -415,14 +415,16 @@ class Graph:
             raise
         return target
 
-    def to_tikz(self) -> str:
+    def to_tikz(self, scale: float = 1.0) -> str:
         r"""The drawing as a TikZ picture, laid out by Graphviz, labelled in LaTeX math.
 
         Positions and edge paths come from ``dot -Tplain`` (the same layout as
         :meth:`render`); labels are :attr:`Node.label_latex` set by TeX, so the figure uses the
-        document's fonts.  Needs only ``\usepackage{tikz}`` (no TikZ library); backward edges
-        are dashed, delays carry a black square.  Raises
-        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed.
+        document's fonts.  ``scale`` (0 < scale <= 1) shrinks the whole picture, labels
+        included, e.g. to the text width: ``min(1, 6.5 / g.layout_size()[0])``.  Needs only
+        ``\usepackage{tikz}`` (no TikZ library); backward edges are dashed, delays carry a
+        black square.  Raises :class:`~symrnn.errors.ToolMissing` when ``dot`` is not
+        installed.
 
         >>> import shutil, symrnn as sr
         >>> g = graph(sr.cells.rnn())
@@ -430,8 +432,16 @@ class Graph:
         >>> tikz.splitlines()[1].startswith("\\begin{tikzpicture}")
         True
         """
-        plain = _run_dot(_dot_program(), "plain", self.to_dot()).decode("utf-8")
-        return _tikz(self, plain)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise SymrnnError(f"scale={scale!r} is out of range; give a number in (0, 1]")
+        return _tikz(self, _layout(self.to_dot()), float(scale))
+
+    def layout_size(self) -> tuple[float, float]:
+        """Width and height in inches of Graphviz's layout: the size of :meth:`to_tikz` at
+        scale 1 and of :meth:`render` at 72 dpi.  Raises
+        :class:`~symrnn.errors.ToolMissing` when ``dot`` is not installed."""
+        head = _layout(self.to_dot()).split("\n", 1)[0].split()  # graph scale width height
+        return float(head[2]), float(head[3])
 
     def _repr_svg_(self) -> str | None:
         dot = shutil.which("dot")
@@ -557,7 +567,7 @@ def _computed_first(args: tuple[sp.Basic, ...]) -> tuple[sp.Basic, ...]:
 def _function_op(func: Any) -> tuple[str, str]:
     fname = getattr(func, "__name__", str(func))
     op = _OP_NAMES.get(fname, fname)
-    return op, _OP_LABELS.get(op, _greek_text(op))
+    return op, _OP_LABELS.get(op, greek(op))
 
 
 def _decompose(expr: sp.Basic) -> tuple[str, str, tuple[sp.Basic, ...]]:
@@ -827,13 +837,8 @@ def _html_text(text: str) -> str:
     return "".join(c if ord(c) < 128 else _entity(c) for c in escaped)
 
 
-def _greek_text(word: str) -> str:
-    """``lambda`` -> ``λ``; other words unchanged (:func:`symrnn.notation.greek`)."""
-    return greek(word)
-
-
 def _html_piece(word: str, italic: bool) -> str:
-    text = _greek_text(word)
+    text = greek(word)
     if text != word:
         return _html_text(text)
     if italic and len(word) == 1 and word.isalpha():
@@ -1020,6 +1025,10 @@ def _dot_program() -> str:
 
 _TIKZ_SYMBOLS = {"×": r"\times", "·": r"\cdot", "⊙": r"\odot", "∘": r"\circ", "−": "-"}
 _TIKZ_BEGIN = r"\begin{tikzpicture}[x=1in, y=1in, >=stealth, every node/.style={inner sep=1pt}]"
+_TIKZ_SCALED = (
+    r"\begin{{tikzpicture}}[x={scale}in, y={scale}in, >=stealth, "
+    r"every node/.style={{inner sep=1pt, scale={scale}}}]"
+)
 
 
 def _tikz_label(edge: Edge) -> str:
@@ -1035,17 +1044,8 @@ def _tikz_label(edge: Edge) -> str:
         elif ch.isascii():
             out.append(ch if ch.isalnum() or ch in "+-*/()., " else "")
         else:
-            out.append(latex_expr(sp.Symbol(_greek_name(ch))) + " ")
+            out.append(latex_expr(sp.Symbol(greek_name(ch) or "?")) + " ")
     return "".join(out).strip()
-
-
-def _greek_name(ch: str) -> str:
-    """``σ`` -> ``sigma`` (SymPy prints the name as the letter); other characters ``?``."""
-    words = unicodedata.name(ch, "").split()
-    if words[:2] in (["GREEK", "SMALL"], ["GREEK", "CAPITAL"]):
-        name = words[-1].lower().replace("lamda", "lambda")
-        return name.capitalize() if words[1] == "CAPITAL" else name
-    return "?"
 
 
 def _plain(text: str) -> tuple[dict[str, tuple[float, ...]], list[tuple[str, str, list[float]]]]:
@@ -1064,9 +1064,20 @@ def _plain(text: str) -> tuple[dict[str, tuple[float, ...]], list[tuple[str, str
     return nodes, edges
 
 
-def _tikz(g: Graph, plain: str) -> str:
+def _layout(dot_text: str) -> str:
+    """Graphviz's plain layout of a DOT text (kept: a figure asks for its size, then draws)."""
+    return _cached_layout(_dot_program(), dot_text)
+
+
+@lru_cache(maxsize=16)
+def _cached_layout(dot: str, dot_text: str) -> str:
+    return _run_dot(dot, "plain", dot_text).decode("utf-8")
+
+
+def _tikz(g: Graph, plain: str, scale: float = 1.0) -> str:
     nodes, paths = _plain(plain)
-    lines = [f"% {g.name}: laid out by Graphviz dot, labels set by TeX", _TIKZ_BEGIN]
+    begin = _TIKZ_BEGIN if scale == 1 else _TIKZ_SCALED.format(scale=f"{scale:.3f}")
+    lines = [f"% {g.name}: laid out by Graphviz dot, labels set by TeX", begin]
     for n in g.nodes:
         x, y, w, h = nodes[n.id]
         colour = "red!60!black" if n.kind == "adjoint" else "black"
@@ -1347,7 +1358,7 @@ def _named_function(expr: sp.Basic) -> str | None:
 
 def _parameter_label(param: Any) -> tuple[str, str]:
     bold = isinstance(param, sp.MatrixSymbol)
-    return _greek_text(param.name), _html_name(param.name, bold)
+    return greek(param.name), _html_name(param.name, bold)
 
 
 def _dependency_label(
@@ -1563,10 +1574,6 @@ def _loss_expr(loss: Any) -> sp.Basic:
         ) from None
 
 
-def _vector_names(loss: Any) -> set[str]:
-    return {v.name for v in loss.atoms(VectorAt)} if isinstance(loss, sp.Basic) else set()
-
-
 def _is_template(expr: sp.Basic) -> bool:
     return t in expr.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(expr))
 
@@ -1578,14 +1585,60 @@ def _shifted_to_t(expr: sp.Basic, k: Any) -> sp.Basic:
     return expr.xreplace({a: a.func(t + int(time_of(a)) - k) for a in time_atoms(expr)})
 
 
-def _levels(qs: _Quantities) -> dict[str, int]:
+def _levels(qs: _Quantities, memory: Iterable[str] = ()) -> dict[str, int]:
     """The height of each quantity's row: inputs at 0, each defined quantity one above the
-    highest quantity it reads at the same time (``o`` above ``h`` above ``x``)."""
+    highest quantity it reads at the same time (``o`` above ``h`` above ``x``).
+
+    ``memory`` states (:func:`_memory_states`) share one row above all the others instead."""
+    memory = set(memory)
     level = {q.name: 0 for q in qs.inputs}
     for q in qs.defined:  # evaluation order: what q reads at the same time comes first
-        same_time = [level[s.name] for s, lag in qs.dependencies(q) if lag == 0]
+        same_time = [
+            level[s.name] for s, lag in qs.dependencies(q) if lag == 0 and s.name not in memory
+        ]
         level[q.name] = 1 + max(same_time, default=0)
+    if memory:
+        top = 1 + max((level[q.name] for q in qs.defined if q.name not in memory), default=0)
+        level.update(dict.fromkeys(memory, top))
     return level
+
+
+def _step_reads(qs: _Quantities, quantity: _Quantity) -> dict[str, set[int]]:
+    """The states and inputs ``quantity`` reads, with their lags, through the intermediates
+    it reads in the same step (LSTM's ``c`` reads ``h`` at lag 1 through its gates)."""
+    reads: dict[str, set[int]] = {}
+    pending, seen = [quantity], {quantity.name}
+    while pending:
+        for source, lag in qs.dependencies(pending.pop()):
+            if lag == 0 and source.role in ("intermediate", "output"):
+                if source.name not in seen:
+                    seen.add(source.name)
+                    pending.append(source)
+            else:
+                reads.setdefault(source.name, set()).add(lag)
+    return reads
+
+
+def _memory_states(qs: _Quantities) -> list[str]:
+    """States an unfolded graph draws on their own row, above the others: each is read by
+    another state in the same step and reads that state only at earlier steps (LSTM's cell
+    state ``c``: ``h = o ⊙ tanh(c)``, while ``c`` reads ``h^{(t-1)}``).  On that row the chain
+    c^{(0)} → c^{(1)} → … is a straight line, and the edges h^{(t-1)} → gates of the next step
+    join neighbouring rows instead of crossing it.  A stacked cell's lower layer is read by the
+    upper one in the same step but never reads it, so layers keep their order."""
+    states = [q for q in qs.defined if q.role == "state"]
+    reads = {q.name: _step_reads(qs, q) for q in states}
+    return [
+        s.name
+        for s in states
+        if any(
+            0 in reads[r.name].get(s.name, ())
+            and reads[s.name].get(r.name)
+            and 0 not in reads[s.name][r.name]
+            for r in states
+            if r is not s
+        )
+    ]
 
 
 def _loss_level(qs: _Quantities, level: dict[str, int], atoms: Iterable[Any]) -> int:
@@ -1609,7 +1662,7 @@ def _folded(rec: Recurrence, name: str, params: bool, loss: Any) -> Graph:
                 "the folded graph needs the loss per step as a template in t, such as "
                 f"(h(t) - y(t))**2/2; got {template}"
             )
-        qs.add_targets((a.func for a in time_atoms(template)), _vector_names(loss))
+        qs.add_targets((a.func for a in time_atoms(template)), vector_names(loss))
     labels = _labels(qs)
     level = _levels(qs)
     canvas = _Canvas(timed=False)
@@ -1701,11 +1754,12 @@ class _Unfolding:
         self.params = params
         self.steps = U.steps
         self.collapse = not full and self.steps > max_steps and self.steps > 2 * _AT_EACH_END
-        self.level = _levels(self.qs)
+        self.memory = _memory_states(self.qs)
+        self.level = _levels(self.qs, self.memory)
         self.loss_terms: list[tuple[int | None, sp.Basic]] = []
         self.per_step = False
         if loss is not None:
-            self._split_loss(_loss_expr(loss), _vector_names(loss))
+            self._split_loss(_loss_expr(loss), vector_names(loss))
         self.labels = _labels(self.qs)
         self.ops = {q.name: _op_of(_written(self.rec, q)) for q in self.qs.defined}
         self.canvas = _Canvas()
@@ -1741,7 +1795,10 @@ class _Unfolding:
         self.loss_terms = terms
         atoms = {a for _, term in terms for a in time_atoms(term)}
         self.qs.add_targets({a.func for a in atoms}, vectors)
-        self.level[f"{_LOSS}(t)"] = base = _loss_level(self.qs, self.level, atoms)
+        base = _loss_level(self.qs, self.level, atoms)
+        if self.memory:  # above the memory row, which is the top of the forward graph
+            base = max(base, 1 + max(self.level[m] for m in self.memory))
+        self.level[f"{_LOSS}(t)"] = base
         for q in self.qs.targets:
             self.level[q.name] = base + 1
         self.level[_LOSS] = (base + 1 + bool(self.qs.targets)) if self.per_step else base
@@ -1925,7 +1982,14 @@ class _Unfolding:
                 self.canvas.link(src, dst, style="backward")
 
 
-_UNFOLDED_ATTRS = (("rankdir", "BT"), ("nodesep", "0.35"), ("ranksep", "0.45"))
+# ordering=out: each node's outgoing edges keep their order (the gates of every step side by
+# side in the same order, as written).
+_UNFOLDED_ATTRS = (
+    ("rankdir", "BT"),
+    ("nodesep", "0.35"),
+    ("ranksep", "0.45"),
+    ("ordering", "out"),
+)
 
 
 @graph.register(Unfolded)

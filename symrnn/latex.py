@@ -36,6 +36,7 @@ from .files import write_atomic
 from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
+    greek_name,
     is_time_atom,
     latex_bold,
     latex_expr,
@@ -57,6 +58,7 @@ __all__ = [
     "Paragraph",
     "Display",
     "Table",
+    "Figure",
     "break_latex",
     "latex_width",
     "LINE_WIDTH",
@@ -419,8 +421,8 @@ def _break(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str
     current = ""
     width_rest = rest - _indent(depth)
 
-    def place(seg: str, room: float, prefix: str) -> str:
-        sub = _break(seg, room, rest, depth)
+    def place(seg: str, room: float, prefix: str, sub: list[tuple[int, str]] | None = None) -> str:
+        sub = sub if sub is not None else _break(seg, room, rest, depth)
         sub[0] = (sub[0][0], prefix + sub[0][1])
         if sub[-1][0] == depth:
             lines.extend(sub[:-1])
@@ -437,8 +439,10 @@ def _break(s: str, first: float, rest: float, depth: int) -> list[tuple[int, str
                 current += " " + seg
                 continue
             if w > width_rest and left >= 0.35 * avail:
-                current = place(seg, left, current + " ")  # start the long segment here
-                continue
+                sub = _break(seg, left, rest, depth)
+                if latex_width(sub[0][1]) <= left:  # its first piece fits: start it here
+                    current = place(seg, left, current + " ", sub)
+                    continue
             lines.append((depth, current))
             current, avail = "", width_rest
         current = seg if w <= avail else place(seg, avail, "")
@@ -462,10 +466,17 @@ def _break_factor(s: str, first: float, rest: float, depth: int) -> list[tuple[i
     if not tail.strip() or latex_width(last + close + tail) <= room:
         lines[-1] = (level, last + close + tail)
         return lines
-    # the rest of the product continues on the next line, its factor marked with \cdot
-    lines[-1] = (level, last + close)
-    more = _break(tail, rest - _indent(depth) - 7.2, rest, depth)
-    more[0] = (more[0][0], "\\cdot " + more[0][1])
+    # the rest continues on the next line: a product's next factor marked with \cdot, the rest
+    # of an argument list (", x; \theta)") as it is
+    tail = tail.lstrip()
+    punctuation = tail[0] if tail[0] in ",;" else ""  # ends this line, as in running text
+    lines[-1] = (level, last + close + punctuation)
+    tail = tail[len(punctuation) :].lstrip()
+    if not tail:
+        return lines
+    marker = "" if punctuation or tail.startswith((")", "\\right", "\\big")) else "\\cdot "
+    more = _break(tail, rest - _indent(depth) - (7.2 if marker else 0.0), rest, depth)
+    more[0] = (more[0][0], marker + more[0][1])
     return lines + more
 
 
@@ -569,7 +580,31 @@ def _groups(rec: Recurrence, funcs: Iterable[Any]) -> list[tuple[str, tuple[Any,
 
 
 def _group_at(name: str, comps: tuple[Any, ...], vector: bool, time: Any) -> str:
+    # a vector prints as its name and time whatever its size (one component stands in for n)
     return latex_expr(VectorAt(name, time, len(comps)) if vector else comps[0](time))
+
+
+def _quantity_groups(rec: Recurrence, role: str) -> list[tuple[str, tuple[Any, ...], bool]]:
+    """The ``role`` quantities (``"states"``, ``"inputs"``, ``"outputs"``, ``"intermediates"``)
+    grouped as written: ``(name, components, is_vector)``.  At symbolic sizes there are no
+    components; a vector is then its own single stand-in ``(name, (h,), True)``."""
+    if rec.has_explicit_size:
+        return _groups(rec, getattr(rec, role))
+    blocks = rec.blocks
+    return [(f.__name__, (f,), blocks.vector(f) is not None) for f in getattr(blocks, role)]
+
+
+def _block_name(atom: Any) -> str:
+    return atom.name if isinstance(atom, VectorAt) else atom.func.__name__
+
+
+def _block_atoms(expr: Any) -> list[Any]:
+    """The quantities at some time that a matrix-level expression reads: vectors and scalars."""
+    return [*expr.atoms(VectorAt), *time_atoms(expr)]
+
+
+def _block_time(atom: Any) -> Any:
+    return atom.time if isinstance(atom, VectorAt) else time_of(atom)
 
 
 def _group_symbol(name: str, comps: tuple[Any, ...], vector: bool) -> str:
@@ -578,7 +613,9 @@ def _group_symbol(name: str, comps: tuple[Any, ...], vector: bool) -> str:
 
 def _is_abstract(rec: Recurrence) -> bool:
     """True when an update calls an undefined function, as the lecture's ``f(s(t-1); θ)``."""
-    return any(not is_time_atom(a) for rhs in rec.update.values() for a in rhs.atoms(AppliedUndef))
+    return any(
+        not is_time_atom(a) for eq in rec.blocks.equations for a in eq.rhs.atoms(AppliedUndef)
+    )
 
 
 def _input_list(items: list[str]) -> str:
@@ -596,12 +633,19 @@ def _g(label: str, k: Any, inputs: list[str]) -> str:
 def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
     """Input quantities an expression depends on, latest first, grouped into vectors; with no
     inputs, the initial states it starts from (the arguments of the book's g^{(t)})."""
+    groups = _quantity_groups(rec, "inputs")
+    if not groups:
+        return _initial_arguments(rec)
+    if not rec.has_explicit_size:  # a matrix-level expression: its vectors are atoms
+        read = {(_block_name(a), int(_block_time(a))) for a in _block_atoms(expr)}
+        return [
+            _group_at(name, comps, vector, k)
+            for name, comps, vector in groups
+            for k in sorted((k for n, k in read if n == name), reverse=True)
+        ]
     atoms = set()
     for e in explicit(expr) if is_matrix(expr) else [expr]:
         atoms |= {a for a in time_atoms(e) if a.func in rec.inputs}
-    if not rec.inputs:
-        return _initial_arguments(rec)
-    groups = _groups(rec, rec.inputs)
     out = []
     for name, comps, vector in groups:
         times = sorted({int(time_of(a)) for a in atoms if a.func in comps}, reverse=True)
@@ -611,7 +655,7 @@ def _closed_inputs(rec: Recurrence, expr: Any) -> list[str]:
 
 # ============================================================== the lecture's unfolding
 def _state_groups(rec: Recurrence) -> list[tuple[str, tuple[Any, ...], bool]]:
-    return _groups(rec, rec.states)
+    return _quantity_groups(rec, "states")
 
 
 def _system_arguments(
@@ -619,6 +663,8 @@ def _system_arguments(
 ) -> list[tuple[str, tuple[Any, ...], bool, int]]:
     """``(name, components, vector, lag)`` of the state and input groups that the step of
     ``comps`` reads, same-time intermediates (gates) followed through: states, then inputs."""
+    if not rec.has_explicit_size:
+        return _block_arguments(rec, comps[0].__name__)
     groups = {f: g for g in _groups(rec, (*rec.states, *rec.inputs)) for f in g[1]}
     used: dict[tuple[str, int], tuple[str, tuple[Any, ...], bool, int]] = {}
     todo, seen = list(comps), set(comps)
@@ -637,6 +683,38 @@ def _system_arguments(
     return ordered
 
 
+def _block_arguments(rec: Recurrence, name: str) -> list[tuple[str, tuple[Any, ...], bool, int]]:
+    """:func:`_system_arguments` at matrix level (symbolic sizes), from the block equations."""
+    rhs = {_block_name(eq.lhs): eq.rhs for eq in rec.blocks.equations}
+    states, inputs = _quantity_groups(rec, "states"), _quantity_groups(rec, "inputs")
+    groups = {g[0]: g for g in (*states, *inputs)}
+    used: dict[tuple[str, int], tuple[str, tuple[Any, ...], bool, int]] = {}
+    todo, seen = [name], {name}
+    while todo:
+        for atom in _block_atoms(rhs[todo.pop()]):
+            source, lag = _block_name(atom), -int(sp.expand(_block_time(atom) - t))
+            if source in rhs and lag == 0:
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+                continue
+            if source in groups:
+                used[(source, lag)] = (*groups[source], lag)
+    is_input = {g[0] for g in inputs}
+    return sorted(used.values(), key=lambda v: (v[0] in is_input, v[3], v[0]))
+
+
+def _block_closed_form(U: Unfolded, name: str, k: int) -> Any:
+    """The matrix-level closed form of vector ``name`` at step ``k``: the block chain
+    substituted into itself (symbolic sizes)."""
+    value: dict[Any, Any] = {}
+    for eq in U.blocks:
+        if int(_block_time(eq.lhs)) > k:
+            break
+        value[eq.lhs] = eq.rhs.xreplace(value)
+    return next(v for lhs, v in value.items() if _block_name(lhs) == name and _block_time(lhs) == k)
+
+
 def _label(rec: Recurrence, name: str) -> str:
     """Subscript naming a state group, needed only when there are several."""
     return "" if len(_state_groups(rec)) == 1 else f"_{{{latex_expr(sp.Symbol(name))}}}"
@@ -650,7 +728,7 @@ def _system_call(
     With ``levels=2`` the previous state is written through f too (order-1, one state group).
     """
     name = f"f{_label(rec, group[0])}"
-    params = "; \\theta" if rec.params else ""
+    params = "; \\theta" if rec.blocks.params else ""
     args = _system_arguments(rec, group[1])
 
     def call(now: Any, level: int) -> str:
@@ -678,10 +756,11 @@ def _initial_arguments(rec: Recurrence) -> list[str]:
 def _symbolic_inputs(rec: Recurrence) -> list[str]:
     r"""``x^{(t)}, x^{(t-1)}, \dots, x^{(2)}, x^{(1)}`` for each input, as on the slide; with no
     inputs, the initial states."""
-    if not rec.inputs:
+    groups = _quantity_groups(rec, "inputs")
+    if not groups:
         return _initial_arguments(rec)
     out = []
-    for name, comps, vector in _groups(rec, rec.inputs):
+    for name, comps, vector in groups:
         times = [t, t - 1, None, sp.Integer(2), sp.Integer(1)]
         out += ["\\dots" if k is None else _group_at(name, comps, vector, k) for k in times]
     return out
@@ -725,7 +804,11 @@ def _lecture_forms(
         return lhs, forms
     forms.append(concrete)
     if closed:
-        value = U.closed_form(k, of=name if vector else comps[0])
+        value = (
+            U.closed_form(k, of=name if vector else comps[0])
+            if rec.has_explicit_size
+            else _block_closed_form(U, name, k)
+        )
         forms.append(_g(_label(rec, name), k, _closed_inputs(rec, value)))
         if estimated_chars(value) <= MAX_DISPLAY_CHARS:
             forms.append(latex_expr(value))
@@ -794,27 +877,36 @@ def _number(value: Any) -> str:
     return f"${mantissa}\\times 10^{{{power}}}$"
 
 
-_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+\])?"
+_QUANTITY = r"[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?(?:\([^()\s]*\))?(?:\[\d+(?:, \d+)*\])?"
 _TABLE_MATH = re.compile(
     rf"dL/d(?P<wrt>{_QUANTITY})"
     rf"|d(?P<num>{_QUANTITY})/d(?P<den>{_QUANTITY})"
     r"|\bg\((?P<g>k|\d+)\)"
     r"|\b(?P<component>[A-Za-z]_\d+)\b"
+    r"|\b(?P<index>[kt]) = (?P<values>\d+\.\.\d+|\d+(?:, \d+)*)"
+    r"|\b(?P<timed>[A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?\((?:t(?: [+-] \d+)?|-?\d+)\))"
 )
 _TABLE_WORDS = {"sr.solve": "the solver", "sr.jacobian": "the Jacobian", "sp.diff": "SymPy's diff"}
 
 
 def _quantity_tex(name: str) -> str:
-    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``, ``h(0)[1]`` -> ``h^{(0)}_{[1]}``."""
-    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+)\])?", name)
+    """``W_21`` -> ``W_{21}``, ``h(0)`` -> ``h^{(0)}``; NumPy's 0-based entries as the book's
+    1-based components: ``h(0)[1]`` -> ``h_{2}^{(0)}``, ``V[1, 0]`` -> ``V_{21}``."""
+    m = re.fullmatch(
+        r"([A-Za-z][A-Za-z0-9]*(?:_[0-9]+)?)(?:\(([^()]*)\))?(?:\[(\d+(?:, \d+)*)\])?", name
+    )
     if m is None:
         return _escape(name)
     base, time, index = m.groups()
     tex = latex_expr(sp.Symbol(base))
+    if index is not None:
+        entries = [int(i) + 1 for i in index.split(", ")]
+        sep = "," if max(entries) > 9 else ""
+        if "_" in tex:  # an entry of a subscripted matrix (a layer's U_1): (U_1)_{31}
+            tex = f"({tex})"
+        tex += f"_{{{sep.join(map(str, entries))}}}"
     if time is not None:
         tex += f"^{{({time.replace(' ', '')})}}"
-    if index is not None:
-        tex += f"_{{[{index}]}}"
     return tex
 
 
@@ -833,6 +925,10 @@ def _table_prose(text: str) -> Paragraph:
             tex = f"\\partial {num} / \\partial {den}"
         elif m.group("g"):
             tex = f"g^{{({m.group('g')})}}"
+        elif m.group("timed"):
+            tex = _quantity_tex(m.group("timed"))
+        elif m.group("index"):  # k = 1..3 as k = 1, \dots, 3
+            tex = m.group("index") + " = " + m.group("values").replace("..", ", \\dots, ")
         else:
             tex = _quantity_tex(m.group("component"))
         parts += [("text", text[last : m.start()]), ("math", tex)]
@@ -1104,12 +1200,26 @@ _LATEX_SPECIALS = {
     "&": "\\&",
     "^": "\\^{}",
     "~": "\\~{}",
+    "–": "--",  # ranges such as eqs. 10.18–10.21
 }
 _MARKUP = re.compile(r"(\$[^$]+\$|`[^`]+`)")
 
 
+#: Characters of library messages that pdflatex cannot set as text (Greek letters are looked up).
+_TEXT_SYMBOLS = {"…": "\\dots{}", "−": "-", "→": "$\\to$", "×": "$\\times$", "⊙": "$\\odot$"}
+
+
 def _escape(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    out = []
+    for c in text:
+        if c.isascii():
+            out.append(_LATEX_SPECIALS.get(c, c))
+        elif c in _LATEX_SPECIALS or c in _TEXT_SYMBOLS:
+            out.append(_LATEX_SPECIALS.get(c) or _TEXT_SYMBOLS[c])
+        else:
+            name = greek_name(c)
+            out.append(f"${latex_expr(sp.Symbol(name))}$" if name else c)
+    return "".join(out)
 
 
 def _escape_markdown(text: str) -> str:
@@ -1229,7 +1339,27 @@ class Table:
 # check, compared (with where), max abs, max rel, tolerance, status: 16 cm with the gaps
 _TABLE_SPECS = {6: "lp{6.2cm}rrp{2.2cm}l", 5: "lp{8.4cm}rrl"}
 
-Block = Paragraph | Display | Table
+
+@dataclass(frozen=True)
+class Figure:
+    """A computational graph: TikZ for LaTeX (the document's fonts) in a floating ``figure``
+    with its caption, SVG for Markdown."""
+
+    tikz: str
+    svg: str
+    caption: Paragraph
+
+    def to_latex(self) -> str:
+        return (
+            f"\\begin{{figure}}[htbp]\n\\centering\n{self.tikz}"
+            f"\\caption{{{self.caption.to_latex()}}}\n\\end{{figure}}"
+        )
+
+    def to_markdown(self) -> str:
+        return self.svg[self.svg.find("<svg") :].strip() + f"\n\n*{self.caption.to_markdown()}*"
+
+
+Block = Paragraph | Display | Table | Figure
 
 
 @dataclass(frozen=True)
@@ -1314,7 +1444,12 @@ class Derivation:
         body = "\n\n".join(s.to_latex() for s in self.sections)
         if not document:
             return body + "\n"
-        return f"{_PREAMBLE}\\section*{{{_escape(self.title)}}}\n\n{body}\n\n\\end{{document}}\n"
+        preamble = _PREAMBLE
+        if any(isinstance(b, Figure) for section in self.sections for b in section.blocks):
+            preamble = preamble.replace(
+                "\\usepackage{amssymb}\n", "\\usepackage{amssymb}\n\\usepackage{tikz}\n"
+            )
+        return f"{preamble}\\section*{{{_escape(self.title)}}}\n\n{body}\n\n\\end{{document}}\n"
 
     def to_markdown(self) -> str:
         """Markdown with ``$…$`` and ``$$…$$`` math, for notebooks and Markdown notes."""
@@ -1379,8 +1514,14 @@ def _chain_display(U: Unfolded, max_rows: int = CHAIN_ROWS) -> Display:
 
 
 def _chain_steps(U: Unfolded) -> list[list[sp.Equality]]:
-    """The chain's equations step by step, each vector's components in natural order."""
+    """The chain's equations step by step, each vector's components in natural order (at
+    symbolic sizes, one matrix-level equation per vector)."""
     rec = U.recurrence
+    if not rec.has_explicit_size:
+        steps: dict[int, list[sp.Equality]] = {}
+        for eq in U.blocks:
+            steps.setdefault(int(_block_time(eq.lhs)), []).append(eq)
+        return [steps[k] for k in sorted(steps)]
     key = _component_key(rec)
     names = [e.lhs.name for e in rec.display if isinstance(e.lhs, VectorAt)]
     defined = list(rec.defined)
@@ -1408,31 +1549,39 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
     blocks.append(_p(f"The recurrence{name}:"))
     blocks.append(_display([_lines_equation(r) for r in rec._latex_lines()]))
 
-    def described(funcs: Iterable[Any]) -> list[str]:
+    def described(role: str) -> list[str]:
         out = []
-        for gname, comps, vector in _groups(rec, funcs):
+        for gname, comps, vector in _quantity_groups(rec, role):
             symbol = _group_symbol(gname, comps, vector)
-            out.append(f"{symbol} \\in \\mathbb{{R}}^{{{len(comps)}}}" if vector else symbol)
+            if vector:
+                size = len(comps) if rec.has_explicit_size else rec.blocks.vector(comps[0]).rows
+                symbol += f" \\in \\mathbb{{R}}^{{{latex_expr(sp.sympify(size, strict=True))}}}"
+            out.append(symbol)
         return out
 
     facts = []
-    for label, funcs in (
-        ("state", rec.states),
-        ("input", rec.inputs),
-        ("output", rec.outputs),
-        ("same-time intermediate", rec.intermediates),
+    for label, role in (
+        ("state", "states"),
+        ("input", "inputs"),
+        ("output", "outputs"),
+        ("same-time intermediate", "intermediates"),
     ):
-        items = described(funcs)
+        items = described(role)
         if items:
             facts.append(f"{label}{'s' if len(items) > 1 else ''} {_math_list(items)}")
     params = []
-    for pname, value in rec.param_groups.items():
-        if isinstance(value, sp.MatrixBase):
-            rows, cols = value.shape
-            dims = f"{rows}" if cols == 1 else f"{rows} \\times {cols}"
+    shapes = (
+        {name: getattr(value, "shape", None) for name, value in rec.param_groups.items()}
+        if rec.has_explicit_size
+        else {p.name: getattr(p, "shape", None) for p in rec.blocks.params}
+    )
+    for pname, shape in shapes.items():
+        if shape is not None:
+            rows, cols = (latex_expr(sp.sympify(d, strict=True)) for d in shape)
+            dims = rows if cols == "1" else f"{rows} \\times {cols}"
             params.append(f"{_bold(pname)} \\in \\mathbb{{R}}^{{{dims}}}")
         else:
-            params.append(latex_expr(value))
+            params.append(latex_expr(sp.Symbol(pname, real=True)))
     if params:
         facts.append(f"parameter{'s' if len(params) > 1 else ''} {_math_list(params)}")
     text = "; ".join(facts)
@@ -1448,6 +1597,14 @@ def _recurrence_section(rec: Recurrence, U: Unfolded) -> Section:
 
 def _initial_states(U: Unfolded) -> list[str]:
     rec = U.recurrence
+    if not rec.has_explicit_size:
+        given = {_block_name(a) for a, _ in U.init}
+        return [
+            _group_at(name, comps, vector, sp.Integer(-lag))
+            for name, comps, vector in _state_groups(rec)
+            if name not in given
+            for lag in range(rec.order)
+        ]
     out = []
     for gname, comps, vector in _state_groups(rec):
         times = sorted({int(time_of(a)) for a in U.initial if a.func in comps}, reverse=True)
@@ -1475,11 +1632,90 @@ def _unfolding_section(U: Unfolded) -> Section:
     return Section("unfolding", "Unfolding", tuple(blocks))
 
 
+#: Figures are scaled down to the text width (A4, 2 cm margins) and to this height, inches.
+FIGURE_WIDTH, FIGURE_HEIGHT = 6.4, 8.0
+#: Below this scale TikZ labels get too small to read; an unfolding then draws fewer steps.
+MIN_FIGURE_SCALE = 0.65
+
+
+def _figure(g: Any, caption: str) -> Figure | None:
+    """``g`` as a figure that fits the page, or None where it would have to shrink too far."""
+    width, height = g.layout_size()
+    scale = min(1.0, FIGURE_WIDTH / width, FIGURE_HEIGHT / height)
+    if scale < MIN_FIGURE_SCALE:
+        return None
+    return Figure(g.to_tikz(scale=round(scale, 3)), g._repr_svg_() or "", _p(caption))
+
+
+def _graphs_section(U: Unfolded, loss: Any, per_step: Any, total: Any) -> Section:
+    """The folded graph, the unfolding with the loss, and the graph of BPTT, each drawn over as
+    many of the first steps as fit the page (a per-step loss is drawn for any number of steps,
+    a loss at fixed times only with all of them)."""
+    from .diff import bptt, total_loss
+    from .graph import graph
+    from .unfold import unfold
+
+    rec = U.recurrence
+    template = loss if per_step is not None else None
+    if not rec.has_explicit_size:  # a vector is one node whatever its size: draw at size 2
+        stand_in = {size: sp.Integer(2) for size in rec.blocks.sizes}
+        rec = rec.at_sizes(**{str(size): 2 for size in stand_in})
+        template = template.xreplace(stand_in) if template is not None else None
+    blocks: list[Block] = [
+        _p(
+            "The figures draw the recurrence as computational graphs: one node per quantity, "
+            "as in the book's Fig. 10.2 and 10.3."
+        )
+    ]
+    folded = _figure(
+        graph(rec, loss=template),
+        "The recurrence folded: a black square on an edge is a delay of one step.",
+    )
+    if folded is not None:
+        blocks.append(folded)
+    for k in range(min(U.steps, 3), 0, -1):
+        unfolded = unfold(rec, k)
+        if template is not None:
+            drawn_loss = total_loss(unfolded, template)
+        else:
+            drawn_loss = total if k == U.steps else None
+        first = f"over the first {k} step{'s' if k > 1 else ''}"
+        steps = first if k < U.steps else "over all $\\tau$ steps"
+        drawn = _figure(
+            graph(unfolded, loss=drawn_loss),
+            f"The recurrence unfolded {steps}, time running from left to right"
+            + (" (more steps would not fit the page)." if k < U.steps else "."),
+        )
+        if drawn is not None:
+            break
+    else:
+        blocks.append(_p("The unfolded graph is too wide for the page even for one step."))
+        return Section("graphs", "Computational graphs", tuple(blocks))
+    blocks.append(drawn)
+    if drawn_loss is None or _is_abstract(rec):
+        return Section("graphs", "Computational graphs", tuple(blocks))
+    backward = _figure(
+        graph(bptt(unfolded, drawn_loss)),
+        f"Back-propagation through time {steps}: the dashed edges "
+        "carry each adjoint $\\partial L / \\partial v$ back from the loss $L$.",
+    )
+    if backward is None:
+        blocks.append(
+            _p(
+                "The graph of back-propagation through time is too large for the page; "
+                "`symrnn graph --bptt` draws it on its own."
+            )
+        )
+    else:
+        blocks.append(backward)
+    return Section("graphs", "Computational graphs", tuple(blocks))
+
+
 def _closed_form_section(U: Unfolded, solve: bool) -> Section:
     rec = U.recurrence
     groups = _state_groups(rec)
     blocks: list[Block] = []
-    inputs = _groups(rec, rec.inputs)
+    inputs = _quantity_groups(rec, "inputs")
     given = (
         "of the inputs (the initial state and the parameters held fixed)"
         if inputs
@@ -1492,13 +1728,18 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
     skipped: list[str] = []
     for k in range(1, min(U.steps, CLOSED_FORM_STEPS) + 1):
         for gname, comps, vector in groups:
-            value = U.closed_form(k, of=gname if vector else comps[0])
+            sized = rec.has_explicit_size
+            value = (
+                U.closed_form(k, of=gname if vector else comps[0])
+                if sized
+                else _block_closed_form(U, gname, k)
+            )
             lhs = _group_at(gname, comps, vector, k)
             if estimated_chars(value) > MAX_DISPLAY_CHARS:
                 skipped.append(f"${lhs}$")
                 continue
             g = _g(_label(rec, gname), k, _closed_inputs(rec, value))
-            if vector:
+            if vector and sized:
                 equations.append((lhs, "=", [g]))
                 equations += [
                     (latex_expr(c(k)), "=", [latex_expr(v)])
@@ -1524,7 +1765,7 @@ def _closed_form_section(U: Unfolded, solve: bool) -> Section:
 
 
 _CODE_QUANTITY = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\((t(?: [+-] \d+)?|-?\d+)\)")
-_REMEDY = re.compile(r"[;,]\s*(use|pass|try|write|give|call|see)\b.*$", re.IGNORECASE)
+_REMEDY = re.compile(r"[;,]\s*(use|pass|try|write|give|call|see|substitute)\b.*$", re.IGNORECASE)
 
 
 def _prose(message: str) -> str:
@@ -1537,6 +1778,8 @@ def _prose(message: str) -> str:
     """
     text = _REMEDY.sub("", message.strip()).rstrip(" .;,")
     text = re.sub(r"no closed form for Recurrence '[^']*': ", "", text)
+    text = re.sub(r"has the factor .*? of degree", "has a factor of degree", text)
+    text = re.sub(r"\bin t\b", "in $t$", text)
     for code, words in _TABLE_WORDS.items():
         text = text.replace(code, words)
     text = _CODE_QUANTITY.sub(
@@ -1546,9 +1789,20 @@ def _prose(message: str) -> str:
     return re.sub(r"\bfunction ([A-Za-z])\b", r"function $\1$", text.replace("`", "")) + "."
 
 
+#: How :func:`symrnn.solve` found a closed form, as words for a document.
+_METHOD_WORDS = {
+    "characteristic": "the roots of the characteristic polynomial",
+    "linear-driven": "the impulse response convolved with the input",
+    "matrix-power": "powers of the transition matrix",
+    "rsolve": "SymPy's rsolve",
+}
+
+
 def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
     if not solve:
         return [_p("A closed form in symbolic $t$ was not sought.")]
+    if not rec.has_explicit_size:
+        return [_p("A closed form in symbolic $t$ is sought for explicit sizes only.")]
     try:
         from .solve import solve as solve_recurrence
     except ImportError:
@@ -1561,7 +1815,7 @@ def _solution_blocks(rec: Recurrence, solve: bool) -> list[Block]:
             reason = reason.split(": ", 1)[1]  # the head repeats what the sentence says
         return [_p("There is no closed form in symbolic $t$: " + _prose(reason))]
     rows = _rows([_lines_equation(r) for r in solution._latex_lines()], LINE_WIDTH)
-    method = str(solution.method).replace("_", " ")
+    method = _METHOD_WORDS.get(str(solution.method), str(solution.method).replace("_", " "))
     intro = _p(
         f"For every $t$ (found by {method}, and checked by substituting it back into the "
         "recurrence):"
@@ -1579,7 +1833,16 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
                 "e.g. with sr.squared_error(o(t), y(t))"
             )
         loss = m[0, 0]
-    loss = expand_losses(sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True))
+    loss = sp.sympify(parse_in_scope(loss, U, "the loss"), strict=True)
+    if not U.recurrence.has_explicit_size:  # whole vectors only: no components to expand
+        if t not in loss.free_symbols:
+            raise SymrnnError(
+                f"the loss {loss} is at fixed times; at symbolic sizes give a per-step loss of "
+                "whole vectors such as sr.squared_error(o(t), y(t)), or explicit sizes "
+                "(rec.at_sizes(n=3))"
+            )
+        return loss, None
+    loss = expand_losses(loss)
     symbolic = t in loss.free_symbols or any(not time_of(a).is_Integer for a in time_atoms(loss))
     if symbolic:
         from .diff import total_loss
@@ -1590,7 +1853,7 @@ def _as_loss(U: Unfolded, loss: Any) -> tuple[Any, Any]:
 
 def _loss_form(rec: Recurrence, per_step: Any) -> Any:
     """The book's form of the per-step loss (softmax cross-entropy, squared error), or None."""
-    if per_step is None or not rec.vectors:
+    if per_step is None or not rec.is_vector:
         return None
     from .matrix_form import recognise_loss
 
@@ -1598,7 +1861,7 @@ def _loss_form(rec: Recurrence, per_step: Any) -> Any:
 
 
 def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
-    if total is None:
+    if per_step is None and total is None:
         return Section(
             "loss",
             "Loss",
@@ -1652,6 +1915,11 @@ def _loss_section(U: Unfolded, per_step: Any, total: Any) -> Section:
     return Section("loss", "Loss", tuple(blocks))
 
 
+def _all_params(rec: Recurrence) -> tuple[Any, ...]:
+    """Every parameter: scalar entries for explicit sizes, the matrices at symbolic sizes."""
+    return tuple(rec.params) if rec.has_explicit_size else tuple(rec.blocks.params)
+
+
 def _flat_params(rec: Recurrence, params: Sequence[Any] | None) -> list[Any]:
     if params is None:
         return list(rec.params)
@@ -1684,6 +1952,8 @@ def _bptt_sections(
                 ),
             )
         ]
+    if not rec.has_explicit_size:
+        return _matrix_bptt_sections(rec, per_step, params)
     from .diff import template_equations
 
     wrt = _flat_params(rec, params)
@@ -1705,13 +1975,7 @@ def _bptt_sections(
     form = _loss_form(rec, per_step)
     matrix = _matrix_form(rec, per_step, params)
 
-    blocks: list[Block] = [
-        _p(
-            "The gradient of the loss with respect to every quantity obeys a backward recursion "
-            "(Goodfellow et al., eq. 10.18-10.21), run from $t = \\tau$ down to $t = 1$; terms at "
-            "$t = \\tau + 1$ are zero."
-        )
-    ]
+    blocks: list[Block] = [_p(_BPTT_INTRO)]
     if matrix is not None:
         where = " at $t = \\tau$ the terms from $t + 1$ vanish" if matrix[1] else ""
         blocks.append(_p(f"In matrix form{';' + where if where else ''}:"))
@@ -1731,18 +1995,62 @@ def _bptt_sections(
         blocks.append(_display(rows))
     sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
 
-    grad_blocks: list[Block] = [
-        _p(
-            "Each parameter collects the contributions of every step, a sum over time "
-            "(eq. 10.22-10.28):"
-        )
-    ]
+    grad_blocks: list[Block] = [_p(_GRADIENTS_INTRO)]
     if matrix is not None and matrix[2]:
         grad_blocks.append(_display([_lines_equation(e) for e in matrix[2]]))
         grad_blocks.append(_p("Component by component:"))
     if gradients:
         grad_blocks.append(_display(gradients))
     else:
+        grad_blocks = [_p("No parameters were asked for, so there are no parameter gradients.")]
+    sections.append(Section("gradients", "Parameter gradients", tuple(grad_blocks)))
+    return sections
+
+
+_BPTT_INTRO = (
+    "The gradient of the loss with respect to every quantity obeys a backward recursion "
+    "(Goodfellow et al., eqs. 10.18–10.21), run from $t = \\tau$ down to $t = 1$; terms at "
+    "$t = \\tau + 1$ are zero."
+)
+_GRADIENTS_INTRO = (
+    "Each parameter collects the contributions of every step, a sum over time (eqs. 10.22–10.28):"
+)
+
+
+def _matrix_bptt_sections(rec: Recurrence, per_step: Any, params: Any) -> list[Section]:
+    """BPTT and the parameter gradients at symbolic sizes: the matrix form, which is all there is
+    (components exist for explicit sizes only)."""
+    matrix = _matrix_form(rec, per_step, params)
+    if matrix is None:
+        text = (
+            "At symbolic sizes the equations exist in matrix form only, and this recurrence is "
+            "not written with whole vectors and matrices; give explicit sizes for its "
+            "components."
+        )
+        return [Section("bptt", "Back-propagation through time", (_p(text),))]
+    recursion, at_tau, gradients = matrix
+    where = " (at $t = \\tau$ the terms from $t + 1$ vanish)" if at_tau else ""
+    blocks: list[Block] = [
+        _p(_BPTT_INTRO),
+        _p(f"In matrix form, for any size{where}:"),
+        _display([_lines_equation(e) for e in recursion]),
+    ]
+    form = _loss_form(rec, per_step)
+    if form is not None:
+        blocks += _direct_book_terms(form)
+    if per_step is None:
+        blocks.append(
+            _p(
+                "Here $\\nabla_{\\mathbf{o}^{(t)}} L$ stands for the direct term of a generic "
+                "per-step loss."
+            )
+        )
+    sections = [Section("bptt", "Back-propagation through time", tuple(blocks))]
+    grad_blocks: list[Block] = [
+        _p(_GRADIENTS_INTRO),
+        _display([_lines_equation(e) for e in gradients]),
+    ]
+    if not gradients:
         grad_blocks = [_p("No parameters were asked for, so there are no parameter gradients.")]
     sections.append(Section("gradients", "Parameter gradients", tuple(grad_blocks)))
     return sections
@@ -1776,7 +2084,7 @@ def _matrix_form(
 ) -> tuple[list[str], bool, list[str]] | None:
     """Rows of the matrix-form recursion in the book's order (with the values at τ), whether
     any row is at τ, and the rows of the gradients; None for recurrences not in matrix form."""
-    if not rec.vectors or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
+    if not rec.is_vector or not all(isinstance(e.lhs, VectorAt) for e in rec.display):
         return None
     from .matrix_form import matrix_bptt
 
@@ -1826,9 +2134,15 @@ def _verification_section(rec: Recurrence, steps: int, loss: Any, run: bool) -> 
         verdict += f" {len(skipped)} did not apply (see the notes)."
     shared = _common_tolerance(report)
     tolerance = f", tolerance {shared}" if shared else ""
+    sizes = ""
+    if not rec.has_explicit_size:
+        from .verify import VERIFY_SIZE
+
+        names = ", ".join(f"${latex_expr(n)} = {VERIFY_SIZE}$" for n in rec.blocks.sizes)
+        sizes = f", at the size{'s' if len(rec.blocks.sizes) > 1 else ''} {names}"
     intro = _p(
         "Every form was checked numerically against the others (random parameters, initial "
-        f"states and inputs in float64, $\\tau = {steps}${tolerance}): " + verdict
+        f"states and inputs in float64, $\\tau = {steps}${tolerance}{sizes}): " + verdict
     )
     return Section("verification", title, (intro, _report_table(report)))
 
@@ -1841,6 +2155,7 @@ def derivation(
     *,
     solve: bool = True,
     verify: bool = True,
+    figures: bool = False,
 ) -> Derivation:
     r"""The derivation of a recurrence for lecture notes: every step from equations to checks.
 
@@ -1864,6 +2179,10 @@ def derivation(
         Parameters (symbols or parameter matrices) for the gradients; default all.
     solve, verify : bool
         Look for a closed form in symbolic t / run the numeric checks (both take a few seconds).
+    figures : bool
+        Add a section ``graphs``: the folded, unfolded and BPTT computational graphs as TikZ
+        pictures laid out by Graphviz (``dot`` must be installed) in the document's fonts,
+        each scaled to the page; as SVG in :meth:`Derivation.to_markdown`.
 
     Returns
     -------
@@ -1888,6 +2207,8 @@ def derivation(
         _unfolding_section(U),
         _closed_form_section(U, solve),
     ]
+    if figures:
+        sections.insert(2, _graphs_section(U, loss, per_step, total))
     if loss is not None or not _is_abstract(rec):
         sections.append(_loss_section(U, per_step, total))
     else:
@@ -1898,6 +2219,6 @@ def derivation(
         recurrence=rec,
         steps=U.steps,
         loss=loss,
-        params=tuple(params) if params is not None else tuple(rec.params),
+        params=tuple(params) if params is not None else _all_params(rec),
         sections=tuple(sections),
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import sympy as sp
 
-from .errors import SymrnnError
+from .errors import LimitError, SymrnnError
 from .functions import _no_text
 from .matrices import explicit, has_explicit_size, is_matrix
 
@@ -34,6 +34,7 @@ __all__ = [
     "squared_error",
     "softmax_cross_entropy",
     "expand_losses",
+    "vector_names",
 ]
 
 
@@ -146,8 +147,61 @@ def softmax_cross_entropy(logits: Any, target: Any) -> Any:
     return y * (sp.log(sp.exp(o)) - o)
 
 
+def vector_names(loss: Any) -> frozenset[str]:
+    """Names of the whole vectors a loss is written with: its targets ``y`` stay one vector
+    (of any size, one component included) when the loss is expanded into ``y_1 … y_n``.
+
+    >>> import symrnn as sr
+    >>> sorted(vector_names(sr.squared_error(sr.vector("o", 1)(sr.t), sr.vector("y", 1)(sr.t))))
+    ['o', 'y']
+    """
+    from .matrices import VectorAt
+
+    return (
+        frozenset(v.name for v in loss.atoms(VectorAt))
+        if isinstance(loss, sp.Basic)
+        else frozenset()
+    )
+
+
+#: A ``Sum`` in a loss with numeric limits is written out term by term, up to this many terms.
+MAX_SUM_TERMS = 10_000
+
+
+def _is_finite_sum(expr: sp.Basic) -> bool:
+    return isinstance(expr, sp.Sum) and all(
+        lo.is_Integer and hi.is_Integer for _, lo, hi in expr.limits
+    )
+
+
+def _write_out_sums(expr: sp.Basic) -> sp.Basic:
+    """Sums with numeric limits written out: ``Sum(h(k)**2, (k, 1, 3))`` is
+    ``h(1)**2 + h(2)**2 + h(3)**2``, so that each term is a quantity at a fixed time."""
+    from .notation import t
+
+    for s in expr.atoms(sp.Sum):
+        limits = {a for _, lo, hi in s.limits for a in (lo, hi)}
+        unknown = set().union(*(a.free_symbols for a in limits)) - {t}
+        if unknown:  # limits in t belong to a per-step template, instantiated step by step
+            raise SymrnnError(
+                f"the loss {s} sums up to {', '.join(sorted(map(str, unknown)))}, which is not "
+                "a number; give numeric limits such as (k, 1, 3), or a per-step template in t"
+            )
+        if _is_finite_sum(s):
+            terms = 1
+            for _, lo, hi in s.limits:
+                terms *= max(int(hi - lo) + 1, 0)
+            if terms > MAX_SUM_TERMS:
+                raise LimitError(
+                    f"{s} has {terms} terms, more than symrnn writes out "
+                    f"(symrnn.losses.MAX_SUM_TERMS = {MAX_SUM_TERMS}); use a per-step template"
+                )
+    return expr.replace(_is_finite_sum, lambda s: s.doit(deep=False))
+
+
 def expand_losses(expr: Any) -> Any:
-    """``expr`` with every :class:`Loss` replaced by its sum over components.
+    """``expr`` with every :class:`Loss` replaced by its sum over components, and every
+    ``Sum`` with numeric limits written out term by term.
 
     A matrix-valued loss (a vector of per-component losses) is summed over its entries.
     """
@@ -155,6 +209,8 @@ def expand_losses(expr: Any) -> Any:
         expr = sp.Add(*explicit(expr))
     if not isinstance(expr, sp.Basic):
         return expr
+    if expr.has(sp.Sum):
+        expr = _write_out_sums(expr)
     losses = expr.atoms(Loss)
     if not losses:
         return expr

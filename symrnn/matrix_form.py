@@ -273,13 +273,14 @@ class LossForm:
     \mathbf{y}^{(t)}` for a target that sums to one) or ``"squared_error"``
     (:math:`L^{(t)} = \tfrac12 \sum_i (o_i^{(t)} - y_i^{(t)})^2`,
     :math:`\nabla_{\mathbf{o}^{(t)}} L^{(t)} = \mathbf{o}^{(t)} - \mathbf{y}^{(t)}`);
-    ``prediction`` and ``target`` are the vectors' names, ``size`` their length.
+    ``prediction`` and ``target`` are the vectors' names, ``size`` their length (an integer
+    or a size symbol such as ``n``).
     """
 
     kind: str
     prediction: str
     target: str
-    size: int
+    size: Any
 
     def at(self, time: Any) -> tuple[VectorAt, VectorAt]:
         return (
@@ -339,7 +340,7 @@ def recognise_loss(rec: Recurrence, loss: Any) -> LossForm | None:
         if not (isinstance(o, VectorAt) and isinstance(y, VectorAt)) or o.time != t:
             return None
         kind = "softmax_cross_entropy" if isinstance(loss, SoftmaxCrossEntropy) else "squared_error"
-        return LossForm(kind, o.name, y.name, int(o.shape[0]))
+        return LossForm(kind, o.name, y.name, o.shape[0])
     return _recognise_components(rec, expand_losses(loss))
 
 
@@ -583,8 +584,9 @@ def _vector_equations(rec: Recurrence) -> list[tuple[VectorAt, Any]]:
 
 
 def _scalar_symbols(expr: Any) -> set[Any]:
-    """Free scalar symbols outside vectors and parameter matrices (whose names are symbols)."""
-    if isinstance(expr, (VectorAt, sp.MatrixSymbol)):
+    """Free scalar symbols outside vectors and parameter matrices (whose names are symbols)
+    and the ones vector ``1`` (whose size may be a symbol)."""
+    if isinstance(expr, (VectorAt, sp.MatrixSymbol, sp.OneMatrix)):
         return set()
     if isinstance(expr, sp.Symbol):
         return {expr}

@@ -52,7 +52,9 @@ __all__ = [
     "lecture_text",
     "LectureTextPrinter",
     "greek",
+    "greek_name",
     "adjoint_name",
+    "is_adjoint_name",
     "Gradients",
     "compiled_summary",
     "init_printing",
@@ -138,7 +140,7 @@ def _identifier(name: str) -> str:
     ident = _NOT_IDENT.sub("_", name)
     if not ident or ident[0].isdigit() or ident[0] == "_" or keyword.iskeyword(ident):
         ident = "v_" + ident
-    elif ident in _RESERVED or ident.startswith("dL_d"):
+    elif ident in _RESERVED or is_adjoint_name(ident):
         ident = "v_" + ident
     return ident
 
@@ -164,10 +166,18 @@ def code_name(expr: sp.Basic) -> str:
     raise TypeError(f"code_name needs a symbol or time atom, got {expr!r}")
 
 
+_ADJOINT_PREFIX = "dL_d"
+
+
 def adjoint_name(name: str) -> str:
     """The code identifier of the adjoint dL/dq of a quantity whose identifier is ``name``:
     ``adjoint_name("h__3") == "dL_dh__3"`` (user names never start with ``dL_d``)."""
-    return f"dL_d{name}"
+    return f"{_ADJOINT_PREFIX}{name}"
+
+
+def is_adjoint_name(identifier: str) -> bool:
+    """Whether a code identifier names an adjoint (:func:`adjoint_name`)."""
+    return identifier.startswith(_ADJOINT_PREFIX)
 
 
 _GREEK_NAMES = (
@@ -188,6 +198,20 @@ def greek(name: str) -> str:
         return name
     letter = unicodedata.lookup(f"GREEK SMALL LETTER {key.upper().replace('LAMBDA', 'LAMDA')}")
     return letter.upper() if name[0].isupper() else letter
+
+
+def greek_name(letter: str) -> str | None:
+    """The name of a Greek letter, the inverse of :func:`greek`: ``σ`` -> ``sigma``,
+    ``Λ`` -> ``Lambda``; None for any other character.
+
+    >>> greek_name("σ"), greek_name("Λ"), greek_name("w")
+    ('sigma', 'Lambda', None)
+    """
+    words = unicodedata.name(letter, "").split()
+    if words[:2] not in (["GREEK", "SMALL"], ["GREEK", "CAPITAL"]) or words[2:3] != ["LETTER"]:
+        return None
+    name = words[-1].lower().replace("lamda", "lambda")
+    return name.capitalize() if words[1] == "CAPITAL" else name
 
 
 def latex_time(time: sp.Expr) -> str:

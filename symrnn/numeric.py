@@ -61,12 +61,15 @@ from .diff import (
 )
 from .errors import LimitError, ShapeError, SymrnnError
 from .functions import relu, sigmoid, softplus
+from .losses import vector_names
 from .matrices import VectorAt
 from .matrix_code import Unsupported, _spec, generate_matrix_source
 from .notation import (
+    adjoint_name,
     code_name,
     compiled_summary,
     identifier,
+    is_adjoint_name,
     is_time_atom,
     t,
     time_atoms,
@@ -508,7 +511,7 @@ def _wrap(printer: Any, expr: sp.Expr) -> str:
 def _symbol(atom: Any) -> sp.Symbol:
     """The code variable for a time atom, adjoint or parameter (``h__tm1``, ``dL_dh__3``)."""
     if isinstance(atom, Adjoint):
-        return sp.Symbol(f"dL_d{code_name(atom.args[0])}", real=True)
+        return sp.Symbol(adjoint_name(code_name(atom.args[0])), real=True)
     return sp.Symbol(code_name(atom), real=True)
 
 
@@ -615,11 +618,14 @@ def _groups(
     return out
 
 
-def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
-    """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector."""
+def _target_vectors(funcs: Iterable[Any], named: Iterable[str] = ()) -> dict[str, tuple[Any, ...]]:
+    """Loss-only inputs named ``y_1 … y_n`` (as ``sr.vector('y', n)`` names them) form a vector:
+    when there are several, or when the loss names the vector ``y`` (``named``, from
+    :func:`symrnn.losses.vector_names`), so that a 1-vector stays a vector."""
     by_base: dict[str, dict[int, Any]] = {}
     funcs = list(funcs)
     taken = {f.__name__ for f in funcs}
+    named = set(named)
     for f in funcs:
         base, _, index = f.__name__.rpartition("_")
         if base and index.isdigit():
@@ -627,7 +633,9 @@ def _target_vectors(funcs: Iterable[Any]) -> dict[str, tuple[Any, ...]]:
     return {
         base: tuple(comps[i] for i in range(1, len(comps) + 1))
         for base, comps in by_base.items()
-        if len(comps) >= 2 and set(comps) == set(range(1, len(comps) + 1)) and base not in taken
+        if (len(comps) >= 2 or base in named)
+        and set(comps) == set(range(1, len(comps) + 1))
+        and base not in taken
     }
 
 
@@ -636,6 +644,7 @@ class _Tables:
     rec: Recurrence
     loss: sp.Expr | None
     targets: tuple[Any, ...]
+    target_vectors: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @cached_property
     def param_groups(self) -> list[tuple[str, tuple[int, ...], list[str]]]:
@@ -670,7 +679,7 @@ class _Tables:
     def header(self) -> dict[str, Any]:
         rec = self.rec
         vectors = rec.vectors
-        tv = _target_vectors(self.targets)
+        tv = self.target_vectors
         return {
             "INPUT_LAG": rec.input_lag,
             "QUANTITIES": [identifier(f.__name__) for f in rec.defined],
@@ -770,8 +779,8 @@ def _adjoint_source(tables: _Tables, printer: Any, specs: dict[str, Any]) -> str
     rec, loss = tables.rec, tables.loss
     assert loss is not None
     D = step_derivatives(rec)
-    carry = {s: _CodeVar(f"dL_d{code_name(s(t))}_later", real=True) for s in rec.states}
-    adj = {f: _CodeVar(f"dL_d{code_name(f(t))}", real=True) for f in rec.defined}
+    carry = {s: _CodeVar(adjoint_name(code_name(s(t))) + "_later", real=True) for s in rec.states}
+    adj = {f: _CodeVar(adjoint_name(code_name(f(t))), real=True) for f in rec.defined}
     statements: list[tuple[sp.Symbol, sp.Expr]] = []
     for eq in reversed(rec.equations):
         q = eq.lhs.func
@@ -866,7 +875,7 @@ def _unrolled_source(U: Unfolded, loss: sp.Expr | None, printer: Any) -> str:
         leaf_names = sorted((used - chain_names) | {str(_symbol(a)) for a in leaves} & used)
         unpack2 = ["    _f = unrolled_forward(_v)"]
         unpack2 += [f"    {n} = _f[{n!r}]" for n in sorted(used & chain_names)]
-        unpack2 += [f"    {n} = _v[{n!r}]" for n in leaf_names if not n.startswith("dL_d")]
+        unpack2 += [f"    {n} = _v[{n!r}]" for n in leaf_names if not is_adjoint_name(n)]
         glines, _ = _emit(backward, [], printer)
         pg = ", ".join(f"{code_name(p)!r}: {_symbol(Adjoint(p))}" for p in rec.params)
         ig = ", ".join(
@@ -954,7 +963,8 @@ def generate_source(
                     f"the per-step loss uses {bad[0]}; a scan loss may only use quantities at "
                     "time t (use mode='unrolled' for losses across times)"
                 )
-    tables = _Tables(rec, expr if is_template else None, targets)
+    named = vector_names(loss) if loss is not None else frozenset()
+    tables = _Tables(rec, expr if is_template else None, targets, _target_vectors(targets, named))
     head = tables.header()
     if mode == "unrolled":
         if steps is None:

@@ -56,6 +56,7 @@ from .diff import classify_loss, grad, loss_only_symbols, total_loss
 from .diff import jacobian as chain_jacobian
 from .errors import LimitError, NoClosedForm, SymrnnError
 from .functions import relu, sigmoid, softplus
+from .losses import vector_names
 from .matrices import TimeVector, VectorAt, entry_symbol, explicit, is_matrix
 from .notation import identifier, is_time_atom, shift_of, t, time_atoms, time_of
 from .numeric import _groups, _target_vectors, lambdify
@@ -1174,7 +1175,7 @@ class _Formats:
         vectors = rec.vectors
         self.recurrence_inputs = _groups(rec.inputs, vectors)
         self.input_groups = self.recurrence_inputs + _groups(
-            setup.targets, _target_vectors(setup.targets)
+            setup.targets, _target_vectors(setup.targets, vector_names(setup.given_loss))
         )
         self.state_groups = _groups(rec.states, vectors)
         self.by_ident = {
@@ -1471,9 +1472,14 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
             for key, want in parts:
                 got = (gm["init"] if name == "init" else gm)[key]
                 for index in np.ndindex(np.shape(want)):
-                    label = f"dL/d{key}" + (f"[{', '.join(map(str, index))}]" if index else "")
+                    where: Location = ()
+                    if name == "init":  # one initial state per trial: the batch axis comes first
+                        where, entry, key_at = (("trial", index[0]),), index[1:], f"{key}(0)"
+                    else:
+                        entry, key_at = index, key
+                    label = f"dL/d{key_at}" + (f"[{', '.join(map(str, entry))}]" if entry else "")
                     comparison.add(
-                        (("component", label),),
+                        (("component", label), *where),
                         np.asarray(got)[index],
                         np.asarray(want)[index],
                     )
@@ -1483,14 +1489,16 @@ def _matrix_row(setup: _Setup, formats: _Formats) -> Row:
 def _codegen_loss(setup: _Setup, mode: str) -> tuple[Any, str | None]:
     """The loss to compile for ``mode``, or None and why the gradient row is skipped."""
     template = setup.template
+    # compiled as written: loss objects keep their target vectors (y stays a vector at size 1)
+    written = setup.given_loss if isinstance(setup.given_loss, sp.Basic) else template
     if mode == "unrolled":
-        loss = template if template is not None else setup.loss
+        loss = written if template is not None else setup.loss
     elif template is None:
         return None, "the loss is at fixed times; scan code needs a per-step template in t"
     elif any(time_of(a) != t for a in time_atoms(template)):
         return None, "the per-step loss reads other times than t; scan code reads time t only"
     else:
-        loss = template
+        loss = written
     if any(sp.sympify(v, strict=True).free_symbols for v in setup.init_given.values()):
         return loss, "initial states given as expressions in parameters; the code takes numbers"
     foreign = [str(s) for s in loss_only_symbols(setup.rec, setup.loss)]

@@ -352,6 +352,26 @@ def test_latex_pdf_without_pdflatex_writes_nothing(capsys, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not HAS_PDFLATEX or shutil.which("dot") is None, reason="needs pdflatex, dot")
+def test_latex_pdf_with_figures(capsys, tmp_path):
+    target = tmp_path / "notes.tex"
+    status, _, err = run(capsys, "latex", ELMAN, "--steps", 3, "-o", target, "--pdf", "--figures")
+    assert status == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert "\\usepackage{tikz}" in text and text.count("\\begin{tikzpicture}") == 3
+    assert (tmp_path / "notes.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_latex_figures_without_dot_exit_2_and_write_nothing(capsys, tmp_path, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real_which(name)
+    )
+    status, _, err = run(capsys, "latex", ELMAN, "-o", tmp_path / "notes.tex", "--figures")
+    assert status == 2 and "'dot'" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_latex_pdf_needs_an_output(capsys):
     status, _, err = run(capsys, "latex", LECTURE, "--pdf")
     assert status == 2 and "-o FILE.tex" in one_error_line(err)

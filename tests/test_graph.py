@@ -614,6 +614,8 @@ RECURRENCE_GRAPHS: dict[str, Callable[[], Graph]] = {
     "graph_rnn_unfolded_20": lambda: graph(sr.unfold(sr.cells.rnn(), 20), name="rnn_unfolded_20"),
     "graph_second_order_folded": lambda: graph(sr.cells.second_order()),
     "graph_rnn_bptt": lambda: graph(rnn_bptt()),
+    "graph_gru_unfolded": lambda: graph(sr.unfold(sr.cells.gru(3), 3)),
+    "graph_lstm_unfolded": lambda: graph(sr.unfold(sr.cells.lstm(3), 3)),
 }
 
 #: Every ready-made cell, scalar and vector.
@@ -1156,6 +1158,8 @@ DOC_IMAGES: dict[str, Callable[[], Graph]] = {
     "rnn_unfolded": RECURRENCE_GRAPHS["graph_rnn_unfolded"],
     "rnn_unfolded_20": RECURRENCE_GRAPHS["graph_rnn_unfolded_20"],
     "rnn_bptt": RECURRENCE_GRAPHS["graph_rnn_bptt"],
+    "gru_unfolded": RECURRENCE_GRAPHS["graph_gru_unfolded"],
+    "lstm_unfolded": RECURRENCE_GRAPHS["graph_lstm_unfolded"],
     **{key: RECURRENCE_GRAPHS[key] for key in RECURRENCE_GRAPHS if key.startswith("fig_10")},
     **{f"fig_6_8_{key}": functools.partial(figure, key) for key in sorted(FIGURES)},
 }
@@ -1272,3 +1276,67 @@ def test_cli_graph_bptt_draws_fig_10_3(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["graph", "h(t) = tanh(w*h(t-1) + x(t))", "--bptt", "2", "--loss", "h(t)**2"])
     assert code == 0 and "dL_dh__2" in capsys.readouterr().out
     assert main(["graph", elman, "-o", str(tmp_path / "x.png"), "--dpi", "3"]) == 2
+
+
+# ------------------------------------------------- readable layouts of gated cells
+
+
+def _positions(g: Graph) -> dict[str, tuple[float, float]]:
+    """Node centres (x, y) in inches as Graphviz lays ``g`` out."""
+    plain = subprocess.run(
+        ["dot", "-Tplain"], input=g.to_dot(), capture_output=True, text=True, check=True
+    ).stdout
+    words = [line.split() for line in plain.splitlines()]
+    return {w[1].strip('"'): (float(w[2]), float(w[3])) for w in words if w[:1] == ["node"]}
+
+
+def _rank_of(g: Graph) -> dict[str, int]:
+    return {node_id: r for r, row in enumerate(g.ranks) for node_id in row}
+
+
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_lstm_cell_state_has_its_own_row_above_the_hidden_state(peepholes: bool) -> None:
+    y = vector("y", 3)
+    for loss in (None, sr.squared_error(vector("h", 3)(t), y(t))):
+        g = graph(sr.unfold(sr.cells.lstm(3, peepholes=peepholes), 3), loss=loss)
+        rank = _rank_of(g)
+        cells = [f"c__{k}" for k in range(4)]
+        assert len({rank[c] for c in cells}) == 1  # one row, c^{(0)} included
+        (row,) = [r for r in g.ranks if "c__1" in r]
+        assert set(row) == set(cells)  # on its own
+        assert rank["c__1"] > rank["h__1"] > rank["o__1"] > rank["x__1"]
+        assert rank["c__1"] == max(rank[n.id] for n in g.nodes if n.id[0] in "fgioch")
+        # h^{(t-1)} -> gates^{(t)} join neighbouring rows (they no longer cross the c row)
+        for gate in "fgio":
+            assert rank["h__1"] - rank[f"{gate}__2"] == 1
+        if loss is not None:
+            assert rank["L__1"] > rank["c__1"]
+
+
+def test_gated_cells_without_a_memory_state_keep_the_usual_rows() -> None:
+    gru = graph(sr.unfold(sr.cells.gru(3), 2))
+    rank = _rank_of(gru)
+    assert rank["h__1"] > rank["g__1"] > rank["r__1"] > rank["x__1"]
+    stacked = sr.cells.stacked(sr.cells.elman(2, inputs=2), sr.cells.elman(2, inputs=2))
+    rank = _rank_of(graph(sr.unfold(stacked, 2)))
+    assert rank["h2__1"] > rank["h1__1"]  # the upper layer above the lower one
+
+
+@needs_dot
+def test_lstm_unfolding_reads_left_to_right() -> None:
+    g = graph(
+        sr.unfold(sr.cells.lstm(3), 3), loss=sr.squared_error(vector("h", 3)(t), vector("y", 3)(t))
+    )
+    at = _positions(g)
+    for name in ("c", "h"):
+        xs = [at[f"{name}__{k}"][0] for k in range(4)]
+        assert xs == sorted(xs), (name, xs)  # time runs left to right, initial state first
+    assert len({round(at[f"c__{k}"][1], 3) for k in range(4)}) == 1  # the c row is straight
+    assert at["c__1"][1] > at["h__1"][1] > at["x__1"][1]
+    for k in (1, 2, 3):  # the gates of every step in the order written: f, g, i, o
+        xs = [at[f"{gate}__{k}"][0] for gate in "fgio"]
+        assert xs == sorted(xs), (k, xs)
+    for k in (1, 2):  # steps do not interleave
+        assert max(at[f"{q}__{k}"][0] for q in "fgioch") < min(
+            at[f"{q}__{k + 1}"][0] for q in "fgioch"
+        )

@@ -28,10 +28,12 @@ from hypothesis import strategies as st
 from sympy.core.function import AppliedUndef
 
 import symrnn as sr
+from symrnn.errors import SymrnnError, ToolMissing
 from symrnn.latex import (
     LINE_WIDTH,
     Derivation,
     Display,
+    Figure,
     Paragraph,
     Table,
     break_latex,
@@ -439,17 +441,30 @@ def test_derivation_golden_rnn_document():
     _golden("derivation_rnn.md", D.to_markdown())
 
 
+def test_derivation_golden_goodfellow_softmax_document():
+    """Eq. 10.18-10.28 for the book's RNN (3 units, 3 classes, tau = 3), as a file to read."""
+    rec = sr.cells.elman(3, inputs=3, outputs=3)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    loss = sr.softmax_cross_entropy(o(t), y(t))
+    D = derivation(rec, steps=3, loss=loss, solve=False, verify=False)
+    _golden("derivation_elman_softmax.tex", D.without("verification").to_latex(document=True))
+
+
+#: The sections of a derivation of a concrete recurrence with a loss, in order.
+ALL_SECTIONS = (
+    "recurrence",
+    "unfolding",
+    "closed_form",
+    "loss",
+    "bptt",
+    "gradients",
+    "verification",
+)
+
+
 def test_derivation_sections():
     D = _derivation("rnn2")
-    assert D.keys == (
-        "recurrence",
-        "unfolding",
-        "closed_form",
-        "loss",
-        "bptt",
-        "gradients",
-        "verification",
-    )
+    assert D.keys == ALL_SECTIONS
     assert D.section("loss").title == "Loss"
     assert D.without("verification", "loss").keys == (
         "recurrence",
@@ -502,7 +517,7 @@ def test_derivation_with_a_closed_form_in_t():
     rec = sr.cells.linear()
     (h,) = rec.states
     text = derivation(rec, steps=2, loss=h(t) ** 2 / 2, verify=False).to_latex()
-    assert "found by linear-driven" in text
+    assert "found by the impulse response convolved with the input" in text
     assert r"\sum_{k=1}^{t} a^{t - k}" in text
 
 
@@ -802,10 +817,10 @@ def test_the_width_option_reaches_every_object():
 
 
 def test_derivation_of_every_cell_fits_the_page(tmp_path):
-    parts = [
-        derivation(rec, steps=3, loss=_cell_loss(rec), solve=False, verify=False).to_latex()
-        for _, rec in _cells()
-    ]
+    """With the closed-form search and the checks: their messages and tables are prose too."""
+    cells = [rec for _, rec in _cells()]
+    cells.append(sr.cells.stacked(sr.cells.elman(3, inputs=3), sr.cells.gru(3, inputs=3)))
+    parts = [derivation(rec, steps=3, loss=_cell_loss(rec)).to_latex() for rec in cells]
     document = derivation(sr.cells.rnn(), steps=1, verify=False, solve=False)
     head = document.to_latex(document=True).split("\\section*")[0]
     _, log = _compile(head + "\n\\clearpage\n".join(parts) + "\n\\end{document}\n", tmp_path)
@@ -865,3 +880,173 @@ def test_goodfellow_softmax_document_renders_every_page(tmp_path):
         dark = sum(1 for i in range(0, len(pixels), channels) if pixels[i] < 128)
         share = dark / (width * height)
         assert 0.002 < share < 0.3, f"{png.name} is {share:.1%} dark: blank or garbled"
+
+
+# ----------------------------------------------------------------- figures in derivations
+
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed")
+
+
+@needs_dot
+def test_derivation_figures_draw_the_folded_unfolded_and_bptt_graphs(tmp_path):
+    rec = sr.cells.elman(3, inputs=3, outputs=3)
+    o, y = sr.vector("o", 3), sr.vector("y", 3)
+    loss = sr.softmax_cross_entropy(o(t), y(t))
+    D = derivation(rec, steps=3, loss=loss, solve=False, verify=False, figures=True)
+    assert D.keys[:3] == ("recurrence", "unfolding", "graphs")
+    figures = [b for b in D.section("graphs").blocks if isinstance(b, Figure)]
+    assert len(figures) == 3
+    folded, unfolded, backward = (f.tikz for f in figures)
+    # the pictures are the graphs the library draws, in the document's fonts
+    assert folded == sr.graph(rec, loss=loss).to_tikz()
+    U = sr.unfold(rec, 3)
+    assert unfolded == sr.graph(U, loss=sr.total_loss(U, loss)).to_tikz()
+    assert "dashed" in backward and r"\partial L" in backward
+    assert r"\mathbf{h}^{(0)}" in unfolded and r"L^{(3)}" in unfolded
+    tex = D.to_latex(document=True)
+    assert tex.count(r"\begin{figure}") == 3 and r"\usepackage{tikz}" in tex
+    assert r"\usepackage{tikz}" not in derivation(rec, steps=1, verify=False).to_latex(True)
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log) and "Overfull \\vbox" not in log
+    markdown = D.to_markdown()
+    assert markdown.count("<svg") == 3 and "<?xml" not in markdown
+
+
+@needs_dot
+def test_derivation_figures_of_a_wide_cell_draw_fewer_steps_scaled_to_the_page(tmp_path):
+    from symrnn.latex import FIGURE_WIDTH, MIN_FIGURE_SCALE
+
+    h, y = sr.vector("h", 3), sr.vector("y", 3)
+    loss = sr.squared_error(h(t), y(t))
+    D = derivation(sr.cells.lstm(3), steps=3, loss=loss, solve=False, verify=False, figures=True)
+    blocks = D.section("graphs").blocks
+    figures = [b for b in blocks if isinstance(b, Figure)]
+    assert "first 2 steps" in figures[1].caption.to_latex()  # 3 steps are 14 in wide
+    assert (
+        sr.graph(sr.unfold(sr.cells.lstm(3), 3)).layout_size()[0] > FIGURE_WIDTH / MIN_FIGURE_SCALE
+    )
+    for figure in figures:
+        scale = float(re.search(r"x=([\d.]+)in", figure.tikz).group(1))
+        assert MIN_FIGURE_SCALE <= scale <= 1
+        xs = [float(x) for x in re.findall(r"at \(([\d.]+),", figure.tikz)]
+        assert max(xs) * scale <= FIGURE_WIDTH  # fits the text width
+    prose = " ".join(b.to_latex() for b in blocks if isinstance(b, Paragraph))
+    assert "--bptt" in prose  # the graph of BPTT would not fit, and the reader is told so
+    _, log = _compile(D.to_latex(document=True), tmp_path)
+    assert not _overfull(log)
+
+
+def test_derivation_figures_need_dot(monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "dot" else real_which(name)
+    )
+    with pytest.raises(ToolMissing, match="'dot' is not on PATH"):
+        derivation(sr.cells.rnn(), steps=2, verify=False, figures=True)
+
+
+def test_a_broken_argument_list_keeps_its_commas_at_the_ends_of_lines():
+    tex = latex(sr.unfold(sr.cells.gru(), 3), step=3)
+    rows = tex.removeprefix("\\begin{aligned}").removesuffix("\\end{aligned}").split(" \\\\ ")
+    assert len(rows) > 4
+    for row in rows:
+        text = row.replace("&", "").replace("\\quad", "").strip()
+        assert not text.startswith((",", ";", "\\cdot ,")), row
+    # a product broken between factors still marks the next factor with \cdot
+    product = r"\left(a + b + c + d\right) \left(e + f + g + h\right)"
+    lines = [line.replace("\\quad", "").strip() for line in break_latex(product, width=60)]
+    assert any(line.startswith("\\cdot \\bigl(e") for line in lines[1:]), lines
+
+
+def test_verification_table_names_numpy_entries_as_the_books_components():
+    from symrnn.latex import _table_prose
+
+    cell = _table_prose("matrix code vs component code (dL/dU_1[2, 0])").to_latex()
+    assert r"\partial (U_{1})_{31}$" in cell  # an entry of layer 1's matrix
+
+    cell = _table_prose("matrix code vs component code (dL/dV[1, 0])").to_latex()
+    assert r"$\partial L / \partial V_{21}$" in cell  # row 2, column 1, counted from one
+    cell = _table_prose("scan code vs one sequence (dL/dh(0)[2], trial 1)").to_latex()
+    assert r"$\partial L / \partial h_{3}^{(0)}$" in cell
+    assert r"\partial V_{12}" in _table_prose("dL/dV_12").to_latex()  # component names stay
+    cell = _table_prose("closed forms g(k), k = 1..3, vs iteration; the solver at t = 1, 2, 7")
+    assert r"$k = 1, \dots, 3$" in cell.to_latex() and "$t = 1, 2, 7$" in cell.to_latex()
+    assert "$h^{(0)}$)" in _table_prose("the closed form (b, w, h(0))").to_latex()
+
+
+# ------------------------------------------------------------- derivations at symbolic sizes
+
+
+def test_derivation_at_symbolic_size_is_the_books_matrix_form(tmp_path):
+    n = sr.size("n")
+    rec = sr.cells.elman(n, outputs=n)
+    o, y = sr.vector("o", n), sr.vector("y", n)
+    D = derivation(rec, steps=3, loss=sr.softmax_cross_entropy(o(t), y(t)))
+    assert D.keys == ALL_SECTIONS
+    tex = D.to_latex(document=True)
+    for line in (
+        r"\mathbf{W} \in \mathbb{R}^{n \times n}",
+        r"\mathbf{h}^{(2)} &:= \tanh{\left(\mathbf{b} + \mathbf{W} \mathbf{h}^{(1)} + "
+        r"\mathbf{U} \mathbf{x}^{(2)} \right)}",
+        r"f(f(\mathbf{h}^{(1)}, \mathbf{x}^{(2)}; \theta), \mathbf{x}^{(3)}; \theta)",
+        r"\mathbf{b} + \mathbf{W} \tanh",  # g^{(2)}: the chain substituted into itself
+        r"L^{(t)} &= - \sum_{i=1}^{n} y_{i}^{(t)} \log{\left(\hat{y}_{i}^{(t)} \right)}",
+        r"\nabla_{\mathbf{o}^{(t)}} L &= \mathbf{\hat{y}}^{(t)} - \mathbf{y}^{(t)}",
+        r"i = 1, \dots, n",
+        r"\nabla_{\mathbf{W}} L &= \sum_{t=1}^{\tau}",
+    ):
+        assert line in tex, line
+    derived = D.without("verification").to_latex()
+    assert "h_{1}" not in derived and "W_{11}" not in derived  # no components at size n
+    assert "all 11 comparisons pass" in tex and "$n = 3$" in tex  # checked at n = 3
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log) and "Overfull \\vbox" not in log
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "mgu"])
+def test_gated_cells_derive_at_symbolic_size(cell, tmp_path):
+    n, m = sr.size("n"), sr.size("m")
+    rec = getattr(sr.cells, cell)(n, inputs=m)
+    h, y = sr.vector("h", n), sr.vector("y", n)
+    figures = shutil.which("dot") is not None and cell == "gru"
+    D = derivation(rec, steps=3, loss=sr.squared_error(h(t), y(t)), figures=figures)
+    tex = D.to_latex(document=True)
+    assert r"\nabla_{\mathbf{h}^{(t)}} L &=" in tex and r"\nabla_{\mathbf{W}_{g}} L" in tex
+    assert r"\mathbb{R}^{n \times m}" in tex and "comparisons pass" in tex
+    assert ("tikzpicture" in tex) == figures
+    _, log = _compile(tex, tmp_path)
+    assert not _overfull(log)
+
+
+def test_latex_of_a_symbolic_size_unfolding():
+    n = sr.size("n")
+    U = sr.unfold(sr.cells.elman(n), 2)
+    chain = latex(U)
+    assert chain.count(":=") == 2 and r"\mathbf{h}^{(2)} &:=" in chain
+    step = latex(U, step=2, width=None)
+    assert step.startswith(r"\mathbf{h}^{(2)} = f(\mathbf{h}^{(1)}, \mathbf{x}^{(2)}; \theta)")
+    assert r"g^{(2)}(\mathbf{x}^{(2)}, \mathbf{x}^{(1)})" in step
+    assert r"g^{(t)}(\mathbf{x}^{(t)}" in latex(U, step=t)
+
+
+def test_a_loss_at_fixed_times_needs_explicit_sizes():
+    n = sr.size("n")
+    h, y = sr.vector("h", n), sr.vector("y", n)
+    with pytest.raises(SymrnnError, match="at symbolic sizes give a per-step loss"):
+        derivation(sr.cells.elman(n), steps=2, loss=sr.squared_error(h(2), y(2)), verify=False)
+
+
+def test_library_messages_in_documents_are_text_pdflatex_can_set():
+    from symrnn.latex import _escape, _prose
+
+    assert _escape("λ**3 + σ … a→b") == r"$\lambda$**3 + $\sigma$ \dots{} a$\to$b"
+    message = (
+        "no closed form for Recurrence 'linear': the characteristic polynomial has the factor "
+        "-A_11*A_22 + λ**3 of degree 3 with symbolic coefficients, whose roots are unknown; "
+        "substitute numbers for the parameters"
+    )
+    assert _prose(message) == (
+        "the characteristic polynomial has a factor of degree 3 with symbolic coefficients, "
+        "whose roots are unknown."
+    )

@@ -207,3 +207,12 @@ def test_compiled_summary_is_short():
     assert len(summary) < 200 < len(compiled.source)
     assert "'elman'" in summary and "W (3, 3)" in summary and "inputs x" in summary
     assert f".source has {len(compiled.source.splitlines())} lines" in summary
+
+
+def test_compiled_displays_its_summary_in_ipython(shell):
+    from symrnn.notation import compiled_summary
+
+    compiled = sr.lambdify(sr.cells.elman(3, inputs=2))
+    data, _ = shell.display_formatter.format(compiled)
+    assert data["text/plain"] == compiled_summary(compiled)
+    assert len(data["text/plain"]) < 200 and "def " not in data["text/plain"]

@@ -106,3 +106,45 @@ def test_cli_check_with_nothing_compared_is_not_ok() -> None:
     assert len(lines) == 1 and lines[0].startswith("NOTHING COMPARED"), done.stdout
     assert "abstract function f" in lines[0]
     assert "OK" not in done.stdout.replace("NOTHING COMPARED", "")
+
+
+# ------------------------------------------------------------------ sums in a loss
+
+
+def _sum_case():
+    rnn = sr.cells.rnn()
+    (h,) = rnn.states
+    return rnn, h, sp.Symbol("k", integer=True)
+
+
+def test_a_sum_over_fixed_times_is_the_sum_written_out():
+    """Sum(h(k)**2, (k, 1, 3)) used to count as a template with no time atoms: summed over
+    the steps again (3*Sum) and differentiated to nothing."""
+    rnn, h, k = _sum_case()
+    U = sr.unfold(rnn, 3)
+    written = h(1) ** 2 + h(2) ** 2 + h(3) ** 2
+    assert sr.grad(U, sp.Sum(h(k) ** 2, (k, 1, 3))) == sr.grad(U, written)
+    report = sr.verify(rnn, steps=3, loss=sp.Sum(h(k) ** 2, (k, 1, 3)), seed=0)
+    assert report.ok, str(report)
+    gradient_rows = [r for r in report.rows if r.check == "gradient"]
+    assert gradient_rows and all(r.status == "pass" for r in gradient_rows)
+
+
+def test_a_sum_up_to_t_in_a_per_step_loss_is_written_out_at_each_step():
+    rnn, h, k = _sum_case()
+    U = sr.unfold(rnn, 3)
+    total = sr.total_loss(U, sp.Sum(h(k) ** 2, (k, 1, sr.t)))
+    assert sr.grad(U, total) == sr.grad(U, 3 * h(1) ** 2 + 2 * h(2) ** 2 + h(3) ** 2)
+
+
+@pytest.mark.parametrize(
+    ("upper", "message"),
+    [
+        (sp.Symbol("n", integer=True), "sums up to n, which is not a number"),
+        (10**6, "has 1000000 terms"),
+    ],
+)
+def test_sums_that_cannot_be_written_out_are_refused(upper, message):
+    rnn, h, k = _sum_case()
+    with pytest.raises(SymrnnError, match=message):
+        sr.grad(sr.unfold(rnn, 3), sp.Sum(h(k) ** 2, (k, 1, upper)))

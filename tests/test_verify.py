@@ -584,3 +584,17 @@ def test_rows_know_whether_they_are_ok() -> None:
     report = Report((row,), "r", 1, 0)
     assert not report.ok and report.failures == (row,)
     assert "FAILED: 1 fail" in str(report) and "x = 1, y = 2" in str(report)
+
+
+def test_a_one_vector_target_stays_a_vector_in_every_code_path():
+    """A loss object names its target vector; at size 1 the component code used to call it
+    y_1, so the matrix row (which calls it y) failed with 'unknown input(s) y_1'."""
+    elman = sr.cells.elman(2, outputs=1)
+    loss = sr.squared_error(sr.vector("o", 1)(sr.t), sr.vector("y", 1)(sr.t))
+    for level in ("matrix", "components"):
+        assert sr.lambdify(elman, loss=loss, level=level).input_shapes["y"] == (1,)
+    report = sr.verify(elman, steps=3, loss=loss, seed=0)
+    assert report.ok, str(report)
+    ran = {row.compared for row in report.rows if row.status == "pass"}
+    assert "matrix code vs component code" in ran
+    assert "scan code loss and gradient vs reverse mode" in ran
