@@ -266,6 +266,8 @@ def _stacked(specs, X, hist, saved, k0, k1):
     A (B, n) value of each step becomes one (steps·B, n) array: the precompute functions work
     row by row, and a matrix product over it is one BLAS call.
     """
+    if k1 == k0 + 1:  # one step (a large batch): its own arrays
+        return [_at(spec, X, hist, saved, k0 + 1) for spec in specs]
     out = []
     columns = _columns(specs, X, hist, (), saved, k0, k1)
     for c, (kind, _, _) in zip(columns, specs, strict=True):
@@ -274,6 +276,16 @@ def _stacked(specs, X, hist, saved, k0, k1):
         else:
             out.append(c[0] if len(c) == 1 else numpy.concatenate(c))
     return out
+
+
+def _at(spec, X, hist, saved, k):
+    """One argument at step k."""
+    kind, name, lag = spec
+    if kind == "input":
+        return X[name][k + INPUT_LAG - lag - 1]
+    if kind == "state":
+        return hist[name][k + ORDERS[name] - lag - 1]
+    return saved[k - 1][name]
 
 
 def _by_step(values, steps):
