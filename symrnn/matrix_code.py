@@ -57,7 +57,7 @@ from .errors import SymrnnError
 from .functions import relu, sigmoid, softplus
 from .losses import Loss, SoftmaxCrossEntropy, SquaredError
 from .matrices import VectorAt
-from .notation import identifier, is_time_atom, str_expr, t, time_of
+from .notation import adjoint_name, identifier, is_time_atom, str_expr, t, time_of
 from .ops import dot as dot_op
 from .ops import reduce_sum, sqr
 from .recurrence import Recurrence
@@ -741,7 +741,7 @@ class _Sources:
             elif any(a in needs for a in n.args):
                 needs.add(n.id)
         states = [f.__name__ for f in rec.blocks.states]
-        carries = {q: f"dL_d{identifier(q)}__later" for q in states}
+        carries = {q: adjoint_name(identifier(q)) + "__later" for q in states}
         # Each contribution: its text, and whether it is known before the backward loop.
         contributions: dict[int, list[tuple[str, bool]]] = {self.loss_root: [("_one", early)]}
         for q in states:
@@ -961,7 +961,7 @@ def _name_of(lhs: Any) -> str:
 
 
 def _gradient_name(n: Node) -> str:
-    return f"dL_d{n.name}" if not n.name.startswith("_") else f"_g{n.id}"
+    return adjoint_name(n.name) if not n.name.startswith("_") else f"_g{n.id}"
 
 
 def _mentions(text: str, name: str) -> bool:
