@@ -110,10 +110,10 @@ from .notation import (
     adjoint_name,
     code_name,
     greek,
-    greek_name,
     identifier,
     is_time_atom,
     latex_bold,
+    latex_char,
     latex_expr,
     latex_time,
     t,
@@ -1023,7 +1023,6 @@ def _dot_program() -> str:
 # ---------------------------------------------------------------------------------------------
 # TikZ: Graphviz's layout, TeX's labels
 
-_TIKZ_SYMBOLS = {"×": r"\times", "·": r"\cdot", "⊙": r"\odot", "∘": r"\circ", "−": "-"}
 _TIKZ_BEGIN = r"\begin{tikzpicture}[x=1in, y=1in, >=stealth, every node/.style={inner sep=1pt}]"
 _TIKZ_SCALED = (
     r"\begin{{tikzpicture}}[x={scale}in, y={scale}in, >=stealth, "
@@ -1039,12 +1038,10 @@ def _tikz_label(edge: Edge) -> str:
         return latex_bold(text) if "<B>" in edge.label_html else latex_expr(sp.Symbol(text))
     out = []
     for ch in text:
-        if ch in _TIKZ_SYMBOLS:
-            out.append(_TIKZ_SYMBOLS[ch])
-        elif ch.isascii():
+        if ch.isascii():
             out.append(ch if ch.isalnum() or ch in "+-*/()., " else "")
         else:
-            out.append(latex_expr(sp.Symbol(greek_name(ch) or "?")) + " ")
+            out.append((latex_char(ch) or "?") + " ")
     return "".join(out).strip()
 
 

@@ -36,9 +36,9 @@ from .files import write_atomic
 from .losses import expand_losses
 from .matrices import VectorAt, explicit, is_matrix
 from .notation import (
-    greek_name,
     is_time_atom,
     latex_bold,
+    latex_char,
     latex_expr,
     latex_time,
     shift_of,
@@ -1201,24 +1201,21 @@ _LATEX_SPECIALS = {
     "^": "\\^{}",
     "~": "\\~{}",
     "–": "--",  # ranges such as eqs. 10.18–10.21
+    "…": "\\dots{}",
 }
 _MARKUP = re.compile(r"(\$[^$]+\$|`[^`]+`)")
 
 
-#: Characters of library messages that pdflatex cannot set as text (Greek letters are looked up).
-_TEXT_SYMBOLS = {"…": "\\dots{}", "−": "-", "→": "$\\to$", "×": "$\\times$", "⊙": "$\\odot$"}
-
-
 def _escape(text: str) -> str:
+    """Text for LaTeX: its specials escaped, symbols and Greek letters of library messages
+    set as math (pdflatex cannot set them as text)."""
     out = []
     for c in text:
-        if c.isascii():
+        if c in _LATEX_SPECIALS or c.isascii():
             out.append(_LATEX_SPECIALS.get(c, c))
-        elif c in _LATEX_SPECIALS or c in _TEXT_SYMBOLS:
-            out.append(_LATEX_SPECIALS.get(c) or _TEXT_SYMBOLS[c])
         else:
-            name = greek_name(c)
-            out.append(f"${latex_expr(sp.Symbol(name))}$" if name else c)
+            tex = latex_char(c)
+            out.append(f"${tex}$" if tex else c)
     return "".join(out)
 
 
@@ -1343,10 +1340,10 @@ _TABLE_SPECS = {6: "lp{6.2cm}rrp{2.2cm}l", 5: "lp{8.4cm}rrl"}
 @dataclass(frozen=True)
 class Figure:
     """A computational graph: TikZ for LaTeX (the document's fonts) in a floating ``figure``
-    with its caption, SVG for Markdown."""
+    with its caption; SVG, drawn when asked for, for Markdown."""
 
     tikz: str
-    svg: str
+    graph: Any  # the symrnn.graph.Graph drawn
     caption: Paragraph
 
     def to_latex(self) -> str:
@@ -1356,7 +1353,8 @@ class Figure:
         )
 
     def to_markdown(self) -> str:
-        return self.svg[self.svg.find("<svg") :].strip() + f"\n\n*{self.caption.to_markdown()}*"
+        svg = self.graph._repr_svg_() or ""
+        return svg[svg.find("<svg") :].strip() + f"\n\n*{self.caption.to_markdown()}*"
 
 
 Block = Paragraph | Display | Table | Figure
@@ -1644,7 +1642,7 @@ def _figure(g: Any, caption: str) -> Figure | None:
     scale = min(1.0, FIGURE_WIDTH / width, FIGURE_HEIGHT / height)
     if scale < MIN_FIGURE_SCALE:
         return None
-    return Figure(g.to_tikz(scale=round(scale, 3)), g._repr_svg_() or "", _p(caption))
+    return Figure(g.to_tikz(scale=round(scale, 3)), g, _p(caption))
 
 
 def _graphs_section(U: Unfolded, loss: Any, per_step: Any, total: Any) -> Section:

@@ -53,6 +53,7 @@ __all__ = [
     "LectureTextPrinter",
     "greek",
     "greek_name",
+    "latex_char",
     "adjoint_name",
     "is_adjoint_name",
     "Gradients",
@@ -212,6 +213,31 @@ def greek_name(letter: str) -> str | None:
         return None
     name = words[-1].lower().replace("lamda", "lambda")
     return name.capitalize() if words[1] == "CAPITAL" else name
+
+
+#: Symbols that labels and library messages use, as LaTeX math.
+_MATH_SYMBOLS = {
+    "×": r"\times",
+    "·": r"\cdot",
+    "⊙": r"\odot",
+    "∘": r"\circ",
+    "→": r"\to",
+    "…": r"\dots",
+    "−": "-",
+}
+
+
+def latex_char(char: str) -> str | None:
+    r"""A non-ASCII character of a label or message as LaTeX math (symbols and Greek letters);
+    None for any other.
+
+    >>> latex_char("⊙"), latex_char("λ"), latex_char("é")
+    ('\\odot', '\\lambda', None)
+    """
+    if char in _MATH_SYMBOLS:
+        return _MATH_SYMBOLS[char]
+    name = greek_name(char)
+    return sp.latex(sp.Symbol(name)) if name else None
 
 
 def latex_time(time: sp.Expr) -> str:
